@@ -1,0 +1,356 @@
+//! The store writer: the only read-write SQLite connection.
+//!
+//! Every mutation in the process arrives here as a [`WriteOp`]. The actor
+//! buffers ops in its state and sends itself one [`WriterMsg::Flush`];
+//! because the mailbox is FIFO, the flush is handled after every write that
+//! was already queued, so one transaction commits all of them (group
+//! commit). The commit runs on the blocking pool; while it does, new writes
+//! queue in the mailbox and form the next batch. Callers get their reply
+//! only after the commit, so a reply means the write is durable
+//! (`synchronous=FULL`). Each op runs inside its own savepoint, so one
+//! failing op never rolls back its neighbours.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use rusqlite::Connection;
+
+use crate::store::access::AccessTracker;
+use crate::store::memories::{
+    self, Audit, ForgetRequest, ModifyRequest, MutationOutcome, NewMemory, RecoverRequest,
+    RememberOutcome,
+};
+use crate::store::{self, StoreError};
+
+/// Reply port of a write.
+pub type Reply<T> = RpcReplyPort<Result<T, StoreError>>;
+
+/// One write, with the port its caller waits on.
+pub enum WriteOp {
+    /// Insert a memory unless a live duplicate exists.
+    Remember {
+        new: Box<NewMemory>,
+        audit: Audit,
+        reply: Reply<RememberOutcome>,
+    },
+    /// Patch memories (one or a batch), each checked on its own.
+    Modify {
+        reqs: Vec<ModifyRequest>,
+        audit: Audit,
+        reply: Reply<Vec<MutationOutcome>>,
+    },
+    /// Soft-delete memories (one or a batch), each checked on its own.
+    Forget {
+        reqs: Vec<ForgetRequest>,
+        audit: Audit,
+        reply: Reply<Vec<MutationOutcome>>,
+    },
+    /// Undo a soft delete.
+    Recover {
+        req: RecoverRequest,
+        audit: Audit,
+        reply: Reply<MutationOutcome>,
+    },
+    /// Add batched access counts; nobody waits for it.
+    Access { hits: Vec<(String, i64)> },
+}
+
+/// Messages to the store writer.
+pub enum WriterMsg {
+    /// Buffer a write; it commits with the next flush.
+    Write(WriteOp),
+    /// Commit everything buffered so far (self-sent).
+    Flush,
+    /// Move batched recall access counts into the buffer (timer).
+    FlushAccess,
+    /// Checkpoint the WAL into the database file.
+    Checkpoint(RpcReplyPort<Result<(), StoreError>>),
+    /// Fault injection for supervision tests: the handler panics.
+    #[doc(hidden)]
+    InjectPanic,
+}
+
+/// Counters of the group commit, shared with `/api/status` and benches.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    pub batches: AtomicU64,
+    pub ops: AtomicU64,
+    pub max_batch: AtomicU64,
+    pub commit_failures: AtomicU64,
+}
+
+impl WriterStats {
+    /// Mean ops per committed batch.
+    pub fn mean_batch(&self) -> f64 {
+        let b = self.batches.load(Ordering::Relaxed);
+        if b == 0 {
+            0.0
+        } else {
+            self.ops.load(Ordering::Relaxed) as f64 / b as f64
+        }
+    }
+}
+
+/// Startup arguments.
+#[derive(Clone)]
+pub struct WriterArgs {
+    pub db_path: std::path::PathBuf,
+    pub vector_dims: usize,
+    pub max_batch: usize,
+    pub access_flush: Duration,
+    pub access: Arc<AccessTracker>,
+    pub stats: Arc<WriterStats>,
+}
+
+/// The actor (a unit struct; everything lives in [`WriterState`]).
+pub struct StoreWriter;
+
+/// State owned by the writer.
+pub struct WriterState {
+    conn: Option<Connection>,
+    buffer: Vec<WriteOp>,
+    flush_scheduled: bool,
+    args: WriterArgs,
+}
+
+impl Actor for StoreWriter {
+    type Msg = WriterMsg;
+    type State = WriterState;
+    type Arguments = WriterArgs;
+
+    async fn pre_start(
+        &self,
+        _me: ActorRef<WriterMsg>,
+        args: WriterArgs,
+    ) -> Result<WriterState, ActorProcessingErr> {
+        let path = args.db_path.clone();
+        let dims = args.vector_dims;
+        let conn = tokio::task::spawn_blocking(move || store::open_writer(&path, dims)).await??;
+        Ok(WriterState {
+            conn: Some(conn),
+            buffer: Vec::with_capacity(args.max_batch),
+            flush_scheduled: false,
+            args,
+        })
+    }
+
+    async fn post_start(
+        &self,
+        me: ActorRef<WriterMsg>,
+        state: &mut WriterState,
+    ) -> Result<(), ActorProcessingErr> {
+        me.send_interval(state.args.access_flush, || WriterMsg::FlushAccess);
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        me: ActorRef<WriterMsg>,
+        msg: WriterMsg,
+        state: &mut WriterState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            WriterMsg::Write(op) => {
+                state.buffer.push(op);
+                if state.buffer.len() >= state.args.max_batch {
+                    commit(state).await?;
+                } else if !state.flush_scheduled {
+                    state.flush_scheduled = true;
+                    me.send_message(WriterMsg::Flush)?;
+                }
+            }
+            WriterMsg::Flush => {
+                state.flush_scheduled = false;
+                commit(state).await?;
+            }
+            WriterMsg::FlushAccess => {
+                let hits = state.args.access.drain();
+                if !hits.is_empty() {
+                    state.buffer.push(WriteOp::Access { hits });
+                    commit(state).await?;
+                }
+            }
+            WriterMsg::Checkpoint(reply) => {
+                commit(state).await?;
+                let res = with_conn(state, |c| {
+                    c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+                    Ok(())
+                })
+                .await?;
+                let _ = reply.send(res);
+            }
+            WriterMsg::InjectPanic => panic!("injected store writer fault"),
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _me: ActorRef<WriterMsg>,
+        state: &mut WriterState,
+    ) -> Result<(), ActorProcessingErr> {
+        // A clean stop (drain) commits what is left and folds the WAL back.
+        let hits = state.args.access.drain();
+        if !hits.is_empty() {
+            state.buffer.push(WriteOp::Access { hits });
+        }
+        commit(state).await?;
+        if state.conn.is_some() {
+            let _ = with_conn(state, |c| {
+                c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+                Ok(())
+            })
+            .await;
+        }
+        Ok(())
+    }
+}
+
+/// Run `f` with the connection on the blocking pool and put it back.
+async fn with_conn<T: Send + 'static>(
+    state: &mut WriterState,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+) -> Result<Result<T, StoreError>, ActorProcessingErr> {
+    let conn = state
+        .conn
+        .take()
+        .ok_or("store writer lost its connection")?;
+    let (conn, out) = tokio::task::spawn_blocking(move || {
+        let out = f(&conn);
+        (conn, out)
+    })
+    .await?;
+    state.conn = Some(conn);
+    Ok(out)
+}
+
+/// Commit the buffer as one transaction and answer every caller.
+async fn commit(state: &mut WriterState) -> Result<(), ActorProcessingErr> {
+    if state.buffer.is_empty() {
+        return Ok(());
+    }
+    let ops = std::mem::take(&mut state.buffer);
+    let n = ops.len() as u64;
+    let stats = state.args.stats.clone();
+    let conn = state
+        .conn
+        .take()
+        .ok_or("store writer lost its connection")?;
+    // A panic inside the batch drops `conn` (rolling the transaction back)
+    // and every reply port; the error below fails this actor and the
+    // supervisor opens a fresh connection.
+    let conn = tokio::task::spawn_blocking(move || {
+        run_batch(&conn, ops, &stats);
+        conn
+    })
+    .await?;
+    state.conn = Some(conn);
+    let s = &state.args.stats;
+    s.batches.fetch_add(1, Ordering::Relaxed);
+    s.ops.fetch_add(n, Ordering::Relaxed);
+    s.max_batch.fetch_max(n, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Sends the reply of one op once the batch's fate is known.
+type Finish = Box<dyn FnOnce(Option<&str>) + Send>;
+
+fn finisher<T: Send + 'static>(reply: Reply<T>, out: Result<T, StoreError>) -> Finish {
+    Box::new(move |commit_err| {
+        let msg = match (commit_err, out) {
+            (Some(e), _) => Err(StoreError::Commit(e.to_string())),
+            (None, out) => out,
+        };
+        // The caller may have timed out and gone; nothing to do then.
+        let _ = reply.send(msg);
+    })
+}
+
+/// Run `f` inside a savepoint: its writes are kept only if it succeeds.
+fn in_savepoint<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    conn.execute_batch("SAVEPOINT op")?;
+    match f(conn) {
+        Ok(v) => {
+            conn.execute_batch("RELEASE op")?;
+            Ok(v)
+        }
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO op; RELEASE op")?;
+            Err(e)
+        }
+    }
+}
+
+/// Execute one batch in one transaction, commit, then reply.
+fn run_batch(conn: &Connection, ops: Vec<WriteOp>, stats: &WriterStats) {
+    let mut finish: Vec<Finish> = Vec::with_capacity(ops.len());
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let msg = e.to_string();
+        for op in ops {
+            fail_op(op, &msg);
+        }
+        stats.commit_failures.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    for op in ops {
+        finish.push(match op {
+            WriteOp::Remember { new, audit, reply } => finisher(
+                reply,
+                in_savepoint(conn, |c| memories::insert(c, &new, &audit)),
+            ),
+            WriteOp::Modify { reqs, audit, reply } => finisher(
+                reply,
+                reqs.iter()
+                    .map(|r| in_savepoint(conn, |c| memories::modify(c, r, &audit)))
+                    .collect(),
+            ),
+            WriteOp::Forget { reqs, audit, reply } => finisher(
+                reply,
+                reqs.iter()
+                    .map(|r| in_savepoint(conn, |c| memories::forget(c, r, &audit)))
+                    .collect(),
+            ),
+            WriteOp::Recover { req, audit, reply } => finisher(
+                reply,
+                in_savepoint(conn, |c| memories::recover(c, &req, &audit)),
+            ),
+            WriteOp::Access { hits } => {
+                let at = store::now_iso();
+                if let Err(e) = in_savepoint(conn, |c| memories::apply_access(c, &hits, &at)) {
+                    tracing::warn!(error = %e, "access counts not written");
+                }
+                Box::new(|_| {})
+            }
+        });
+    }
+    let commit_err = conn.execute_batch("COMMIT").err().map(|e| {
+        let _ = conn.execute_batch("ROLLBACK");
+        stats.commit_failures.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(error = %e, "group commit failed");
+        e.to_string()
+    });
+    for f in finish {
+        f(commit_err.as_deref());
+    }
+}
+
+fn fail_op(op: WriteOp, msg: &str) {
+    let err = StoreError::Commit(msg.to_string());
+    match op {
+        WriteOp::Remember { reply, .. } => {
+            let _ = reply.send(Err(err));
+        }
+        WriteOp::Modify { reply, .. } | WriteOp::Forget { reply, .. } => {
+            let _ = reply.send(Err(err));
+        }
+        WriteOp::Recover { reply, .. } => {
+            let _ = reply.send(Err(err));
+        }
+        WriteOp::Access { .. } => {}
+    }
+}

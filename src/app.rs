@@ -1,0 +1,179 @@
+//! Build everything and run it: workspace, actors, routes, server, and the
+//! ordered shutdown.
+//!
+//! [`App::start`] takes an already-bound listener (tests bind port 0) and a
+//! shutdown future; [`App::wait`] returns once the server stopped accepting,
+//! in-flight requests finished, the store writer drained and the WAL was
+//! checkpointed.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use ractor::{Actor, ActorRef};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::actors::store_writer::{WriterArgs, WriterStats};
+use crate::actors::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
+use crate::actors::Registry;
+use crate::config::{AuthMode, Config};
+use crate::http::{self, AppState};
+use crate::memory::MemoryService;
+use crate::store::access::AccessTracker;
+use crate::store::{self, ReadPool};
+
+/// Refuse configurations this build cannot serve safely.
+pub fn check_auth(config: &Config) -> anyhow::Result<()> {
+    match config.settings.auth.mode {
+        AuthMode::Local => {
+            if !config.binds_loopback() {
+                bail!(
+                    "refusing to bind {} with auth.mode: local (anyone on the network could read and write every memory); \
+                     bind 127.0.0.1 (SIGNET_BIND) or set auth.mode: team in {}",
+                    config.bind,
+                    config.workspace.join("agent.yaml").display()
+                );
+            }
+            Ok(())
+        }
+        AuthMode::Team | AuthMode::Hybrid => bail!(
+            "auth.mode: {} is not available in this build yet; use auth.mode: local on a loopback address",
+            config.settings.auth.mode.as_str()
+        ),
+    }
+}
+
+/// Create the workspace layout.
+pub fn prepare_workspace(config: &Config) -> anyhow::Result<()> {
+    for dir in [
+        config.workspace.join("memory"),
+        config.daemon_dir(),
+        config.daemon_dir().join("logs"),
+    ] {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// A running daemon.
+pub struct App {
+    /// The address the server listens on.
+    pub addr: std::net::SocketAddr,
+    /// Actor refs, for supervision tests and tooling.
+    pub registry: Registry,
+    /// Group-commit counters.
+    pub writer_stats: Arc<WriterStats>,
+    /// Supervisor restarts so far.
+    pub restarts: Arc<AtomicU64>,
+    server: tokio::task::JoinHandle<()>,
+    supervisor: ActorRef<SupervisorMsg>,
+    pid_file: std::path::PathBuf,
+}
+
+impl App {
+    /// Start the actors and serve on `listener` until `shutdown` resolves
+    /// (or the supervisor gives up).
+    pub async fn start(
+        config: Config,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<App> {
+        let started = Instant::now();
+        check_auth(&config)?;
+        prepare_workspace(&config)?;
+        let config = Arc::new(config);
+        let addr = listener.local_addr()?;
+        let pid_file = config.daemon_dir().join("pid");
+        std::fs::write(&pid_file, std::process::id().to_string())
+            .with_context(|| format!("cannot write {}", pid_file.display()))?;
+
+        let registry = Registry::default();
+        let access = Arc::new(AccessTracker::default());
+        let writer_stats = Arc::new(WriterStats::default());
+        let restarts = Arc::new(AtomicU64::new(0));
+        let s = &config.settings.server;
+        let args = SupervisorArgs {
+            registry: registry.clone(),
+            writer: WriterArgs {
+                db_path: config.db_path(),
+                vector_dims: config.settings.embedding.dimensions,
+                max_batch: s.max_batch,
+                access_flush: Duration::from_millis(s.access_flush_ms.max(10)),
+                access: access.clone(),
+                stats: writer_stats.clone(),
+            },
+            restarts: restarts.clone(),
+        };
+        let (supervisor, sup_handle) = Actor::spawn(None, Supervisor, args)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot start the store: {e}"))?;
+
+        let reads = ReadPool::new(&config.db_path(), s.read_pool_size);
+        let state = AppState {
+            memories: MemoryService::new(config.clone(), registry.clone(), reads, access),
+            registry: registry.clone(),
+            writer_stats: writer_stats.clone(),
+            restarts: restarts.clone(),
+            started,
+            started_at: store::now_iso(),
+            port: addr.port(),
+            config: config.clone(),
+        };
+
+        // Stop serving on the caller's signal or when the supervisor dies.
+        let (stop_tx, mut stop_rx) = watch::channel(false);
+        let stop_on_signal = stop_tx.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_on_signal.send(true);
+        });
+        tokio::spawn(async move {
+            let _ = sup_handle.await;
+            let _ = stop_tx.send(true);
+        });
+        let server = warp::serve(http::routes(state))
+            .incoming(listener)
+            .graceful(async move {
+                let _ = stop_rx.wait_for(|s| *s).await;
+            });
+        let server = tokio::spawn(server.run());
+        tracing::info!(%addr, workspace = %config.workspace.display(), "signet listening");
+        Ok(App {
+            addr,
+            registry,
+            writer_stats,
+            restarts,
+            server,
+            supervisor,
+            pid_file,
+        })
+    }
+
+    /// Wait for the server to stop, then drain the writer and checkpoint.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let _ = self.server.await;
+        tracing::info!("server stopped; draining the store writer");
+        let res = ractor::call_t!(self.supervisor, SupervisorMsg::Shutdown, 60_000);
+        self.supervisor.stop(None);
+        let _ = std::fs::remove_file(&self.pid_file);
+        res.map_err(|e| anyhow::anyhow!("store shutdown: {e}"))?;
+        tracing::info!("shutdown complete");
+        Ok(())
+    }
+}
+
+/// Bind the configured address.
+pub async fn bind(config: &Config) -> anyhow::Result<TcpListener> {
+    let host = if config.bind == "localhost" {
+        "127.0.0.1"
+    } else {
+        config.bind.as_str()
+    };
+    let addr = format!("{host}:{}", config.port);
+    TcpListener::bind(&addr).await.with_context(|| {
+        format!("cannot listen on {addr} (is another daemon running? set SIGNET_PORT to use another port)")
+    })
+}

@@ -1,0 +1,526 @@
+//! Typed settings: `agent.yaml` plus `SIGNET_*` variables, read and
+//! validated once at start.
+//!
+//! The environment is reached through [`Env`] so tests build settings in
+//! code and never touch the process environment. A malformed file or a
+//! wrong type is a [`ConfigError`], which `main` prints as one line before
+//! exiting with code 64; unknown keys are only warned about.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Exit code for a configuration error (EX_USAGE).
+pub const EXIT_CONFIG: i32 = 64;
+
+/// Config file names, in the order they are looked for.
+pub const CONFIG_FILES: [&str; 3] = ["agent.yaml", "AGENT.yaml", "config.yaml"];
+
+/// A configuration problem, printed as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
+    #[error("{var}: {message}")]
+    Env { var: &'static str, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Where settings come from besides the file.
+pub trait Env {
+    /// The value of a variable, if set.
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The real process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> Env for F {
+    fn var(&self, name: &str) -> Option<String> {
+        self(name)
+    }
+}
+
+/// How requests are authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    #[default]
+    Local,
+    Team,
+    Hybrid,
+}
+
+impl AuthMode {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMode::Local => "local",
+            AuthMode::Team => "team",
+            AuthMode::Hybrid => "hybrid",
+        }
+    }
+}
+
+/// One rate-limit window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimit {
+    pub window_ms: u64,
+    pub max: u32,
+}
+
+/// Rate limits per operation.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RateLimits {
+    pub forget: RateLimit,
+    pub modify: RateLimit,
+    pub batch_forget: RateLimit,
+    pub force_delete: RateLimit,
+    pub admin: RateLimit,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        let w = |max| RateLimit {
+            window_ms: 60_000,
+            max,
+        };
+        RateLimits {
+            forget: w(30),
+            modify: w(60),
+            batch_forget: w(5),
+            force_delete: w(3),
+            admin: w(10),
+        }
+    }
+}
+
+/// `auth:` section.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AuthSettings {
+    pub mode: AuthMode,
+    pub default_token_ttl_seconds: u64,
+    pub session_token_ttl_seconds: u64,
+    pub rate_limits: RateLimits,
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            mode: AuthMode::Local,
+            default_token_ttl_seconds: 604_800,
+            session_token_ttl_seconds: 86_400,
+            rate_limits: RateLimits::default(),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// `memory.pipelineV2.extraction`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ExtractionSettings {
+    pub provider: String,
+    pub model: Option<String>,
+    pub endpoint: Option<String>,
+}
+
+impl Default for ExtractionSettings {
+    fn default() -> Self {
+        ExtractionSettings {
+            provider: "none".into(),
+            model: None,
+            endpoint: None,
+        }
+    }
+}
+
+/// `memory.pipelineV2`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PipelineSettings {
+    pub enabled: bool,
+    pub shadow_mode: bool,
+    pub mutations_frozen: bool,
+    pub graph_enabled: bool,
+    pub autonomous_enabled: bool,
+    pub extraction: ExtractionSettings,
+}
+
+/// `memory:` section.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MemorySettings {
+    #[serde(rename = "pipelineV2")]
+    pub pipeline_v2: PipelineSettings,
+    /// Largest accepted memory content, in bytes.
+    pub max_content_bytes: usize,
+}
+
+impl Default for MemorySettings {
+    fn default() -> Self {
+        MemorySettings {
+            pipeline_v2: PipelineSettings::default(),
+            max_content_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// `embedding:` section.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EmbeddingSettings {
+    pub provider: String,
+    pub model: String,
+    pub dimensions: usize,
+    pub endpoint: Option<String>,
+}
+
+impl Default for EmbeddingSettings {
+    fn default() -> Self {
+        EmbeddingSettings {
+            provider: "native".into(),
+            model: "all-MiniLM-L6-v2".into(),
+            dimensions: 384,
+            endpoint: None,
+        }
+    }
+}
+
+/// `search:` section.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct SearchSettings {
+    pub alpha: f64,
+    pub top_k: usize,
+    pub min_score: f64,
+}
+
+impl Default for SearchSettings {
+    fn default() -> Self {
+        SearchSettings {
+            alpha: 0.7,
+            top_k: 20,
+            min_score: 0.1,
+        }
+    }
+}
+
+/// `server:` section (signet-rs tuning knobs).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ServerSettings {
+    /// Largest request body, bytes.
+    pub max_body_bytes: usize,
+    /// How long a request waits for an actor before answering 503.
+    pub actor_timeout_ms: u64,
+    /// Most writes committed in one transaction.
+    pub max_batch: usize,
+    /// Read-only connections in the pool.
+    pub read_pool_size: usize,
+    /// How often batched access counts are written.
+    pub access_flush_ms: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            max_body_bytes: 1024 * 1024,
+            actor_timeout_ms: 5_000,
+            max_batch: 256,
+            read_pool_size: 4,
+            access_flush_ms: 1_000,
+        }
+    }
+}
+
+/// The parsed `agent.yaml`. Sections other issues own (`retention`,
+/// `webhooks`) are accepted here and read by their owners.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct FileSettings {
+    pub auth: AuthSettings,
+    pub memory: MemorySettings,
+    pub embedding: EmbeddingSettings,
+    pub search: SearchSettings,
+    pub server: ServerSettings,
+    pub retention: serde_yaml::Value,
+    pub webhooks: serde_yaml::Value,
+    pub agent: serde_yaml::Value,
+    pub name: serde_yaml::Value,
+}
+
+/// Everything the daemon runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Advertised host (`SIGNET_HOST`).
+    pub host: String,
+    /// Address to bind (`SIGNET_BIND`, default the host).
+    pub bind: String,
+    pub port: u16,
+    /// The workspace (`SIGNET_PATH`).
+    pub workspace: PathBuf,
+    pub log_file: Option<PathBuf>,
+    pub log_json: bool,
+    /// The config file that was read, if any.
+    pub config_file: Option<PathBuf>,
+    pub settings: FileSettings,
+    /// Unknown keys found in the file (warned about at start).
+    pub unknown_keys: Vec<String>,
+}
+
+impl Config {
+    /// Settings for a workspace with every default (used by tests).
+    pub fn for_workspace(workspace: &Path) -> Self {
+        Config {
+            host: "127.0.0.1".into(),
+            bind: "127.0.0.1".into(),
+            port: 0,
+            workspace: workspace.to_path_buf(),
+            log_file: None,
+            log_json: false,
+            config_file: None,
+            settings: FileSettings::default(),
+            unknown_keys: Vec::new(),
+        }
+    }
+
+    /// Read the environment and the workspace's config file.
+    pub fn load(env: &dyn Env) -> Result<Self, ConfigError> {
+        let host = env.var("SIGNET_HOST").unwrap_or_else(|| "127.0.0.1".into());
+        let bind = env.var("SIGNET_BIND").unwrap_or_else(|| host.clone());
+        let port = match env.var("SIGNET_PORT") {
+            Some(p) => p.parse::<u16>().map_err(|_| ConfigError::Env {
+                var: "SIGNET_PORT",
+                message: format!("'{p}' is not a port number (0-65535)"),
+            })?,
+            None => 3850,
+        };
+        let workspace = match env.var("SIGNET_PATH") {
+            Some(p) => expand_home(&p, env),
+            None => match env.var("HOME") {
+                Some(h) => PathBuf::from(h).join(".agents"),
+                None => return Err(ConfigError::Env {
+                    var: "SIGNET_PATH",
+                    message:
+                        "not set and HOME is unknown; set SIGNET_PATH to the workspace directory"
+                            .into(),
+                }),
+            },
+        };
+        let log_format = env.var("SIGNET_LOG_FORMAT");
+        let log_json = match log_format.as_deref() {
+            None | Some("human") | Some("text") => false,
+            Some("json") => true,
+            Some(other) => {
+                return Err(ConfigError::Env {
+                    var: "SIGNET_LOG_FORMAT",
+                    message: format!("'{other}' is not one of human, json"),
+                })
+            }
+        };
+        let mut cfg = Config {
+            host,
+            bind,
+            port,
+            log_file: env.var("SIGNET_LOG_FILE").map(|p| expand_home(&p, env)),
+            log_json,
+            ..Config::for_workspace(&workspace)
+        };
+        if let Some(path) = find_config_file(&workspace) {
+            let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::File {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            let (settings, unknown) =
+                parse_settings(&text).map_err(|message| ConfigError::File {
+                    path: path.display().to_string(),
+                    message,
+                })?;
+            cfg.settings = settings;
+            cfg.unknown_keys = unknown;
+            cfg.config_file = Some(path);
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Check values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let s = &self.settings;
+        if self.bind.parse::<IpAddr>().is_err() && self.bind != "localhost" {
+            return Err(ConfigError::Env {
+                var: "SIGNET_BIND",
+                message: format!("'{}' is not an IP address", self.bind),
+            });
+        }
+        if !(0.0..=1.0).contains(&s.search.alpha) {
+            return Err(ConfigError::Invalid(format!(
+                "search.alpha must be within 0..1, got {}",
+                s.search.alpha
+            )));
+        }
+        if s.search.top_k == 0 {
+            return Err(ConfigError::Invalid(
+                "search.top_k must be at least 1".into(),
+            ));
+        }
+        if s.embedding.dimensions == 0 || s.embedding.dimensions > 8192 {
+            return Err(ConfigError::Invalid(format!(
+                "embedding.dimensions must be within 1..8192, got {}",
+                s.embedding.dimensions
+            )));
+        }
+        if s.server.max_batch == 0 || s.server.read_pool_size == 0 {
+            return Err(ConfigError::Invalid(
+                "server.maxBatch and server.readPoolSize must be at least 1".into(),
+            ));
+        }
+        if s.memory.max_content_bytes == 0 {
+            return Err(ConfigError::Invalid(
+                "memory.maxContentBytes must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The database file.
+    pub fn db_path(&self) -> PathBuf {
+        crate::store::db_path(&self.workspace)
+    }
+
+    /// The `.daemon` directory.
+    pub fn daemon_dir(&self) -> PathBuf {
+        self.workspace.join(".daemon")
+    }
+
+    /// True when the bind address only accepts local connections.
+    pub fn binds_loopback(&self) -> bool {
+        self.bind == "localhost"
+            || self
+                .bind
+                .parse::<IpAddr>()
+                .map(|ip| ip.is_loopback())
+                .unwrap_or(false)
+    }
+}
+
+fn expand_home(p: &str, env: &dyn Env) -> PathBuf {
+    match (p.strip_prefix("~/"), env.var("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(p),
+    }
+}
+
+/// The first config file present in the workspace.
+pub fn find_config_file(workspace: &Path) -> Option<PathBuf> {
+    CONFIG_FILES
+        .iter()
+        .map(|n| workspace.join(n))
+        .find(|p| p.is_file())
+}
+
+/// Parse the YAML text; returns the settings and the unknown keys.
+pub fn parse_settings(text: &str) -> Result<(FileSettings, Vec<String>), String> {
+    if text.trim().is_empty() {
+        return Ok((FileSettings::default(), Vec::new()));
+    }
+    let de = serde_yaml::Deserializer::from_str(text);
+    let mut unknown = Vec::new();
+    let settings: FileSettings =
+        serde_ignored::deserialize(de, |path| unknown.push(path.to_string()))
+            .map_err(|e| e.to_string().replace('\n', " "))?;
+    Ok((settings, unknown))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k: &str| m.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let cfg = Config::load(&env(&[("SIGNET_PATH", dir.path().to_str().expect("utf8"))]))
+            .expect("load");
+        assert_eq!(cfg.port, 3850);
+        assert_eq!(cfg.host, "127.0.0.1");
+        assert_eq!(cfg.bind, "127.0.0.1");
+        assert_eq!(cfg.settings.auth.mode, AuthMode::Local);
+        assert_eq!(cfg.settings.search.top_k, 20);
+        assert_eq!(cfg.settings.auth.rate_limits.batch_forget.max, 5);
+        assert_eq!(cfg.settings.server.max_body_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn the_shipped_default_file_parses_without_unknown_keys() {
+        let text = include_str!("../config/agent.yaml");
+        let (s, unknown) = parse_settings(text).expect("parses");
+        assert!(unknown.is_empty(), "{unknown:?}");
+        assert_eq!(
+            s,
+            FileSettings {
+                retention: s.retention.clone(),
+                webhooks: s.webhooks.clone(),
+                ..FileSettings::default()
+            }
+        );
+    }
+
+    #[test]
+    fn a_wrong_type_is_an_error_naming_the_key() {
+        let err = parse_settings("auth:\n  mode: 7\n").expect_err("bad");
+        assert!(err.contains("mode"), "{err}");
+        let err = parse_settings("search:\n  top_k: lots\n").expect_err("bad");
+        assert!(err.contains("top_k"), "{err}");
+        assert!(parse_settings("auth: [unclosed").is_err());
+    }
+
+    #[test]
+    fn unknown_keys_are_reported_not_fatal() {
+        let (s, unknown) =
+            parse_settings("auth:\n  mode: team\n  colour: blue\nextra: 1\n").expect("ok");
+        assert_eq!(s.auth.mode, AuthMode::Team);
+        assert_eq!(
+            unknown,
+            vec!["auth.colour".to_string(), "extra".to_string()]
+        );
+    }
+
+    #[test]
+    fn a_bad_port_is_an_error() {
+        let err = Config::load(&env(&[("SIGNET_PATH", "/tmp/x"), ("SIGNET_PORT", "http")]))
+            .expect_err("bad");
+        assert!(err.to_string().starts_with("SIGNET_PORT"));
+    }
+
+    #[test]
+    fn first_config_file_wins() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(dir.path().join("config.yaml"), "auth: {mode: hybrid}").expect("write");
+        std::fs::write(dir.path().join("agent.yaml"), "auth: {mode: team}").expect("write");
+        let cfg = Config::load(&env(&[("SIGNET_PATH", dir.path().to_str().expect("utf8"))]))
+            .expect("load");
+        assert_eq!(cfg.settings.auth.mode, AuthMode::Team);
+    }
+}

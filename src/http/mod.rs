@@ -1,0 +1,109 @@
+//! The HTTP front (warp): routes, state and the rejection handler.
+//!
+//! Each route is one function: path first, then method (so a known path
+//! with the wrong method is 405, an unknown path 404), then the caller and
+//! its permission, then the body, then a handler that calls one memory
+//! operation and renders it. Every response is JSON and carries
+//! `x-signet-request-id`.
+
+pub mod auth;
+pub mod body;
+pub mod error;
+pub mod memory;
+pub mod ops;
+pub mod search;
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Instant;
+
+use warp::filters::BoxedFilter;
+use warp::http::HeaderValue;
+use warp::reply::Response;
+use warp::{Filter, Reply};
+
+use crate::actors::store_writer::WriterStats;
+use crate::actors::Registry;
+use crate::config::Config;
+use crate::memory::MemoryService;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub memories: MemoryService,
+    pub registry: Registry,
+    pub writer_stats: Arc<WriterStats>,
+    pub restarts: Arc<AtomicU64>,
+    pub started: Instant,
+    pub started_at: String,
+    /// The port actually bound.
+    pub port: u16,
+}
+
+/// Pass the state into a handler.
+pub fn with_state(
+    st: AppState,
+) -> impl Filter<Extract = (AppState,), Error = std::convert::Infallible> + Clone {
+    warp::any().map(move || st.clone())
+}
+
+/// Every route, with errors rendered and the request id echoed.
+pub fn routes(st: AppState) -> BoxedFilter<(Response,)> {
+    let api = ops::health(st.clone())
+        .or(ops::status(st.clone()))
+        .unify()
+        .or(memory::remember(st.clone()))
+        .unify()
+        .or(search::recall(st.clone()))
+        .unify()
+        .or(search::search(st.clone()))
+        .unify()
+        .or(search::legacy_search(st.clone()))
+        .unify()
+        .or(memory::batch_forget(st.clone()))
+        .unify()
+        .or(memory::batch_modify(st.clone()))
+        .unify()
+        .or(memory::list(st.clone()))
+        .unify()
+        .or(memory::history(st.clone()))
+        .unify()
+        .or(memory::recover(st.clone()))
+        .unify()
+        .or(memory::get(st.clone()))
+        .unify()
+        .or(memory::modify(st.clone()))
+        .unify()
+        .or(memory::forget(st))
+        .unify()
+        .recover(error::handle_rejection)
+        .unify();
+    warp::header::optional::<String>("x-signet-request-id")
+        .and(api)
+        .map(|rid: Option<String>, mut resp: Response| {
+            let value = rid
+                .filter(|r| r.len() <= 128)
+                .and_then(|r| HeaderValue::from_str(&r).ok())
+                .unwrap_or_else(|| {
+                    HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+                        .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+                });
+            resp.headers_mut().insert("x-signet-request-id", value);
+            resp
+        })
+        .boxed()
+}
+
+/// Box a route's filter (keeps compile times and types small).
+pub(crate) fn boxed<F>(f: F) -> BoxedFilter<(Response,)>
+where
+    F: Filter<Extract = (Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static,
+{
+    f.boxed()
+}
+
+/// Render any serialisable value as a JSON response.
+pub(crate) fn json<T: serde::Serialize>(v: &T) -> Response {
+    warp::reply::json(v).into_response()
+}

@@ -1,0 +1,729 @@
+//! The operations every front calls: remember, get, list, history, modify,
+//! forget, recover, batch forget, batch modify and recall.
+//!
+//! They take a verified [`Caller`] and typed requests, enforce scope and the
+//! kill switch, send writes to the store writer and run reads on the read
+//! pool. The HTTP layer only parses, calls one of these and renders.
+
+pub mod requests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::actors::store_writer::{WriteOp, WriterMsg};
+use crate::actors::{ActorError, Registry};
+use crate::config::Config;
+use crate::store::access::AccessTracker;
+use crate::store::memories::{
+    self, Audit, BatchSelector, Candidate, ForgetRequest, HistoryEntry, ListStats, MemoryRecord,
+    ModifyRequest, MutationOutcome, MutationStatus, NewMemory, RecoverRequest, Scope,
+};
+use crate::store::search::{self, RecallFilter, Scored};
+use crate::store::{ReadPool, StoreError};
+
+pub use requests::{BatchForgetRequest, BatchModifyItem, RecallRequest, RememberRequest};
+
+/// Message of every write refused by the kill switch.
+pub const FROZEN: &str = "Mutations are frozen (kill switch active)";
+
+/// Batch forget needs the confirm token above this many candidates.
+pub const CONFIRM_THRESHOLD: usize = 25;
+
+/// Who is calling, as established (and verified) at the edge.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// The acting identity: a verified `sub`, else `x-signet-actor`, else
+    /// `anonymous`.
+    pub actor: String,
+    /// Whether `actor` comes from a verified token.
+    pub verified: bool,
+    pub actor_type: Option<String>,
+    pub session_id: Option<String>,
+    pub request_id: Option<String>,
+    /// The records this caller may touch.
+    pub scope: Scope,
+}
+
+impl Caller {
+    /// The audit trail entry for a mutation; a body-supplied name is only
+    /// believed when no token vouches for the caller.
+    pub fn audit(&self, claimed: Option<&str>) -> Audit {
+        let changed_by = match (self.verified, claimed) {
+            (false, Some(c)) if !c.trim().is_empty() => c.trim().to_string(),
+            _ => self.actor.clone(),
+        };
+        Audit {
+            changed_by,
+            actor_type: self.actor_type.clone(),
+            session_id: self.session_id.clone(),
+            request_id: self.request_id.clone(),
+        }
+    }
+}
+
+/// Errors of the operations; the HTTP layer maps each to a status.
+#[derive(Debug, thiserror::Error)]
+pub enum MemoryError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{FROZEN}")]
+    Frozen,
+    /// A single-record mutation that was refused (404/409/403 by status).
+    #[error("{}", mutation_message(.0.status))]
+    Refused(Box<MutationOutcome>),
+    #[error(transparent)]
+    Actor(#[from] ActorError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Human text for a refused mutation.
+pub fn mutation_message(s: MutationStatus) -> &'static str {
+    match s {
+        MutationStatus::NotFound => "not found",
+        MutationStatus::IsDeleted => "memory is deleted",
+        MutationStatus::AlreadyDeleted => "memory is already deleted",
+        MutationStatus::NotDeleted => "memory is not deleted",
+        MutationStatus::VersionConflict => "version conflict",
+        MutationStatus::DuplicateContentHash => "another memory already has this content",
+        MutationStatus::PinnedRequiresForce => "pinned memory requires force",
+        MutationStatus::AutonomousForceDenied => {
+            "autonomous actors may not force-delete pinned memories"
+        }
+        MutationStatus::RetentionExpired => "retention window expired",
+        MutationStatus::InvalidRequest => "invalid request",
+        MutationStatus::Updated
+        | MutationStatus::NoChanges
+        | MutationStatus::Deleted
+        | MutationStatus::Recovered => "ok",
+    }
+}
+
+/// Response of remember.
+#[derive(Debug, Clone, Serialize)]
+pub struct Remembered {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub tags: Option<String>,
+    pub pinned: bool,
+    pub importance: f64,
+    pub content: String,
+    pub embedded: bool,
+    pub deduped: bool,
+}
+
+/// Response of list.
+#[derive(Debug, Clone, Serialize)]
+pub struct Listing {
+    pub memories: Vec<MemoryRecord>,
+    pub stats: ListStats,
+}
+
+/// Response of history.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct History {
+    pub memory_id: String,
+    pub count: usize,
+    pub history: Vec<HistoryEntry>,
+}
+
+/// Response of recall.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recalled {
+    pub results: Vec<Scored>,
+    pub query: String,
+    pub method: &'static str,
+}
+
+/// Response of a batch forget preview.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ForgetPreview {
+    pub mode: &'static str,
+    pub count: usize,
+    pub requires_confirm: bool,
+    pub confirm_token: String,
+    pub candidates: Vec<Candidate>,
+}
+
+/// Response of a batch forget execution.
+#[derive(Debug, Clone, Serialize)]
+pub struct ForgetExecuted {
+    pub mode: &'static str,
+    pub requested: usize,
+    pub deleted: usize,
+    pub results: Vec<MutationOutcome>,
+}
+
+/// Either answer of batch forget.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum BatchForgetResponse {
+    Preview(ForgetPreview),
+    Executed(ForgetExecuted),
+}
+
+/// Response of batch modify.
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchModified {
+    pub total: usize,
+    pub updated: usize,
+    pub results: Vec<MutationOutcome>,
+}
+
+/// `confirmToken`: first 32 hex chars of sha256 over the sorted ids joined by `|`.
+pub fn confirm_token(ids: &[String]) -> String {
+    let mut sorted: Vec<&str> = ids.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    let digest = hex::encode(Sha256::digest(sorted.join("|").as_bytes()));
+    digest[..32].to_string()
+}
+
+/// The memory operations, shared by every front.
+#[derive(Clone)]
+pub struct MemoryService {
+    config: Arc<Config>,
+    registry: Registry,
+    reads: ReadPool,
+    access: Arc<AccessTracker>,
+    timeout: Duration,
+}
+
+impl MemoryService {
+    /// Operations over the given actors and pool.
+    pub fn new(
+        config: Arc<Config>,
+        registry: Registry,
+        reads: ReadPool,
+        access: Arc<AccessTracker>,
+    ) -> Self {
+        let timeout = Duration::from_millis(config.settings.server.actor_timeout_ms);
+        MemoryService {
+            config,
+            registry,
+            reads,
+            access,
+            timeout,
+        }
+    }
+
+    /// The read pool (for status and diagnostics).
+    pub fn reads(&self) -> &ReadPool {
+        &self.reads
+    }
+
+    fn check_writable(&self) -> Result<(), MemoryError> {
+        if self.config.settings.memory.pipeline_v2.mutations_frozen {
+            Err(MemoryError::Frozen)
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn write<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(crate::actors::store_writer::Reply<T>) -> WriteOp,
+    ) -> Result<T, MemoryError> {
+        let out = self
+            .registry
+            .call_writer(self.timeout, |reply| WriterMsg::Write(make(reply)))
+            .await?;
+        Ok(out?)
+    }
+
+    /// Store a memory (or return its live duplicate).
+    pub async fn remember(
+        &self,
+        caller: &Caller,
+        req: RememberRequest,
+    ) -> Result<Remembered, MemoryError> {
+        self.check_writable()?;
+        let new = req.into_new_memory(caller, self.config.settings.memory.max_content_bytes)?;
+        let audit = caller.audit(Some(&new.who));
+        let out = self
+            .write(|reply| WriteOp::Remember {
+                new: Box::new(new),
+                audit,
+                reply,
+            })
+            .await?;
+        let r = out.record;
+        Ok(Remembered {
+            id: r.id,
+            kind: r.kind,
+            tags: r.tags,
+            pinned: r.pinned,
+            importance: r.importance,
+            content: r.content,
+            embedded: r.embedding_model.is_some(),
+            deduped: out.deduped,
+        })
+    }
+
+    /// One live record.
+    pub async fn get(&self, caller: &Caller, id: String) -> Result<MemoryRecord, MemoryError> {
+        let scope = caller.scope.clone();
+        self.reads
+            .read(move |c| memories::get_live(c, &id, &scope))
+            .await?
+            .ok_or(MemoryError::NotFound)
+    }
+
+    /// Live records, newest first, with statistics.
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Listing, MemoryError> {
+        if !(1..=1000).contains(&limit) || offset < 0 {
+            return Err(MemoryError::BadRequest(
+                "limit must be 1..1000 and offset >= 0".into(),
+            ));
+        }
+        let scope = caller.scope.clone();
+        Ok(self
+            .reads
+            .read(move |c| {
+                Ok(Listing {
+                    memories: memories::list(c, &scope, limit, offset)?,
+                    stats: memories::stats(c, &scope)?,
+                })
+            })
+            .await?)
+    }
+
+    /// History of a memory (deleted ones too), oldest first.
+    pub async fn history(
+        &self,
+        caller: &Caller,
+        id: String,
+        limit: i64,
+    ) -> Result<History, MemoryError> {
+        let limit = limit.clamp(1, 1000);
+        let scope = caller.scope.clone();
+        self.reads
+            .read(move |c| {
+                if memories::get_any(c, &id, &scope)?.is_none() {
+                    return Ok(None);
+                }
+                let history = memories::history(c, &id, limit)?;
+                Ok(Some(History {
+                    memory_id: id,
+                    count: history.len(),
+                    history,
+                }))
+            })
+            .await?
+            .ok_or(MemoryError::NotFound)
+    }
+
+    /// PATCH one memory.
+    pub async fn modify(
+        &self,
+        caller: &Caller,
+        item: BatchModifyItem,
+    ) -> Result<MutationOutcome, MemoryError> {
+        self.check_writable()?;
+        let req = item.into_request(caller, None, self.config.settings.memory.max_content_bytes)?;
+        let audit = caller.audit(item_changed_by(&req));
+        let mut out = self
+            .write(|reply| WriteOp::Modify {
+                reqs: vec![req.0],
+                audit,
+                reply,
+            })
+            .await?;
+        let outcome = out
+            .pop()
+            .ok_or_else(|| StoreError::Task("empty modify result".into()))?;
+        refuse_unless_success(outcome)
+    }
+
+    /// DELETE one memory (soft).
+    pub async fn forget(
+        &self,
+        caller: &Caller,
+        req: ForgetRequest,
+    ) -> Result<MutationOutcome, MemoryError> {
+        self.check_writable()?;
+        let req = ForgetRequest {
+            scope: caller.scope.clone(),
+            ..req
+        };
+        let audit = caller.audit(None);
+        let mut out = self
+            .write(|reply| WriteOp::Forget {
+                reqs: vec![req],
+                audit,
+                reply,
+            })
+            .await?;
+        let outcome = out
+            .pop()
+            .ok_or_else(|| StoreError::Task("empty forget result".into()))?;
+        refuse_unless_success(outcome)
+    }
+
+    /// Recover a tombstone.
+    pub async fn recover(
+        &self,
+        caller: &Caller,
+        req: RecoverRequest,
+    ) -> Result<MutationOutcome, MemoryError> {
+        self.check_writable()?;
+        if req.reason.trim().is_empty() {
+            return Err(MemoryError::BadRequest("reason is required".into()));
+        }
+        let req = RecoverRequest {
+            scope: caller.scope.clone(),
+            ..req
+        };
+        let audit = caller.audit(None);
+        let outcome = self
+            .write(|reply| WriteOp::Recover { req, audit, reply })
+            .await?;
+        refuse_unless_success(outcome)
+    }
+
+    /// Batch forget: preview candidates or execute.
+    pub async fn batch_forget(
+        &self,
+        caller: &Caller,
+        req: BatchForgetRequest,
+    ) -> Result<BatchForgetResponse, MemoryError> {
+        self.check_writable()?;
+        let req = req.validated()?;
+        let candidates = self.forget_candidates(caller, &req).await?;
+        let ids: Vec<String> = candidates.iter().map(|c| c.id.clone()).collect();
+        let token = confirm_token(&ids);
+        if !req.execute {
+            return Ok(BatchForgetResponse::Preview(ForgetPreview {
+                mode: "preview",
+                count: candidates.len(),
+                requires_confirm: candidates.len() > CONFIRM_THRESHOLD,
+                confirm_token: token,
+                candidates,
+            }));
+        }
+        let reason = req
+            .reason
+            .clone()
+            .filter(|r| !r.trim().is_empty())
+            .ok_or_else(|| MemoryError::BadRequest("reason is required to execute".into()))?;
+        if ids.len() > CONFIRM_THRESHOLD && req.confirm_token.as_deref() != Some(token.as_str()) {
+            return Err(MemoryError::BadRequest(format!(
+                "{} candidates: confirm_token from the preview is required",
+                ids.len()
+            )));
+        }
+        let reqs: Vec<ForgetRequest> = ids
+            .iter()
+            .map(|id| ForgetRequest {
+                id: id.clone(),
+                reason: Some(reason.clone()),
+                force: false,
+                if_version: None,
+                scope: caller.scope.clone(),
+            })
+            .collect();
+        let audit = caller.audit(None);
+        let results = self
+            .write(|reply| WriteOp::Forget { reqs, audit, reply })
+            .await?;
+        Ok(BatchForgetResponse::Executed(ForgetExecuted {
+            mode: "execute",
+            requested: ids.len(),
+            deleted: results
+                .iter()
+                .filter(|r| r.status == MutationStatus::Deleted)
+                .count(),
+            results,
+        }))
+    }
+
+    async fn forget_candidates(
+        &self,
+        caller: &Caller,
+        req: &requests::ValidForget,
+    ) -> Result<Vec<Candidate>, MemoryError> {
+        let sel = BatchSelector {
+            scope: caller.scope.clone(),
+            ..req.selector.clone()
+        };
+        let Some(query) = req.query.clone() else {
+            return Ok(self
+                .reads
+                .read(move |c| memories::select_candidates(c, &sel))
+                .await?);
+        };
+        let Some(expr) = search::fts_query(&query) else {
+            return Ok(Vec::new());
+        };
+        let filter = RecallFilter {
+            kind: sel.kind.clone(),
+            tags: sel.tags.clone(),
+            who: sel.who.clone(),
+            since: sel.since.clone(),
+            until: sel.until.clone(),
+            scope: sel.scope.clone(),
+            ..RecallFilter::default()
+        };
+        let limit = sel.limit;
+        let hits = self
+            .reads
+            .read(move |c| search::keyword(c, &expr, &filter, limit))
+            .await?;
+        let norm = search::normalise_bm25(&hits.iter().map(|h| h.raw).collect::<Vec<_>>());
+        let ids = sel.ids.clone();
+        let source_type = sel.source_type.clone();
+        let wanted: Vec<String> = hits.iter().map(|h| h.id.clone()).collect();
+        // Version and source type are not in the hit; read them for the survivors.
+        let meta = self
+            .reads
+            .read(move |c| {
+                let mut out = Vec::with_capacity(wanted.len());
+                for id in wanted {
+                    out.push(memories::get_live(c, &id, &Scope::default())?);
+                }
+                Ok(out)
+            })
+            .await?;
+        Ok(hits
+            .into_iter()
+            .zip(norm)
+            .zip(meta)
+            .filter_map(|((h, score), rec)| {
+                let rec = rec?;
+                if ids.as_ref().is_some_and(|ids| !ids.contains(&h.id)) {
+                    return None;
+                }
+                if source_type
+                    .as_ref()
+                    .is_some_and(|s| rec.source_type.as_ref() != Some(s))
+                {
+                    return None;
+                }
+                Some(Candidate {
+                    id: h.id,
+                    score: search::round2(score),
+                    pinned: rec.pinned,
+                    version: rec.version,
+                })
+            })
+            .collect())
+    }
+
+    /// Batch modify: each patch on its own; bad items are reported, not fatal.
+    pub async fn batch_modify(
+        &self,
+        caller: &Caller,
+        items: Vec<Result<BatchModifyItem, (String, String)>>,
+        reason: Option<String>,
+        changed_by: Option<String>,
+    ) -> Result<BatchModified, MemoryError> {
+        self.check_writable()?;
+        if items.is_empty() {
+            return Err(MemoryError::BadRequest(
+                "patches must hold at least one patch".into(),
+            ));
+        }
+        if items.len() > 200 {
+            return Err(MemoryError::BadRequest(
+                "at most 200 patches per batch".into(),
+            ));
+        }
+        let total = items.len();
+        let mut results: Vec<Option<MutationOutcome>> = vec![None; total];
+        let mut reqs = Vec::new();
+        let mut slots = Vec::new();
+        let max = self.config.settings.memory.max_content_bytes;
+        for (i, item) in items.into_iter().enumerate() {
+            let parsed = item.and_then(|it| {
+                it.into_request(caller, reason.as_deref(), max)
+                    .map_err(|e| (it.id.clone(), e.to_string()))
+            });
+            match parsed {
+                Ok((req, _)) => {
+                    slots.push(i);
+                    reqs.push(req);
+                }
+                Err((id, e)) => {
+                    let mut o = MutationOutcome::refused(&id, MutationStatus::InvalidRequest, None);
+                    o.error = Some(e);
+                    results[i] = Some(o);
+                }
+            }
+        }
+        if !reqs.is_empty() {
+            let audit = caller.audit(changed_by.as_deref());
+            let outs = self
+                .write(|reply| WriteOp::Modify { reqs, audit, reply })
+                .await?;
+            for (slot, out) in slots.into_iter().zip(outs) {
+                results[slot] = Some(out);
+            }
+        }
+        let results: Vec<MutationOutcome> = results.into_iter().flatten().collect();
+        Ok(BatchModified {
+            total,
+            updated: results
+                .iter()
+                .filter(|r| r.status == MutationStatus::Updated)
+                .count(),
+            results,
+        })
+    }
+
+    /// Keyword recall (the vector leg joins with the embeddings issue).
+    pub async fn recall(
+        &self,
+        caller: &Caller,
+        req: RecallRequest,
+    ) -> Result<Recalled, MemoryError> {
+        let query = req.query.trim().to_string();
+        if query.is_empty() {
+            return Err(MemoryError::BadRequest("query is required".into()));
+        }
+        let limit = req.limit.unwrap_or(10);
+        if !(1..=200).contains(&limit) {
+            return Err(MemoryError::BadRequest("limit must be 1..200".into()));
+        }
+        let Some(expr) = search::fts_query(&query) else {
+            return Ok(Recalled {
+                results: Vec::new(),
+                query,
+                method: "keyword",
+            });
+        };
+        let s = &self.config.settings.search;
+        let candidates = (s.top_k as i64).max(limit);
+        let mut filter = req.filter;
+        filter.scope = caller.scope.clone();
+        let hits = self
+            .reads
+            .read(move |c| search::keyword(c, &expr, &filter, candidates))
+            .await?;
+        let results = search::score_keyword(hits, s.min_score, limit as usize);
+        self.access.record(results.iter().map(|r| r.id.as_str()));
+        Ok(Recalled {
+            results,
+            query,
+            method: "keyword",
+        })
+    }
+
+    /// Distinct `who` values (legacy search with `distinct=who`).
+    pub async fn distinct_who(&self, caller: &Caller) -> Result<Vec<String>, MemoryError> {
+        let scope = caller.scope.clone();
+        Ok(self
+            .reads
+            .read(move |c| search::distinct_who(c, &scope))
+            .await?)
+    }
+}
+
+fn item_changed_by(req: &(ModifyRequest, Option<String>)) -> Option<&str> {
+    req.1.as_deref()
+}
+
+fn refuse_unless_success(o: MutationOutcome) -> Result<MutationOutcome, MemoryError> {
+    if o.status.is_success() {
+        Ok(o)
+    } else {
+        Err(MemoryError::Refused(Box::new(o)))
+    }
+}
+
+/// Infer a memory type from keywords in its content.
+pub fn infer_type(content: &str) -> &'static str {
+    let lower = content.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .filter(|w| !w.is_empty())
+        .collect();
+    let has = |ws: &[&str]| words.iter().any(|w| ws.contains(w));
+    if has(&[
+        "prefer",
+        "prefers",
+        "preferred",
+        "like",
+        "likes",
+        "want",
+        "wants",
+    ]) {
+        "preference"
+    } else if has(&["decided", "agreed"]) || lower.contains("will use") {
+        "decision"
+    } else if has(&["learned", "discovered"]) {
+        "learning"
+    } else if has(&["bug", "issue", "broken"]) {
+        "issue"
+    } else if has(&["never", "always", "must"]) {
+        "rule"
+    } else {
+        "fact"
+    }
+}
+
+/// Memory types a client may set explicitly.
+pub const KNOWN_TYPES: &[&str] = &[
+    "fact",
+    "preference",
+    "decision",
+    "learning",
+    "issue",
+    "rule",
+    "rationale",
+    "episodic",
+    "procedural",
+    "semantic",
+    "system",
+    "daily-log",
+];
+
+/// Build the record of a new memory (exposed for benches).
+pub fn new_memory(
+    req: RememberRequest,
+    caller: &Caller,
+    max: usize,
+) -> Result<NewMemory, MemoryError> {
+    req.into_new_memory(caller, max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_are_inferred_from_keywords() {
+        assert_eq!(infer_type("I prefer tabs"), "preference");
+        assert_eq!(infer_type("We decided on Rust"), "decision");
+        assert_eq!(infer_type("team will use warp"), "decision");
+        assert_eq!(infer_type("I learned that WAL helps"), "learning");
+        assert_eq!(infer_type("login is broken"), "issue");
+        assert_eq!(infer_type("never push to main"), "rule");
+        assert_eq!(infer_type("the sky is blue"), "fact");
+        assert_eq!(infer_type("likely to rain"), "fact");
+    }
+
+    #[test]
+    fn confirm_token_is_order_independent() {
+        let a = confirm_token(&["b".into(), "a".into()]);
+        let b = confirm_token(&["a".into(), "b".into()]);
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 32);
+        assert_eq!(a, hex::encode(Sha256::digest(b"a|b"))[..32]);
+    }
+}

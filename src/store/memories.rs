@@ -1,0 +1,1030 @@
+//! The `memories` and `memory_history` tables: records, scope filters and
+//! every mutation with its history row.
+//!
+//! Mutations take a `&Connection` that the store writer has already put
+//! inside a transaction (a savepoint per operation), so a mutation and its
+//! history row always commit together and the version check is atomic.
+
+use rusqlite::types::ToSql;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::{Serialize, Serializer};
+use sha2::{Digest, Sha256};
+
+use super::{now_iso, StoreError};
+
+/// Days a tombstone can still be recovered.
+pub const RETENTION_DAYS: i64 = 30;
+
+/// Columns selected for a full record, in [`MemoryRecord::from_row`] order.
+pub const RECORD_COLUMNS: &str =
+    "id, content, type, importance, tags, pinned, who, project, agent, \
+    user, source_type, source_id, content_hash, version, is_deleted, deleted_at, access_count, \
+    last_accessed, created_at, updated_at, updated_by, embedding_model, extraction_status";
+
+fn bool_as_int<S: Serializer>(v: &bool, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_i64(i64::from(*v))
+}
+
+/// A stored memory, serialised the way `GET /api/memory/:id` returns it
+/// (snake_case, `pinned` and `is_deleted` as 0/1).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MemoryRecord {
+    pub id: String,
+    pub content: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub importance: f64,
+    pub tags: Option<String>,
+    #[serde(serialize_with = "bool_as_int")]
+    pub pinned: bool,
+    pub who: Option<String>,
+    pub project: Option<String>,
+    pub agent: Option<String>,
+    pub user: Option<String>,
+    pub source_type: Option<String>,
+    pub source_id: Option<String>,
+    pub content_hash: String,
+    pub version: i64,
+    #[serde(serialize_with = "bool_as_int")]
+    pub is_deleted: bool,
+    pub deleted_at: Option<String>,
+    pub access_count: i64,
+    pub last_accessed: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub updated_by: Option<String>,
+    pub embedding_model: Option<String>,
+    pub extraction_status: String,
+}
+
+impl MemoryRecord {
+    /// Build a record from a row selected with [`RECORD_COLUMNS`].
+    pub fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(MemoryRecord {
+            id: r.get(0)?,
+            content: r.get(1)?,
+            kind: r.get(2)?,
+            importance: r.get(3)?,
+            tags: r.get(4)?,
+            pinned: r.get::<_, i64>(5)? != 0,
+            who: r.get(6)?,
+            project: r.get(7)?,
+            agent: r.get(8)?,
+            user: r.get(9)?,
+            source_type: r.get(10)?,
+            source_id: r.get(11)?,
+            content_hash: r.get(12)?,
+            version: r.get(13)?,
+            is_deleted: r.get::<_, i64>(14)? != 0,
+            deleted_at: r.get(15)?,
+            access_count: r.get(16)?,
+            last_accessed: r.get(17)?,
+            created_at: r.get(18)?,
+            updated_at: r.get(19)?,
+            updated_by: r.get(20)?,
+            embedding_model: r.get(21)?,
+            extraction_status: r.get(22)?,
+        })
+    }
+}
+
+/// The slice of the workspace a caller may touch. Empty fields are
+/// unconstrained; an unscoped caller (local mode, admin) has all `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, Serialize)]
+pub struct Scope {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+}
+
+impl Scope {
+    /// True when no field constrains anything.
+    pub fn is_unscoped(&self) -> bool {
+        self.project.is_none() && self.agent.is_none() && self.user.is_none()
+    }
+
+    /// Whether a record with these fields lies inside the scope.
+    pub fn admits(&self, project: Option<&str>, agent: Option<&str>, user: Option<&str>) -> bool {
+        fn ok(want: &Option<String>, have: Option<&str>) -> bool {
+            want.as_deref().is_none_or(|w| have == Some(w))
+        }
+        ok(&self.project, project) && ok(&self.agent, agent) && ok(&self.user, user)
+    }
+
+    /// Append `AND m.<field> = ?` for each constrained field.
+    pub fn push_sql(&self, alias: &str, sql: &mut String, args: &mut Vec<Box<dyn ToSql>>) {
+        for (col, v) in [
+            ("project", &self.project),
+            ("agent", &self.agent),
+            ("user", &self.user),
+        ] {
+            if let Some(v) = v {
+                sql.push_str(&format!(" AND {alias}.{col} = ?"));
+                args.push(Box::new(v.clone()));
+            }
+        }
+    }
+}
+
+/// Who performs a mutation, for `updated_by` and the history row.
+#[derive(Debug, Clone, Default)]
+pub struct Audit {
+    pub changed_by: String,
+    pub actor_type: Option<String>,
+    pub session_id: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// Normalise content for deduplication: trim, collapse whitespace,
+/// lowercase, strip trailing `.,!?;:`.
+pub fn normalize_content(content: &str) -> String {
+    let mut out = String::with_capacity(content.len());
+    for word in content.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        for c in word.chars() {
+            out.extend(c.to_lowercase());
+        }
+    }
+    let trimmed = out
+        .trim_end_matches(['.', ',', '!', '?', ';', ':'])
+        .trim_end();
+    trimmed.to_string()
+}
+
+/// Hex sha256 of the normalised content.
+pub fn content_hash(content: &str) -> String {
+    hex::encode(Sha256::digest(normalize_content(content).as_bytes()))
+}
+
+/// A memory ready to be inserted (already parsed, typed and hashed).
+#[derive(Debug, Clone)]
+pub struct NewMemory {
+    pub id: String,
+    pub content: String,
+    pub kind: String,
+    pub importance: f64,
+    pub tags: Option<String>,
+    pub pinned: bool,
+    pub who: String,
+    pub project: Option<String>,
+    pub agent: Option<String>,
+    pub user: Option<String>,
+    pub source_type: String,
+    pub source_id: Option<String>,
+    pub content_hash: String,
+}
+
+/// Result of an insert: the stored (or pre-existing) record.
+#[derive(Debug, Clone)]
+pub struct RememberOutcome {
+    pub record: MemoryRecord,
+    pub deduped: bool,
+}
+
+/// Insert a memory unless a live duplicate (same content hash, or same
+/// source) exists; writes the `created` history row.
+pub fn insert(
+    conn: &Connection,
+    new: &NewMemory,
+    audit: &Audit,
+) -> Result<RememberOutcome, StoreError> {
+    let existing = conn
+        .prepare_cached(&format!(
+            "SELECT {RECORD_COLUMNS} FROM memories WHERE content_hash = ?1 AND is_deleted = 0"
+        ))?
+        .query_row([&new.content_hash], MemoryRecord::from_row)
+        .optional()?;
+    if let Some(record) = existing {
+        return Ok(RememberOutcome {
+            record,
+            deduped: true,
+        });
+    }
+    if let Some(sid) = &new.source_id {
+        let existing = conn
+            .prepare_cached(&format!(
+                "SELECT {RECORD_COLUMNS} FROM memories
+                 WHERE source_type = ?1 AND source_id = ?2 AND is_deleted = 0"
+            ))?
+            .query_row(params![new.source_type, sid], MemoryRecord::from_row)
+            .optional()?;
+        if let Some(record) = existing {
+            return Ok(RememberOutcome {
+                record,
+                deduped: true,
+            });
+        }
+    }
+    let now = now_iso();
+    conn.prepare_cached(
+        "INSERT INTO memories (id, content, type, importance, tags, pinned, who, project, agent,
+            user, source_type, source_id, content_hash, version, is_deleted, access_count,
+            created_at, updated_at, updated_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 1, 0, 0, ?14, ?14, ?15)",
+    )?
+    .execute(params![
+        new.id,
+        new.content,
+        new.kind,
+        new.importance,
+        new.tags,
+        new.pinned as i64,
+        new.who,
+        new.project,
+        new.agent,
+        new.user,
+        new.source_type,
+        new.source_id,
+        new.content_hash,
+        now,
+        audit.changed_by,
+    ])?;
+    write_history(
+        conn,
+        &new.id,
+        "created",
+        None,
+        Some(&new.content),
+        audit,
+        None,
+        None,
+        &now,
+    )?;
+    let record = MemoryRecord {
+        id: new.id.clone(),
+        content: new.content.clone(),
+        kind: new.kind.clone(),
+        importance: new.importance,
+        tags: new.tags.clone(),
+        pinned: new.pinned,
+        who: Some(new.who.clone()),
+        project: new.project.clone(),
+        agent: new.agent.clone(),
+        user: new.user.clone(),
+        source_type: Some(new.source_type.clone()),
+        source_id: new.source_id.clone(),
+        content_hash: new.content_hash.clone(),
+        version: 1,
+        is_deleted: false,
+        deleted_at: None,
+        access_count: 0,
+        last_accessed: None,
+        created_at: now.clone(),
+        updated_at: now,
+        updated_by: Some(audit.changed_by.clone()),
+        embedding_model: None,
+        extraction_status: "none".into(),
+    };
+    Ok(RememberOutcome {
+        record,
+        deduped: false,
+    })
+}
+
+/// Append one history row.
+#[allow(clippy::too_many_arguments)]
+pub fn write_history(
+    conn: &Connection,
+    memory_id: &str,
+    event: &str,
+    old_content: Option<&str>,
+    new_content: Option<&str>,
+    audit: &Audit,
+    reason: Option<&str>,
+    metadata: Option<&str>,
+    at: &str,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO memory_history (id, memory_id, event, old_content, new_content, changed_by,
+            actor_type, reason, metadata, created_at, session_id, request_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(params![
+        uuid::Uuid::new_v4().to_string(),
+        memory_id,
+        event,
+        old_content,
+        new_content,
+        audit.changed_by,
+        audit.actor_type,
+        reason,
+        metadata,
+        at,
+        audit.session_id,
+        audit.request_id,
+    ])?;
+    Ok(())
+}
+
+/// Load a record by id, deleted or not, if it lies in `scope`.
+pub fn get_any(
+    conn: &Connection,
+    id: &str,
+    scope: &Scope,
+) -> Result<Option<MemoryRecord>, StoreError> {
+    let rec = conn
+        .prepare_cached(&format!(
+            "SELECT {RECORD_COLUMNS} FROM memories WHERE id = ?1"
+        ))?
+        .query_row([id], MemoryRecord::from_row)
+        .optional()?;
+    Ok(rec.filter(|r| scope.admits(r.project.as_deref(), r.agent.as_deref(), r.user.as_deref())))
+}
+
+/// Load a live record by id within `scope`.
+pub fn get_live(
+    conn: &Connection,
+    id: &str,
+    scope: &Scope,
+) -> Result<Option<MemoryRecord>, StoreError> {
+    Ok(get_any(conn, id, scope)?.filter(|r| !r.is_deleted))
+}
+
+/// Live records, newest first.
+pub fn list(
+    conn: &Connection,
+    scope: &Scope,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<MemoryRecord>, StoreError> {
+    let mut sql = format!("SELECT {RECORD_COLUMNS} FROM memories m WHERE m.is_deleted = 0");
+    let mut args: Vec<Box<dyn ToSql>> = Vec::new();
+    scope.push_sql("m", &mut sql, &mut args);
+    sql.push_str(" ORDER BY m.created_at DESC, m.rowid DESC LIMIT ? OFFSET ?");
+    args.push(Box::new(limit));
+    args.push(Box::new(offset));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(
+        rusqlite::params_from_iter(args.iter()),
+        MemoryRecord::from_row,
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Counts shown beside a list.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListStats {
+    pub total: i64,
+    pub with_embeddings: i64,
+    pub critical: i64,
+}
+
+/// Live-row statistics within `scope`.
+pub fn stats(conn: &Connection, scope: &Scope) -> Result<ListStats, StoreError> {
+    let mut sql = String::from(
+        "SELECT COUNT(*), COALESCE(SUM(m.embedding_model IS NOT NULL), 0),
+                COALESCE(SUM(m.pinned = 1 OR m.importance >= 0.9), 0)
+         FROM memories m WHERE m.is_deleted = 0",
+    );
+    let mut args: Vec<Box<dyn ToSql>> = Vec::new();
+    scope.push_sql("m", &mut sql, &mut args);
+    let mut stmt = conn.prepare_cached(&sql)?;
+    Ok(
+        stmt.query_row(rusqlite::params_from_iter(args.iter()), |r| {
+            Ok(ListStats {
+                total: r.get(0)?,
+                with_embeddings: r.get(1)?,
+                critical: r.get(2)?,
+            })
+        })?,
+    )
+}
+
+/// One history row as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    pub id: String,
+    pub event: String,
+    pub old_content: Option<String>,
+    pub new_content: Option<String>,
+    pub changed_by: Option<String>,
+    pub actor_type: Option<String>,
+    pub reason: Option<String>,
+    pub metadata: Option<serde_json::Value>,
+    pub created_at: String,
+    pub session_id: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// History of a memory, oldest first.
+pub fn history(
+    conn: &Connection,
+    memory_id: &str,
+    limit: i64,
+) -> Result<Vec<HistoryEntry>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, event, old_content, new_content, changed_by, actor_type, reason, metadata,
+                created_at, session_id, request_id
+         FROM memory_history WHERE memory_id = ?1 ORDER BY created_at, rowid LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![memory_id, limit], |r| {
+        let meta: Option<String> = r.get(7)?;
+        Ok(HistoryEntry {
+            id: r.get(0)?,
+            event: r.get(1)?,
+            old_content: r.get(2)?,
+            new_content: r.get(3)?,
+            changed_by: r.get(4)?,
+            actor_type: r.get(5)?,
+            reason: r.get(6)?,
+            metadata: meta.and_then(|m| serde_json::from_str(&m).ok()),
+            created_at: r.get(8)?,
+            session_id: r.get(9)?,
+            request_id: r.get(10)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The outcome of a single-record mutation, named as on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MutationStatus {
+    Updated,
+    NoChanges,
+    Deleted,
+    Recovered,
+    NotFound,
+    /// A PATCH against a tombstone.
+    #[serde(rename = "deleted")]
+    IsDeleted,
+    AlreadyDeleted,
+    NotDeleted,
+    VersionConflict,
+    DuplicateContentHash,
+    PinnedRequiresForce,
+    AutonomousForceDenied,
+    RetentionExpired,
+    InvalidRequest,
+}
+
+impl MutationStatus {
+    /// True for the outcomes that changed (or deliberately did not need to
+    /// change) the record.
+    pub fn is_success(self) -> bool {
+        matches!(
+            self,
+            Self::Updated | Self::NoChanges | Self::Deleted | Self::Recovered
+        )
+    }
+}
+
+/// What a mutation did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MutationOutcome {
+    pub id: String,
+    pub status: MutationStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_version: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_changed: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicate_memory_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The record after the mutation (for events); not serialised.
+    #[serde(skip)]
+    pub record: Option<MemoryRecord>,
+}
+
+impl MutationOutcome {
+    /// An outcome that changed nothing.
+    pub fn refused(id: &str, status: MutationStatus, current: Option<i64>) -> Self {
+        MutationOutcome {
+            id: id.to_string(),
+            status,
+            current_version: current,
+            new_version: None,
+            content_changed: None,
+            duplicate_memory_id: None,
+            error: None,
+            record: None,
+        }
+    }
+}
+
+/// Field changes of a PATCH. `tags: Some(None)` clears the tags.
+#[derive(Debug, Clone, Default)]
+pub struct Patch {
+    pub content: Option<String>,
+    pub kind: Option<String>,
+    pub tags: Option<Option<String>>,
+    pub importance: Option<f64>,
+    pub pinned: Option<bool>,
+}
+
+/// A PATCH of one memory.
+#[derive(Debug, Clone)]
+pub struct ModifyRequest {
+    pub id: String,
+    pub patch: Patch,
+    pub reason: String,
+    pub if_version: Option<i64>,
+    pub scope: Scope,
+}
+
+/// Apply a PATCH. Checks, in order: not found, deleted, version conflict,
+/// duplicate content; an empty diff is `no_changes`.
+pub fn modify(
+    conn: &Connection,
+    req: &ModifyRequest,
+    audit: &Audit,
+) -> Result<MutationOutcome, StoreError> {
+    let Some(cur) = get_any(conn, &req.id, &req.scope)? else {
+        return Ok(MutationOutcome::refused(
+            &req.id,
+            MutationStatus::NotFound,
+            None,
+        ));
+    };
+    if cur.is_deleted {
+        return Ok(MutationOutcome::refused(
+            &req.id,
+            MutationStatus::IsDeleted,
+            Some(cur.version),
+        ));
+    }
+    if let Some(v) = req.if_version {
+        if v != cur.version {
+            return Ok(MutationOutcome::refused(
+                &req.id,
+                MutationStatus::VersionConflict,
+                Some(cur.version),
+            ));
+        }
+    }
+    let p = &req.patch;
+    let new_content = p.content.as_ref().filter(|c| **c != cur.content);
+    let new_hash = new_content.map(|c| content_hash(c));
+    if let Some(h) = &new_hash {
+        if *h != cur.content_hash {
+            let dup: Option<String> = conn
+                .prepare_cached("SELECT id FROM memories WHERE content_hash = ?1 AND is_deleted = 0 AND id != ?2")?
+                .query_row(params![h, req.id], |r| r.get(0))
+                .optional()?;
+            if let Some(dup) = dup {
+                let mut out = MutationOutcome::refused(
+                    &req.id,
+                    MutationStatus::DuplicateContentHash,
+                    Some(cur.version),
+                );
+                out.duplicate_memory_id = Some(dup);
+                return Ok(out);
+            }
+        }
+    }
+    let new_kind = p.kind.as_ref().filter(|k| **k != cur.kind);
+    let new_tags = p.tags.as_ref().filter(|t| **t != cur.tags);
+    let new_importance = p
+        .importance
+        .filter(|i| (*i - cur.importance).abs() > f64::EPSILON);
+    let new_pinned = p.pinned.filter(|b| *b != cur.pinned);
+    if new_content.is_none()
+        && new_kind.is_none()
+        && new_tags.is_none()
+        && new_importance.is_none()
+        && new_pinned.is_none()
+    {
+        return Ok(MutationOutcome::refused(
+            &req.id,
+            MutationStatus::NoChanges,
+            Some(cur.version),
+        ));
+    }
+
+    let now = now_iso();
+    let mut sql =
+        String::from("UPDATE memories SET version = version + 1, updated_at = ?, updated_by = ?");
+    let mut args: Vec<Box<dyn ToSql>> =
+        vec![Box::new(now.clone()), Box::new(audit.changed_by.clone())];
+    let mut next = cur.clone();
+    if let (Some(c), Some(h)) = (new_content, &new_hash) {
+        sql.push_str(
+            ", content = ?, content_hash = ?, embedding_model = NULL, extraction_status = 'none'",
+        );
+        args.push(Box::new(c.clone()));
+        args.push(Box::new(h.clone()));
+        next.content = c.clone();
+        next.content_hash = h.clone();
+        next.embedding_model = None;
+        next.extraction_status = "none".into();
+    }
+    if let Some(k) = new_kind {
+        sql.push_str(", type = ?");
+        args.push(Box::new(k.clone()));
+        next.kind = k.clone();
+    }
+    if let Some(t) = new_tags {
+        sql.push_str(", tags = ?");
+        args.push(Box::new(t.clone()));
+        next.tags = t.clone();
+    }
+    if let Some(i) = new_importance {
+        sql.push_str(", importance = ?");
+        args.push(Box::new(i));
+        next.importance = i;
+    }
+    if let Some(b) = new_pinned {
+        sql.push_str(", pinned = ?");
+        args.push(Box::new(b as i64));
+        next.pinned = b;
+    }
+    sql.push_str(" WHERE id = ? AND version = ?");
+    args.push(Box::new(req.id.clone()));
+    args.push(Box::new(cur.version));
+    let changed = conn.execute(&sql, rusqlite::params_from_iter(args.iter()))?;
+    if changed != 1 {
+        return Ok(MutationOutcome::refused(
+            &req.id,
+            MutationStatus::VersionConflict,
+            Some(cur.version),
+        ));
+    }
+    let mut changes = serde_json::Map::new();
+    if let Some(k) = new_kind {
+        changes.insert(
+            "type".into(),
+            serde_json::json!({"from": cur.kind, "to": k}),
+        );
+    }
+    if let Some(t) = new_tags {
+        changes.insert(
+            "tags".into(),
+            serde_json::json!({"from": cur.tags, "to": t}),
+        );
+    }
+    if let Some(i) = new_importance {
+        changes.insert(
+            "importance".into(),
+            serde_json::json!({"from": cur.importance, "to": i}),
+        );
+    }
+    if let Some(b) = new_pinned {
+        changes.insert(
+            "pinned".into(),
+            serde_json::json!({"from": cur.pinned, "to": b}),
+        );
+    }
+    let meta = serde_json::Value::Object(changes).to_string();
+    write_history(
+        conn,
+        &req.id,
+        "updated",
+        Some(&cur.content),
+        Some(&next.content),
+        audit,
+        Some(&req.reason),
+        Some(&meta),
+        &now,
+    )?;
+    next.version = cur.version + 1;
+    next.updated_at = now;
+    next.updated_by = Some(audit.changed_by.clone());
+    Ok(MutationOutcome {
+        id: req.id.clone(),
+        status: MutationStatus::Updated,
+        current_version: Some(cur.version),
+        new_version: Some(next.version),
+        content_changed: Some(new_content.is_some()),
+        duplicate_memory_id: None,
+        error: None,
+        record: Some(next),
+    })
+}
+
+/// A soft delete.
+#[derive(Debug, Clone)]
+pub struct ForgetRequest {
+    pub id: String,
+    pub reason: Option<String>,
+    pub force: bool,
+    pub if_version: Option<i64>,
+    pub scope: Scope,
+}
+
+/// Soft-delete a memory. Order: not found, already deleted, version
+/// conflict, pinned without force, autonomous actor forcing a pinned one.
+pub fn forget(
+    conn: &Connection,
+    req: &ForgetRequest,
+    audit: &Audit,
+) -> Result<MutationOutcome, StoreError> {
+    let Some(cur) = get_any(conn, &req.id, &req.scope)? else {
+        return Ok(MutationOutcome::refused(
+            &req.id,
+            MutationStatus::NotFound,
+            None,
+        ));
+    };
+    if cur.is_deleted {
+        return Ok(MutationOutcome::refused(
+            &req.id,
+            MutationStatus::AlreadyDeleted,
+            Some(cur.version),
+        ));
+    }
+    if let Some(v) = req.if_version {
+        if v != cur.version {
+            return Ok(MutationOutcome::refused(
+                &req.id,
+                MutationStatus::VersionConflict,
+                Some(cur.version),
+            ));
+        }
+    }
+    if cur.pinned && !req.force {
+        return Ok(MutationOutcome::refused(
+            &req.id,
+            MutationStatus::PinnedRequiresForce,
+            Some(cur.version),
+        ));
+    }
+    if cur.pinned
+        && matches!(
+            audit.actor_type.as_deref(),
+            Some("pipeline") | Some("agent")
+        )
+    {
+        return Ok(MutationOutcome::refused(
+            &req.id,
+            MutationStatus::AutonomousForceDenied,
+            Some(cur.version),
+        ));
+    }
+    let now = now_iso();
+    conn.prepare_cached(
+        "UPDATE memories SET is_deleted = 1, deleted_at = ?1, version = version + 1,
+            updated_at = ?1, updated_by = ?2 WHERE id = ?3",
+    )?
+    .execute(params![now, audit.changed_by, req.id])?;
+    let meta = serde_json::json!({ "force": req.force }).to_string();
+    write_history(
+        conn,
+        &req.id,
+        "deleted",
+        Some(&cur.content),
+        None,
+        audit,
+        req.reason.as_deref(),
+        Some(&meta),
+        &now,
+    )?;
+    let mut next = cur.clone();
+    next.is_deleted = true;
+    next.deleted_at = Some(now.clone());
+    next.version += 1;
+    next.updated_at = now;
+    Ok(MutationOutcome {
+        id: req.id.clone(),
+        status: MutationStatus::Deleted,
+        current_version: Some(cur.version),
+        new_version: Some(next.version),
+        content_changed: None,
+        duplicate_memory_id: None,
+        error: None,
+        record: Some(next),
+    })
+}
+
+/// Undo a soft delete.
+#[derive(Debug, Clone)]
+pub struct RecoverRequest {
+    pub id: String,
+    pub reason: String,
+    pub if_version: Option<i64>,
+    pub scope: Scope,
+}
+
+/// Recover a tombstone. Order: not found, not deleted, version conflict,
+/// retention expired. A live duplicate of the content blocks the recover
+/// (the live row keeps the hash).
+pub fn recover(
+    conn: &Connection,
+    req: &RecoverRequest,
+    audit: &Audit,
+) -> Result<MutationOutcome, StoreError> {
+    let Some(cur) = get_any(conn, &req.id, &req.scope)? else {
+        return Ok(MutationOutcome::refused(
+            &req.id,
+            MutationStatus::NotFound,
+            None,
+        ));
+    };
+    if !cur.is_deleted {
+        return Ok(MutationOutcome::refused(
+            &req.id,
+            MutationStatus::NotDeleted,
+            Some(cur.version),
+        ));
+    }
+    if let Some(v) = req.if_version {
+        if v != cur.version {
+            return Ok(MutationOutcome::refused(
+                &req.id,
+                MutationStatus::VersionConflict,
+                Some(cur.version),
+            ));
+        }
+    }
+    let expired = cur
+        .deleted_at
+        .as_deref()
+        .and_then(|d| chrono::DateTime::parse_from_rfc3339(d).ok())
+        .map(|d| {
+            chrono::Utc::now().signed_duration_since(d) > chrono::Duration::days(RETENTION_DAYS)
+        })
+        .unwrap_or(false);
+    if expired {
+        return Ok(MutationOutcome::refused(
+            &req.id,
+            MutationStatus::RetentionExpired,
+            Some(cur.version),
+        ));
+    }
+    let dup: Option<String> = conn
+        .prepare_cached("SELECT id FROM memories WHERE content_hash = ?1 AND is_deleted = 0")?
+        .query_row([&cur.content_hash], |r| r.get(0))
+        .optional()?;
+    if let Some(dup) = dup {
+        let mut out = MutationOutcome::refused(
+            &req.id,
+            MutationStatus::DuplicateContentHash,
+            Some(cur.version),
+        );
+        out.duplicate_memory_id = Some(dup);
+        return Ok(out);
+    }
+    let now = now_iso();
+    conn.prepare_cached(
+        "UPDATE memories SET is_deleted = 0, deleted_at = NULL, version = version + 1,
+            updated_at = ?1, updated_by = ?2 WHERE id = ?3",
+    )?
+    .execute(params![now, audit.changed_by, req.id])?;
+    write_history(
+        conn,
+        &req.id,
+        "recovered",
+        None,
+        Some(&cur.content),
+        audit,
+        Some(&req.reason),
+        None,
+        &now,
+    )?;
+    let mut next = cur.clone();
+    next.is_deleted = false;
+    next.deleted_at = None;
+    next.version += 1;
+    next.updated_at = now;
+    Ok(MutationOutcome {
+        id: req.id.clone(),
+        status: MutationStatus::Recovered,
+        current_version: Some(cur.version),
+        new_version: Some(next.version),
+        content_changed: None,
+        duplicate_memory_id: None,
+        error: None,
+        record: Some(next),
+    })
+}
+
+/// Selectors of a batch forget (besides a text query, handled by search).
+#[derive(Debug, Clone, Default)]
+pub struct BatchSelector {
+    pub ids: Option<Vec<String>>,
+    pub kind: Option<String>,
+    pub tags: Vec<String>,
+    pub who: Option<String>,
+    pub source_type: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub limit: i64,
+    pub scope: Scope,
+}
+
+/// A batch-forget candidate.
+#[derive(Debug, Clone, Serialize)]
+pub struct Candidate {
+    pub id: String,
+    pub score: f64,
+    pub pinned: bool,
+    pub version: i64,
+}
+
+/// Append a filter that every comma-joined tag in `tags` is present.
+pub fn push_tags_sql(
+    alias: &str,
+    tags: &[String],
+    sql: &mut String,
+    args: &mut Vec<Box<dyn ToSql>>,
+) {
+    for t in tags {
+        sql.push_str(&format!(
+            " AND (',' || COALESCE({alias}.tags, '') || ',') LIKE ?"
+        ));
+        args.push(Box::new(format!("%,{},%", t.to_lowercase())));
+    }
+}
+
+/// Live rows matching structured selectors, newest first.
+pub fn select_candidates(
+    conn: &Connection,
+    sel: &BatchSelector,
+) -> Result<Vec<Candidate>, StoreError> {
+    let mut sql =
+        String::from("SELECT m.id, m.pinned, m.version FROM memories m WHERE m.is_deleted = 0");
+    let mut args: Vec<Box<dyn ToSql>> = Vec::new();
+    if let Some(ids) = &sel.ids {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        sql.push_str(" AND m.id IN (");
+        for (i, id) in ids.iter().enumerate() {
+            sql.push_str(if i == 0 { "?" } else { ", ?" });
+            args.push(Box::new(id.clone()));
+        }
+        sql.push(')');
+    }
+    for (col, v) in [
+        ("type", &sel.kind),
+        ("who", &sel.who),
+        ("source_type", &sel.source_type),
+    ] {
+        if let Some(v) = v {
+            sql.push_str(&format!(" AND m.{col} = ?"));
+            args.push(Box::new(v.clone()));
+        }
+    }
+    if let Some(s) = &sel.since {
+        sql.push_str(" AND m.created_at >= ?");
+        args.push(Box::new(s.clone()));
+    }
+    if let Some(u) = &sel.until {
+        sql.push_str(" AND m.created_at <= ?");
+        args.push(Box::new(u.clone()));
+    }
+    push_tags_sql("m", &sel.tags, &mut sql, &mut args);
+    sel.scope.push_sql("m", &mut sql, &mut args);
+    sql.push_str(" ORDER BY m.created_at DESC, m.rowid DESC LIMIT ?");
+    args.push(Box::new(sel.limit));
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
+        Ok(Candidate {
+            id: r.get(0)?,
+            score: 1.0,
+            pinned: r.get::<_, i64>(1)? != 0,
+            version: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Add buffered access counts (id → hits) and stamp `last_accessed`.
+pub fn apply_access(conn: &Connection, hits: &[(String, i64)], at: &str) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE memories SET access_count = access_count + ?1, last_accessed = ?2 WHERE id = ?3",
+    )?;
+    for (id, n) in hits {
+        stmt.execute(params![n, at, id])?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalisation_trims_collapses_lowercases_and_strips_trailing_punctuation() {
+        assert_eq!(normalize_content("  Hello   World!?  "), "hello world");
+        assert_eq!(normalize_content("A\tb\nC."), "a b c");
+        assert_eq!(
+            normalize_content("keep. inner, marks"),
+            "keep. inner, marks"
+        );
+        assert_eq!(content_hash("Hello world."), content_hash("hello   WORLD"));
+        assert_ne!(content_hash("hello world"), content_hash("hello there"));
+    }
+
+    #[test]
+    fn scope_admits_only_matching_fields() {
+        let s = Scope {
+            project: Some("a".into()),
+            ..Default::default()
+        };
+        assert!(s.admits(Some("a"), None, None));
+        assert!(!s.admits(Some("b"), None, None));
+        assert!(!s.admits(None, None, None));
+        assert!(Scope::default().admits(None, Some("x"), None));
+    }
+}

@@ -1,0 +1,161 @@
+//! SQLite storage: plain synchronous code over rusqlite.
+//!
+//! One read-write connection exists per process and it belongs to the store
+//! writer actor; everything else reads through [`ReadPool`], a small pool of
+//! read-only connections that WAL lets run beside the writer. Nothing here
+//! knows about actors or HTTP, so it is tested directly.
+
+pub mod access;
+pub mod jobs;
+pub mod memories;
+pub mod schema;
+pub mod search;
+pub mod vec;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::Semaphore;
+
+pub use memories::{MemoryRecord, Scope};
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite itself failed (I/O, corruption, a constraint we did not expect).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The schema on disk does not match this build.
+    #[error("schema error: {0}")]
+    Schema(String),
+    /// The whole batch this write belonged to could not be committed.
+    #[error("commit failed: {0}")]
+    Commit(String),
+    /// A blocking task running SQLite work died.
+    #[error("storage task failed: {0}")]
+    Task(String),
+}
+
+/// Current time as an RFC 3339 UTC string with millisecond precision, the
+/// format of every timestamp column (so strings compare as times).
+pub fn now_iso() -> String {
+    to_iso(chrono::Utc::now())
+}
+
+/// Format a UTC time the way the store does.
+pub fn to_iso(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Register sqlite-vec as an auto extension so every connection opened
+/// afterwards in this process has `vec0` and the `vec_*` functions.
+pub fn register_vec_extension() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: sqlite3_vec_init has the signature sqlite3_auto_extension
+        // expects (the crate's own documented registration); it is called by
+        // SQLite with a valid connection handle.
+        unsafe {
+            #[allow(clippy::missing_transmute_annotations)]
+            rusqlite::ffi::sqlite3_auto_extension(Some(std::mem::transmute(
+                sqlite_vec::sqlite3_vec_init as *const (),
+            )));
+        }
+    });
+}
+
+/// Where the database of a workspace lives.
+pub fn db_path(workspace: &Path) -> PathBuf {
+    workspace.join("memory").join("memories.db")
+}
+
+/// Open the single read-write connection, apply migrations and pragmas.
+pub fn open_writer(path: &Path, vector_dims: usize) -> Result<Connection, StoreError> {
+    register_vec_extension();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Schema(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let mut conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -16000;",
+    )?;
+    conn.set_prepared_statement_cache_capacity(64);
+    schema::migrate(&mut conn)?;
+    schema::ensure_vector_table(&conn, vector_dims)?;
+    Ok(conn)
+}
+
+/// Open one read-only connection.
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    register_vec_extension();
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.execute_batch("PRAGMA cache_size = -8000; PRAGMA temp_store = MEMORY;")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// A bounded pool of read-only connections used on `spawn_blocking`.
+#[derive(Clone)]
+pub struct ReadPool {
+    inner: Arc<PoolInner>,
+}
+
+struct PoolInner {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    permits: Semaphore,
+}
+
+impl ReadPool {
+    /// A pool of at most `size` connections to `path`, opened lazily.
+    pub fn new(path: &Path, size: usize) -> Self {
+        ReadPool {
+            inner: Arc::new(PoolInner {
+                path: path.to_path_buf(),
+                idle: Mutex::new(Vec::with_capacity(size)),
+                permits: Semaphore::new(size.max(1)),
+            }),
+        }
+    }
+
+    /// Run `f` with a read-only connection on the blocking pool.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let _permit = self
+            .inner
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?;
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = match inner.idle.lock().map(|mut v| v.pop()) {
+                Ok(Some(c)) => c,
+                _ => open_reader(&inner.path)?,
+            };
+            let out = f(&conn);
+            if let Ok(mut idle) = inner.idle.lock() {
+                idle.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+}

@@ -1,0 +1,271 @@
+//! Versioned, checksummed migrations.
+//!
+//! Each migration is a fixed SQL script with a version number. Applied
+//! migrations are recorded in `schema_migrations` with the sha256 of their
+//! text; at start every recorded checksum is compared with the one compiled
+//! in, so a database changed by a different build is refused instead of
+//! being silently misread. The `vec0` table is created after the migrations
+//! because its dimension comes from configuration, and the dimension is
+//! pinned in `meta` the first time.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use sha2::{Digest, Sha256};
+
+use super::StoreError;
+
+/// One schema step.
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sql: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "memories",
+        sql: r#"
+CREATE TABLE memories (
+    id                TEXT NOT NULL UNIQUE,
+    content           TEXT NOT NULL,
+    type              TEXT NOT NULL DEFAULT 'fact',
+    importance        REAL NOT NULL DEFAULT 0.8,
+    tags              TEXT,
+    pinned            INTEGER NOT NULL DEFAULT 0,
+    who               TEXT,
+    project           TEXT,
+    agent             TEXT,
+    user              TEXT,
+    source_type       TEXT,
+    source_id         TEXT,
+    content_hash      TEXT NOT NULL,
+    version           INTEGER NOT NULL DEFAULT 1,
+    is_deleted        INTEGER NOT NULL DEFAULT 0,
+    deleted_at        TEXT,
+    access_count      INTEGER NOT NULL DEFAULT 0,
+    last_accessed     TEXT,
+    created_at        TEXT NOT NULL,
+    updated_at        TEXT NOT NULL,
+    updated_by        TEXT,
+    embedding_model   TEXT,
+    extraction_status TEXT NOT NULL DEFAULT 'none'
+);
+CREATE UNIQUE INDEX idx_memories_hash_live ON memories(content_hash) WHERE is_deleted = 0;
+CREATE UNIQUE INDEX idx_memories_source_live ON memories(source_type, source_id)
+    WHERE is_deleted = 0 AND source_id IS NOT NULL;
+CREATE INDEX idx_memories_created ON memories(created_at);
+CREATE INDEX idx_memories_deleted ON memories(is_deleted, deleted_at);
+CREATE INDEX idx_memories_project ON memories(project);
+
+CREATE TABLE memory_history (
+    id          TEXT NOT NULL PRIMARY KEY,
+    memory_id   TEXT NOT NULL,
+    event       TEXT NOT NULL,
+    old_content TEXT,
+    new_content TEXT,
+    changed_by  TEXT,
+    actor_type  TEXT,
+    reason      TEXT,
+    metadata    TEXT,
+    created_at  TEXT NOT NULL,
+    session_id  TEXT,
+    request_id  TEXT
+);
+CREATE INDEX idx_history_memory ON memory_history(memory_id, created_at);
+CREATE INDEX idx_history_created ON memory_history(created_at);
+
+-- Keyword index over live rows only: a tombstone leaves the index and a
+-- recover puts it back, so FTS rows == live rows is an invariant the
+-- diagnostics can check.
+CREATE VIRTUAL TABLE memories_fts USING fts5(
+    content, content='memories', content_rowid='rowid', tokenize='porter unicode61'
+);
+CREATE TRIGGER memories_fts_insert AFTER INSERT ON memories WHEN new.is_deleted = 0 BEGIN
+    INSERT INTO memories_fts(rowid, content) VALUES (new.rowid, new.content);
+END;
+CREATE TRIGGER memories_fts_delete AFTER DELETE ON memories WHEN old.is_deleted = 0 BEGIN
+    INSERT INTO memories_fts(memories_fts, rowid, content) VALUES ('delete', old.rowid, old.content);
+END;
+-- Fires only when the indexed text or liveness changes: access tracking and
+-- metadata updates never touch the index.
+CREATE TRIGGER memories_fts_update AFTER UPDATE OF content, is_deleted ON memories
+WHEN old.content IS NOT new.content OR old.is_deleted IS NOT new.is_deleted BEGIN
+    INSERT INTO memories_fts(memories_fts, rowid, content)
+        SELECT 'delete', old.rowid, old.content WHERE old.is_deleted = 0;
+    INSERT INTO memories_fts(rowid, content)
+        SELECT new.rowid, new.content WHERE new.is_deleted = 0;
+END;
+
+CREATE TABLE memory_jobs (
+    id           TEXT NOT NULL PRIMARY KEY,
+    memory_id    TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    status       TEXT NOT NULL DEFAULT 'pending'
+                 CHECK (status IN ('pending', 'leased', 'completed', 'failed', 'dead')),
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL DEFAULT 3,
+    leased_at    TEXT,
+    run_after    TEXT,
+    error        TEXT,
+    created_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL
+);
+CREATE UNIQUE INDEX idx_jobs_active ON memory_jobs(memory_id, kind)
+    WHERE status IN ('pending', 'leased');
+CREATE INDEX idx_jobs_status ON memory_jobs(status, created_at);
+
+CREATE TABLE meta (
+    key   TEXT NOT NULL PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"#,
+    },
+    Migration {
+        version: 2,
+        name: "revocations",
+        sql: r#"
+CREATE TABLE revoked_tokens (
+    kind       TEXT NOT NULL CHECK (kind IN ('jti', 'sub')),
+    value      TEXT NOT NULL,
+    revoked_at INTEGER NOT NULL,
+    revoked_by TEXT,
+    PRIMARY KEY (kind, value)
+);
+"#,
+    },
+];
+
+/// Hex sha256 of a migration's SQL text.
+fn checksum(sql: &str) -> String {
+    hex::encode(Sha256::digest(sql.as_bytes()))
+}
+
+/// The newest schema version this build knows.
+pub fn latest_version() -> i64 {
+    MIGRATIONS.last().map(|m| m.version).unwrap_or(0)
+}
+
+/// Apply every pending migration, each in its own transaction, after
+/// checking the checksums of those already applied.
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version    INTEGER NOT NULL PRIMARY KEY,
+            name       TEXT NOT NULL,
+            checksum   TEXT NOT NULL,
+            applied_at TEXT NOT NULL
+        );",
+    )?;
+    for m in MIGRATIONS {
+        let recorded: Option<String> = conn
+            .query_row(
+                "SELECT checksum FROM schema_migrations WHERE version = ?1",
+                [m.version],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let sum = checksum(m.sql);
+        match recorded {
+            Some(found) if found == sum => {}
+            Some(found) => {
+                return Err(StoreError::Schema(format!(
+                    "migration {} ({}) was applied with checksum {found}, this build has {sum}",
+                    m.version, m.name
+                )))
+            }
+            None => {
+                let tx = conn.transaction()?;
+                tx.execute_batch(m.sql)?;
+                tx.execute(
+                    "INSERT INTO schema_migrations(version, name, checksum, applied_at)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![m.version, m.name, sum, super::now_iso()],
+                )?;
+                tx.commit()?;
+                tracing::info!(version = m.version, name = m.name, "applied migration");
+            }
+        }
+    }
+    let newest: i64 = conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        [],
+        |r| r.get(0),
+    )?;
+    if newest > latest_version() {
+        return Err(StoreError::Schema(format!(
+            "database schema version {newest} is newer than this build ({})",
+            latest_version()
+        )));
+    }
+    Ok(())
+}
+
+/// Create the sqlite-vec table for `dims`-dimensional vectors, or check that
+/// the existing one has that dimension.
+pub fn ensure_vector_table(conn: &Connection, dims: usize) -> Result<(), StoreError> {
+    let pinned: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'vector_dims'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match pinned {
+        Some(v) if v == dims.to_string() => Ok(()),
+        Some(v) => Err(StoreError::Schema(format!(
+            "the database holds {v}-dimensional vectors but embedding.dimensions is {dims}"
+        ))),
+        None => {
+            conn.execute_batch(&format!(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS memory_vectors USING vec0(
+                    embedding float[{dims}] distance_metric=cosine
+                 );
+                 INSERT INTO meta(key, value) VALUES ('vector_dims', '{dims}');"
+            ))?;
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fresh() -> Connection {
+        super::super::register_vec_extension();
+        Connection::open_in_memory().expect("in-memory db")
+    }
+
+    #[test]
+    fn migrating_twice_is_a_no_op() {
+        let mut c = fresh();
+        migrate(&mut c).expect("first");
+        migrate(&mut c).expect("second");
+        let n: i64 = c
+            .query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(n, MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn a_changed_migration_is_refused() {
+        let mut c = fresh();
+        migrate(&mut c).expect("migrate");
+        c.execute(
+            "UPDATE schema_migrations SET checksum = 'x' WHERE version = 1",
+            [],
+        )
+        .expect("tamper");
+        let err = migrate(&mut c).expect_err("must refuse");
+        assert!(err.to_string().contains("checksum"), "{err}");
+    }
+
+    #[test]
+    fn vector_dimension_is_pinned() {
+        let mut c = fresh();
+        migrate(&mut c).expect("migrate");
+        ensure_vector_table(&c, 8).expect("create");
+        ensure_vector_table(&c, 8).expect("same dims");
+        assert!(ensure_vector_table(&c, 16).is_err());
+    }
+}
