@@ -58,38 +58,25 @@ pub fn prepare_workspace(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A running daemon.
-pub struct App {
-    /// The address the server listens on.
-    pub addr: std::net::SocketAddr,
+/// The actors and operations without any HTTP front: what the daemon, the
+/// benches and future fronts (CLI, MCP) share.
+pub struct Engine {
+    pub config: Arc<Config>,
     /// Actor refs, for supervision tests and tooling.
     pub registry: Registry,
+    pub memories: MemoryService,
     /// Group-commit counters.
     pub writer_stats: Arc<WriterStats>,
     /// Supervisor restarts so far.
     pub restarts: Arc<AtomicU64>,
-    server: tokio::task::JoinHandle<()>,
     supervisor: ActorRef<SupervisorMsg>,
-    pid_file: std::path::PathBuf,
+    supervisor_done: Option<tokio::task::JoinHandle<()>>,
 }
 
-impl App {
-    /// Start the actors and serve on `listener` until `shutdown` resolves
-    /// (or the supervisor gives up).
-    pub async fn start(
-        config: Config,
-        listener: TcpListener,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<App> {
-        let started = Instant::now();
-        check_auth(&config)?;
+impl Engine {
+    /// Prepare the workspace, open the store and start the supervisor.
+    pub async fn start(config: Arc<Config>) -> anyhow::Result<Engine> {
         prepare_workspace(&config)?;
-        let config = Arc::new(config);
-        let addr = listener.local_addr()?;
-        let pid_file = config.daemon_dir().join("pid");
-        std::fs::write(&pid_file, std::process::id().to_string())
-            .with_context(|| format!("cannot write {}", pid_file.display()))?;
-
         let registry = Registry::default();
         let access = Arc::new(AccessTracker::default());
         let writer_stats = Arc::new(WriterStats::default());
@@ -110,13 +97,69 @@ impl App {
         let (supervisor, sup_handle) = Actor::spawn(None, Supervisor, args)
             .await
             .map_err(|e| anyhow::anyhow!("cannot start the store: {e}"))?;
-
         let reads = ReadPool::new(&config.db_path(), s.read_pool_size);
-        let state = AppState {
+        Ok(Engine {
             memories: MemoryService::new(config.clone(), registry.clone(), reads, access),
-            registry: registry.clone(),
-            writer_stats: writer_stats.clone(),
-            restarts: restarts.clone(),
+            config,
+            registry,
+            writer_stats,
+            restarts,
+            supervisor,
+            supervisor_done: Some(sup_handle),
+        })
+    }
+
+    /// Resolves when the supervisor stopped (it gave up on a child, or the
+    /// engine shut down). Can be taken once.
+    pub fn take_stopped(&mut self) -> Option<tokio::task::JoinHandle<()>> {
+        self.supervisor_done.take()
+    }
+
+    /// Drain the store writer, checkpoint the WAL and stop the actors.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let res = ractor::call_t!(self.supervisor, SupervisorMsg::Shutdown, 60_000);
+        self.supervisor.stop(None);
+        res.map_err(|e| anyhow::anyhow!("store shutdown: {e}"))
+    }
+}
+
+/// A running daemon.
+pub struct App {
+    /// The address the server listens on.
+    pub addr: std::net::SocketAddr,
+    /// Actor refs, for supervision tests and tooling.
+    pub registry: Registry,
+    /// Group-commit counters.
+    pub writer_stats: Arc<WriterStats>,
+    /// Supervisor restarts so far.
+    pub restarts: Arc<AtomicU64>,
+    server: tokio::task::JoinHandle<()>,
+    engine: Engine,
+    pid_file: std::path::PathBuf,
+}
+
+impl App {
+    /// Start the actors and serve on `listener` until `shutdown` resolves
+    /// (or the supervisor gives up).
+    pub async fn start(
+        config: Config,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<App> {
+        let started = Instant::now();
+        check_auth(&config)?;
+        let config = Arc::new(config);
+        let mut engine = Engine::start(config.clone()).await?;
+        let addr = listener.local_addr()?;
+        let pid_file = config.daemon_dir().join("pid");
+        std::fs::write(&pid_file, std::process::id().to_string())
+            .with_context(|| format!("cannot write {}", pid_file.display()))?;
+
+        let state = AppState {
+            memories: engine.memories.clone(),
+            registry: engine.registry.clone(),
+            writer_stats: engine.writer_stats.clone(),
+            restarts: engine.restarts.clone(),
             started,
             started_at: store::now_iso(),
             port: addr.port(),
@@ -130,10 +173,12 @@ impl App {
             shutdown.await;
             let _ = stop_on_signal.send(true);
         });
-        tokio::spawn(async move {
-            let _ = sup_handle.await;
-            let _ = stop_tx.send(true);
-        });
+        if let Some(done) = engine.take_stopped() {
+            tokio::spawn(async move {
+                let _ = done.await;
+                let _ = stop_tx.send(true);
+            });
+        }
         let server = warp::serve(http::routes(state))
             .incoming(listener)
             .graceful(async move {
@@ -143,11 +188,11 @@ impl App {
         tracing::info!(%addr, workspace = %config.workspace.display(), "signet listening");
         Ok(App {
             addr,
-            registry,
-            writer_stats,
-            restarts,
+            registry: engine.registry.clone(),
+            writer_stats: engine.writer_stats.clone(),
+            restarts: engine.restarts.clone(),
             server,
-            supervisor,
+            engine,
             pid_file,
         })
     }
@@ -156,10 +201,9 @@ impl App {
     pub async fn wait(self) -> anyhow::Result<()> {
         let _ = self.server.await;
         tracing::info!("server stopped; draining the store writer");
-        let res = ractor::call_t!(self.supervisor, SupervisorMsg::Shutdown, 60_000);
-        self.supervisor.stop(None);
+        let res = self.engine.shutdown().await;
         let _ = std::fs::remove_file(&self.pid_file);
-        res.map_err(|e| anyhow::anyhow!("store shutdown: {e}"))?;
+        res?;
         tracing::info!("shutdown complete");
         Ok(())
     }

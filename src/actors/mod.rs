@@ -52,40 +52,70 @@ impl Registry {
 
     /// Send a message to the store writer and wait for its reply.
     ///
-    /// A message that cannot be delivered (the writer is between a failure
-    /// and its restart) never ran, so it is re-sent to the restarted writer
-    /// when one appears within `timeout`. A reply that never comes
-    /// (timeout, or the writer failed while holding it) is an error.
+    /// `make` builds the message around a reply port; it may be called more
+    /// than once. A message that cannot be delivered (the writer is between
+    /// a failure and its restart) never ran, and neither did one whose reply
+    /// port was dropped unanswered: the writer replies only after a commit,
+    /// so a dropped port means the batch rolled back. Both are re-sent to
+    /// the restarted writer when one appears within `timeout`.
     pub async fn call_writer<T, F>(&self, timeout: Duration, make: F) -> Result<T, ActorError>
     where
-        F: FnOnce(RpcReplyPort<T>) -> WriterMsg,
+        F: Fn(RpcReplyPort<T>) -> WriterMsg,
         T: Send + 'static,
     {
         const NAME: &str = "store writer";
+        const ATTEMPTS: usize = 3;
         let deadline = tokio::time::Instant::now() + timeout;
-        let (tx, rx) = oneshot();
-        let mut msg = make(RpcReplyPort::from(tx));
         let mut sub = self.writer.subscribe();
-        loop {
-            let current = sub.borrow_and_update().clone();
-            if let Some(actor) = current {
-                match actor.send_message(msg) {
-                    Ok(()) => break,
-                    Err(MessagingErr::SendErr(back)) => msg = back,
-                    Err(_) => return Err(ActorError::Unavailable(NAME)),
+        let mut failed: Option<ractor::ActorId> = None;
+        for _ in 0..ATTEMPTS {
+            let (tx, rx) = oneshot();
+            let mut msg = make(RpcReplyPort::from(tx));
+            let delivered_to = loop {
+                let current = sub.borrow_and_update().clone();
+                if let Some(actor) = current.filter(|a| Some(a.get_id()) != failed) {
+                    match actor.send_message(msg) {
+                        Ok(()) => break actor.get_id(),
+                        Err(MessagingErr::SendErr(back)) => msg = back,
+                        Err(_) => return Err(ActorError::Unavailable(NAME)),
+                    }
                 }
-            }
-            // Wait for the supervisor to publish a new ref.
-            match tokio::time::timeout_at(deadline, sub.changed()).await {
-                Ok(Ok(())) => continue,
-                Ok(Err(_)) => return Err(ActorError::Unavailable(NAME)),
+                // Wait for the supervisor to publish a new ref.
+                match tokio::time::timeout_at(deadline, sub.changed()).await {
+                    Ok(Ok(())) => continue,
+                    Ok(Err(_)) => return Err(ActorError::Unavailable(NAME)),
+                    Err(_) => return Err(ActorError::Timeout(NAME)),
+                }
+            };
+            match tokio::time::timeout_at(deadline, rx).await {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(_)) => failed = Some(delivered_to),
                 Err(_) => return Err(ActorError::Timeout(NAME)),
             }
         }
-        match tokio::time::timeout_at(deadline, rx).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(_)) => Err(ActorError::Unavailable(NAME)),
-            Err(_) => Err(ActorError::Timeout(NAME)),
-        }
+        Err(ActorError::Unavailable(NAME))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_call_with_no_writer_times_out_instead_of_hanging() {
+        let reg = Registry::default();
+        let started = std::time::Instant::now();
+        let out = reg
+            .call_writer::<(), _>(Duration::from_millis(50), |reply| {
+                WriterMsg::Checkpoint(reply_into(reply))
+            })
+            .await;
+        assert!(matches!(out, Err(ActorError::Timeout(_))), "{out:?}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    fn reply_into(_: RpcReplyPort<()>) -> RpcReplyPort<Result<(), crate::store::StoreError>> {
+        let (tx, _rx) = oneshot();
+        RpcReplyPort::from(tx)
     }
 }

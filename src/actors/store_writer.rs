@@ -58,6 +58,9 @@ pub enum WriteOp {
 }
 
 /// Messages to the store writer.
+// Writes dominate the mailbox and are moved once into the buffer; boxing
+// them to shrink the rare control messages would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 pub enum WriterMsg {
     /// Buffer a write; it commits with the next flush.
     Write(WriteOp),
@@ -67,8 +70,8 @@ pub enum WriterMsg {
     FlushAccess,
     /// Checkpoint the WAL into the database file.
     Checkpoint(RpcReplyPort<Result<(), StoreError>>),
-    /// Fault injection for supervision tests: the handler panics.
-    #[doc(hidden)]
+    /// Fault injection (supervision tests, chaos drills): the handler
+    /// panics and the supervisor must restart the writer.
     InjectPanic,
 }
 
@@ -79,6 +82,8 @@ pub struct WriterStats {
     pub ops: AtomicU64,
     pub max_batch: AtomicU64,
     pub commit_failures: AtomicU64,
+    /// Nanoseconds spent executing and committing batches.
+    pub busy_ns: AtomicU64,
 }
 
 impl WriterStats {
@@ -242,7 +247,11 @@ async fn commit(state: &mut WriterState) -> Result<(), ActorProcessingErr> {
     // and every reply port; the error below fails this actor and the
     // supervisor opens a fresh connection.
     let conn = tokio::task::spawn_blocking(move || {
+        let t = std::time::Instant::now();
         run_batch(&conn, ops, &stats);
+        stats
+            .busy_ns
+            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
         conn
     })
     .await?;
@@ -254,17 +263,37 @@ async fn commit(state: &mut WriterState) -> Result<(), ActorProcessingErr> {
     Ok(())
 }
 
-/// Sends the reply of one op once the batch's fate is known.
-type Finish = Box<dyn FnOnce(Option<&str>) + Send>;
+/// What one op produced, before its reply is sent.
+enum Outcome {
+    Remembered(RememberOutcome),
+    Mutated(Vec<MutationOutcome>),
+    Recovered(MutationOutcome),
+    Nothing,
+}
 
-fn finisher<T: Send + 'static>(reply: Reply<T>, out: Result<T, StoreError>) -> Finish {
-    Box::new(move |commit_err| {
-        let msg = match (commit_err, out) {
-            (Some(e), _) => Err(StoreError::Commit(e.to_string())),
-            (None, out) => out,
-        };
-        // The caller may have timed out and gone; nothing to do then.
-        let _ = reply.send(msg);
+/// Execute one op on the open transaction.
+fn execute(conn: &Connection, op: &WriteOp) -> Result<Outcome, StoreError> {
+    Ok(match op {
+        WriteOp::Remember { new, audit, .. } => {
+            Outcome::Remembered(memories::insert(conn, new, audit)?)
+        }
+        WriteOp::Modify { reqs, audit, .. } => Outcome::Mutated(
+            reqs.iter()
+                .map(|r| memories::modify(conn, r, audit))
+                .collect::<Result<_, _>>()?,
+        ),
+        WriteOp::Forget { reqs, audit, .. } => Outcome::Mutated(
+            reqs.iter()
+                .map(|r| memories::forget(conn, r, audit))
+                .collect::<Result<_, _>>()?,
+        ),
+        WriteOp::Recover { req, audit, .. } => {
+            Outcome::Recovered(memories::recover(conn, req, audit)?)
+        }
+        WriteOp::Access { hits } => {
+            memories::apply_access(conn, hits, &store::now_iso())?;
+            Outcome::Nothing
+        }
     })
 }
 
@@ -273,84 +302,110 @@ fn in_savepoint<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    conn.execute_batch("SAVEPOINT op")?;
+    sql(conn, "SAVEPOINT op")?;
     match f(conn) {
         Ok(v) => {
-            conn.execute_batch("RELEASE op")?;
+            sql(conn, "RELEASE op")?;
             Ok(v)
         }
         Err(e) => {
-            conn.execute_batch("ROLLBACK TO op; RELEASE op")?;
+            sql(conn, "ROLLBACK TO op")?;
+            sql(conn, "RELEASE op")?;
             Err(e)
         }
     }
 }
 
+/// Run a parameterless statement through the statement cache.
+fn sql(conn: &Connection, text: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(text)?.execute([])?;
+    Ok(())
+}
+
 /// Execute one batch in one transaction, commit, then reply.
+///
+/// Ops run back to back without savepoints: every expected refusal
+/// (duplicate, version conflict, ...) is a result, not an error, so an
+/// error means something unusual. Then the transaction is rolled back and
+/// the batch re-run with a savepoint per op, so only the failing op fails.
+/// Savepoints on the fast path would copy every page an op touches into the
+/// statement journal, a large share of the writer's time.
 fn run_batch(conn: &Connection, ops: Vec<WriteOp>, stats: &WriterStats) {
-    let mut finish: Vec<Finish> = Vec::with_capacity(ops.len());
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = sql(conn, "BEGIN IMMEDIATE") {
+        stats.commit_failures.fetch_add(1, Ordering::Relaxed);
         let msg = e.to_string();
         for op in ops {
-            fail_op(op, &msg);
+            reply(op, Err(StoreError::Commit(msg.clone())));
         }
-        stats.commit_failures.fetch_add(1, Ordering::Relaxed);
         return;
     }
-    for op in ops {
-        finish.push(match op {
-            WriteOp::Remember { new, audit, reply } => finisher(
-                reply,
-                in_savepoint(conn, |c| memories::insert(c, &new, &audit)),
-            ),
-            WriteOp::Modify { reqs, audit, reply } => finisher(
-                reply,
-                reqs.iter()
-                    .map(|r| in_savepoint(conn, |c| memories::modify(c, r, &audit)))
-                    .collect(),
-            ),
-            WriteOp::Forget { reqs, audit, reply } => finisher(
-                reply,
-                reqs.iter()
-                    .map(|r| in_savepoint(conn, |c| memories::forget(c, r, &audit)))
-                    .collect(),
-            ),
-            WriteOp::Recover { req, audit, reply } => finisher(
-                reply,
-                in_savepoint(conn, |c| memories::recover(c, &req, &audit)),
-            ),
-            WriteOp::Access { hits } => {
-                let at = store::now_iso();
-                if let Err(e) = in_savepoint(conn, |c| memories::apply_access(c, &hits, &at)) {
-                    tracing::warn!(error = %e, "access counts not written");
-                }
-                Box::new(|_| {})
+    let mut results: Vec<Result<Outcome, StoreError>> = Vec::with_capacity(ops.len());
+    for op in &ops {
+        match execute(conn, op) {
+            Ok(o) => results.push(Ok(o)),
+            Err(e) => {
+                tracing::warn!(error = %e, "write failed inside a batch; re-running the batch op by op");
+                results.clear();
+                break;
             }
-        });
+        }
     }
-    let commit_err = conn.execute_batch("COMMIT").err().map(|e| {
+    if results.len() != ops.len() {
+        let restarted = sql(conn, "ROLLBACK").and_then(|_| sql(conn, "BEGIN IMMEDIATE"));
+        if let Err(e) = restarted {
+            let msg = e.to_string();
+            for op in ops {
+                reply(op, Err(StoreError::Commit(msg.clone())));
+            }
+            return;
+        }
+        results = ops
+            .iter()
+            .map(|op| in_savepoint(conn, |c| execute(c, op)))
+            .collect();
+    }
+    let commit = sql(conn, "COMMIT");
+    if let Err(e) = &commit {
         let _ = conn.execute_batch("ROLLBACK");
         stats.commit_failures.fetch_add(1, Ordering::Relaxed);
         tracing::error!(error = %e, "group commit failed");
-        e.to_string()
-    });
-    for f in finish {
-        f(commit_err.as_deref());
+    }
+    for (op, res) in ops.into_iter().zip(results) {
+        let res = match &commit {
+            Ok(()) => res,
+            Err(e) => Err(StoreError::Commit(e.to_string())),
+        };
+        reply(op, res);
     }
 }
 
-fn fail_op(op: WriteOp, msg: &str) {
-    let err = StoreError::Commit(msg.to_string());
+/// Answer the caller of `op` (who may have timed out and gone: then the
+/// send fails and nothing is to be done).
+fn reply(op: WriteOp, res: Result<Outcome, StoreError>) {
+    let mismatch = || StoreError::Task("write outcome does not match its op".into());
     match op {
         WriteOp::Remember { reply, .. } => {
-            let _ = reply.send(Err(err));
+            let _ = reply.send(res.and_then(|o| match o {
+                Outcome::Remembered(r) => Ok(r),
+                _ => Err(mismatch()),
+            }));
         }
         WriteOp::Modify { reply, .. } | WriteOp::Forget { reply, .. } => {
-            let _ = reply.send(Err(err));
+            let _ = reply.send(res.and_then(|o| match o {
+                Outcome::Mutated(r) => Ok(r),
+                _ => Err(mismatch()),
+            }));
         }
         WriteOp::Recover { reply, .. } => {
-            let _ = reply.send(Err(err));
+            let _ = reply.send(res.and_then(|o| match o {
+                Outcome::Recovered(r) => Ok(r),
+                _ => Err(mismatch()),
+            }));
         }
-        WriteOp::Access { .. } => {}
+        WriteOp::Access { .. } => {
+            if let Err(e) = res {
+                tracing::warn!(error = %e, "access counts not written");
+            }
+        }
     }
 }

@@ -53,7 +53,7 @@ fn header(h: &HeaderMap, name: &str) -> Option<String> {
 /// Build the caller of a local-mode request from its headers.
 pub fn local_caller(h: &HeaderMap) -> Caller {
     Caller {
-        actor: header(h, "x-signet-actor").unwrap_or_else(|| "anonymous".into()),
+        actor: header(h, "x-signet-actor").unwrap_or_else(|| crate::memory::ANONYMOUS.into()),
         verified: false,
         actor_type: header(h, "x-signet-actor-type").filter(|t| ACTOR_TYPES.contains(&t.as_str())),
         session_id: header(h, "x-signet-session-id"),

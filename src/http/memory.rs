@@ -15,6 +15,32 @@ use crate::memory::requests::parse_if_version;
 use crate::memory::{BatchForgetRequest, BatchModifyItem, Caller, MemoryError, RememberRequest};
 use crate::store::memories::{ForgetRequest, RecoverRequest};
 
+/// Path words under `/api/memory/` that name an action, never an id: a
+/// wrong method on them is 405, not a lookup of a memory called "remember".
+const ACTION_WORDS: &[&str] = &[
+    "remember", "save", "recall", "search", "forget", "modify", "similar", "jobs",
+];
+
+/// The `:id` segment of `/api/memory/:id` routes.
+pub fn memory_id() -> impl Filter<Extract = (String,), Error = warp::Rejection> + Clone {
+    warp::path::param::<String>().and_then(|id: String| async move {
+        if ACTION_WORDS.contains(&id.as_str()) {
+            Err(warp::reject::not_found())
+        } else {
+            Ok(id)
+        }
+    })
+}
+
+/// `/api/memory/:id` followed by `rest` segments.
+fn id_path(rest: Option<&'static str>) -> BoxedFilter<(String,)> {
+    let base = warp::path("api").and(warp::path("memory")).and(memory_id());
+    match rest {
+        None => base.and(warp::path::end()).boxed(),
+        Some(seg) => base.and(warp::path(seg)).and(warp::path::end()).boxed(),
+    }
+}
+
 fn limit(st: &AppState) -> usize {
     st.config.settings.server.max_body_bytes
 }
@@ -43,7 +69,7 @@ pub fn remember(st: AppState) -> BoxedFilter<(Response,)> {
 /// GET /api/memory/:id
 pub fn get(st: AppState) -> BoxedFilter<(Response,)> {
     boxed(
-        warp::path!("api" / "memory" / String)
+        id_path(None)
             .and(warp::get())
             .and(auth::require(st.clone(), Permission::Recall))
             .and(with_state(st))
@@ -86,7 +112,7 @@ pub fn list(st: AppState) -> BoxedFilter<(Response,)> {
 /// GET /api/memory/:id/history?limit=200
 pub fn history(st: AppState) -> BoxedFilter<(Response,)> {
     boxed(
-        warp::path!("api" / "memory" / String / "history")
+        id_path(Some("history"))
             .and(warp::get())
             .and(auth::require(st.clone(), Permission::Recall))
             .and(warp::query::<HashMap<String, String>>())
@@ -105,7 +131,7 @@ pub fn history(st: AppState) -> BoxedFilter<(Response,)> {
 /// PATCH /api/memory/:id
 pub fn modify(st: AppState) -> BoxedFilter<(Response,)> {
     boxed(
-        warp::path!("api" / "memory" / String)
+        id_path(None)
             .and(warp::patch())
             .and(auth::require(st.clone(), Permission::Modify))
             .and(body::json::<serde_json::Map<String, serde_json::Value>>(
@@ -171,7 +197,7 @@ fn forget_args(
 /// DELETE /api/memory/:id
 pub fn forget(st: AppState) -> BoxedFilter<(Response,)> {
     boxed(
-        warp::path!("api" / "memory" / String)
+        id_path(None)
             .and(warp::delete())
             .and(auth::require(st.clone(), Permission::Forget))
             .and(warp::query::<HashMap<String, String>>())
@@ -201,7 +227,7 @@ struct RecoverBody {
 /// POST /api/memory/:id/recover
 pub fn recover(st: AppState) -> BoxedFilter<(Response,)> {
     boxed(
-        warp::path!("api" / "memory" / String / "recover")
+        id_path(Some("recover"))
             .and(warp::post())
             .and(auth::require(st.clone(), Permission::Recover))
             .and(body::json::<RecoverBody>(limit(&st)))

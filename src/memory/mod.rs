@@ -29,6 +29,9 @@ pub use requests::{BatchForgetRequest, BatchModifyItem, RecallRequest, RememberR
 /// Message of every write refused by the kill switch.
 pub const FROZEN: &str = "Mutations are frozen (kill switch active)";
 
+/// The actor name of a caller nobody named.
+pub const ANONYMOUS: &str = "anonymous";
+
 /// Batch forget needs the confirm token above this many candidates.
 pub const CONFIRM_THRESHOLD: usize = 25;
 
@@ -233,7 +236,7 @@ impl MemoryService {
 
     async fn write<T: Send + 'static>(
         &self,
-        make: impl FnOnce(crate::actors::store_writer::Reply<T>) -> WriteOp,
+        make: impl Fn(crate::actors::store_writer::Reply<T>) -> WriteOp,
     ) -> Result<T, MemoryError> {
         let out = self
             .registry
@@ -249,12 +252,16 @@ impl MemoryService {
         req: RememberRequest,
     ) -> Result<Remembered, MemoryError> {
         self.check_writable()?;
+        let claimed = req.who.clone().filter(|w| !w.trim().is_empty());
         let new = req.into_new_memory(caller, self.config.settings.memory.max_content_bytes)?;
-        let audit = caller.audit(Some(&new.who));
+        let mut audit = caller.audit(claimed.as_deref());
+        if claimed.is_none() && !caller.verified && audit.changed_by == ANONYMOUS {
+            audit.changed_by = new.who.clone();
+        }
         let out = self
             .write(|reply| WriteOp::Remember {
-                new: Box::new(new),
-                audit,
+                new: Box::new(new.clone()),
+                audit: audit.clone(),
                 reply,
             })
             .await?;
@@ -340,8 +347,8 @@ impl MemoryService {
         let audit = caller.audit(item_changed_by(&req));
         let mut out = self
             .write(|reply| WriteOp::Modify {
-                reqs: vec![req.0],
-                audit,
+                reqs: vec![req.0.clone()],
+                audit: audit.clone(),
                 reply,
             })
             .await?;
@@ -365,8 +372,8 @@ impl MemoryService {
         let audit = caller.audit(None);
         let mut out = self
             .write(|reply| WriteOp::Forget {
-                reqs: vec![req],
-                audit,
+                reqs: vec![req.clone()],
+                audit: audit.clone(),
                 reply,
             })
             .await?;
@@ -392,7 +399,11 @@ impl MemoryService {
         };
         let audit = caller.audit(None);
         let outcome = self
-            .write(|reply| WriteOp::Recover { req, audit, reply })
+            .write(|reply| WriteOp::Recover {
+                req: req.clone(),
+                audit: audit.clone(),
+                reply,
+            })
             .await?;
         refuse_unless_success(outcome)
     }
@@ -440,7 +451,11 @@ impl MemoryService {
             .collect();
         let audit = caller.audit(None);
         let results = self
-            .write(|reply| WriteOp::Forget { reqs, audit, reply })
+            .write(|reply| WriteOp::Forget {
+                reqs: reqs.clone(),
+                audit: audit.clone(),
+                reply,
+            })
             .await?;
         Ok(BatchForgetResponse::Executed(ForgetExecuted {
             mode: "execute",
@@ -569,7 +584,11 @@ impl MemoryService {
         if !reqs.is_empty() {
             let audit = caller.audit(changed_by.as_deref());
             let outs = self
-                .write(|reply| WriteOp::Modify { reqs, audit, reply })
+                .write(|reply| WriteOp::Modify {
+                    reqs: reqs.clone(),
+                    audit: audit.clone(),
+                    reply,
+                })
                 .await?;
             for (slot, out) in slots.into_iter().zip(outs) {
                 results[slot] = Some(out);

@@ -74,9 +74,12 @@ fn parse_prefixes(content: &str) -> (String, bool, Option<String>) {
     let mut critical = false;
     let mut tags = None;
     loop {
-        if rest.len() >= 10 && rest[..10].eq_ignore_ascii_case("critical: ") {
+        if rest
+            .get(..10)
+            .is_some_and(|p| p.eq_ignore_ascii_case("critical: "))
+        {
             critical = true;
-            rest = rest[10..].trim_start();
+            rest = rest.get(10..).unwrap_or_default().trim_start();
             continue;
         }
         if let Some(inner) = rest.strip_prefix('[') {
@@ -154,7 +157,8 @@ impl RememberRequest {
         };
         let scope = &caller.scope;
         Ok(NewMemory {
-            id: uuid::Uuid::new_v4().to_string(),
+            // v7: time-ordered, so the id index grows at its right edge.
+            id: uuid::Uuid::now_v7().to_string(),
             content_hash: content_hash(&content),
             content,
             kind,
@@ -464,6 +468,20 @@ mod tests {
         assert!(!m.pinned);
         assert_eq!(m.importance, 0.3);
         assert_eq!(m.tags.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn prefixes_are_parsed_on_character_boundaries() {
+        assert_eq!(parse_prefixes("aéééééé du texte").0, "aéééééé du texte");
+        assert_eq!(
+            parse_prefixes("日本語のメモです、大事").0,
+            "日本語のメモです、大事"
+        );
+        let (c, crit, tags) = parse_prefixes("[é,Ü]: ünï");
+        assert_eq!(
+            (c.as_str(), crit, tags.as_deref()),
+            ("ünï", false, Some("é,ü"))
+        );
     }
 
     #[test]

@@ -193,57 +193,53 @@ pub fn insert(
     new: &NewMemory,
     audit: &Audit,
 ) -> Result<RememberOutcome, StoreError> {
-    let existing = conn
-        .prepare_cached(&format!(
-            "SELECT {RECORD_COLUMNS} FROM memories WHERE content_hash = ?1 AND is_deleted = 0"
-        ))?
-        .query_row([&new.content_hash], MemoryRecord::from_row)
-        .optional()?;
-    if let Some(record) = existing {
-        return Ok(RememberOutcome {
-            record,
-            deduped: true,
-        });
-    }
-    if let Some(sid) = &new.source_id {
+    let now = now_iso();
+    // The partial unique indexes do the dedupe: an ignored insert means a
+    // live row with the same content hash (or source) exists.
+    let inserted = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO memories (id, content, type, importance, tags, pinned, who,
+                project, agent, user, source_type, source_id, content_hash, version, is_deleted,
+                access_count, created_at, updated_at, updated_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 1, 0, 0, ?14, ?14, ?15)",
+        )?
+        .execute(params![
+            new.id,
+            new.content,
+            new.kind,
+            new.importance,
+            new.tags,
+            new.pinned as i64,
+            new.who,
+            new.project,
+            new.agent,
+            new.user,
+            new.source_type,
+            new.source_id,
+            new.content_hash,
+            now,
+            audit.changed_by,
+        ])?;
+    if inserted == 0 {
         let existing = conn
             .prepare_cached(&format!(
                 "SELECT {RECORD_COLUMNS} FROM memories
-                 WHERE source_type = ?1 AND source_id = ?2 AND is_deleted = 0"
+                 WHERE is_deleted = 0 AND (content_hash = ?1 OR (source_type = ?2 AND source_id = ?3))
+                 ORDER BY content_hash = ?1 DESC LIMIT 1"
             ))?
-            .query_row(params![new.source_type, sid], MemoryRecord::from_row)
+            .query_row(params![new.content_hash, new.source_type, new.source_id], MemoryRecord::from_row)
             .optional()?;
-        if let Some(record) = existing {
-            return Ok(RememberOutcome {
+        return match existing {
+            Some(record) => Ok(RememberOutcome {
                 record,
                 deduped: true,
-            });
-        }
+            }),
+            None => Err(StoreError::Schema(format!(
+                "insert of {} ignored without a live duplicate",
+                new.id
+            ))),
+        };
     }
-    let now = now_iso();
-    conn.prepare_cached(
-        "INSERT INTO memories (id, content, type, importance, tags, pinned, who, project, agent,
-            user, source_type, source_id, content_hash, version, is_deleted, access_count,
-            created_at, updated_at, updated_by)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 1, 0, 0, ?14, ?14, ?15)",
-    )?
-    .execute(params![
-        new.id,
-        new.content,
-        new.kind,
-        new.importance,
-        new.tags,
-        new.pinned as i64,
-        new.who,
-        new.project,
-        new.agent,
-        new.user,
-        new.source_type,
-        new.source_id,
-        new.content_hash,
-        now,
-        audit.changed_by,
-    ])?;
     write_history(
         conn,
         &new.id,
@@ -305,7 +301,7 @@ pub fn write_history(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?
     .execute(params![
-        uuid::Uuid::new_v4().to_string(),
+        uuid::Uuid::now_v7().to_string(),
         memory_id,
         event,
         old_content,
@@ -490,6 +486,12 @@ pub struct MutationOutcome {
     pub content_changed: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duplicate_memory_id: Option<String>,
+    /// Whether the record has a current vector (updates only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedded: Option<bool>,
+    /// Days a tombstone stays recoverable (recovers only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// The record after the mutation (for events); not serialised.
@@ -507,6 +509,8 @@ impl MutationOutcome {
             new_version: None,
             content_changed: None,
             duplicate_memory_id: None,
+            embedded: None,
+            retention_days: None,
             error: None,
             record: None,
         }
@@ -697,6 +701,8 @@ pub fn modify(
         new_version: Some(next.version),
         content_changed: Some(new_content.is_some()),
         duplicate_memory_id: None,
+        embedded: Some(next.embedding_model.is_some()),
+        retention_days: None,
         error: None,
         record: Some(next),
     })
@@ -791,6 +797,8 @@ pub fn forget(
         new_version: Some(next.version),
         content_changed: None,
         duplicate_memory_id: None,
+        embedded: None,
+        retention_days: None,
         error: None,
         record: Some(next),
     })
@@ -893,6 +901,8 @@ pub fn recover(
         new_version: Some(next.version),
         content_changed: None,
         duplicate_memory_id: None,
+        embedded: None,
+        retention_days: Some(RETENTION_DAYS),
         error: None,
         record: Some(next),
     })

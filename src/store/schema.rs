@@ -54,11 +54,13 @@ CREATE UNIQUE INDEX idx_memories_hash_live ON memories(content_hash) WHERE is_de
 CREATE UNIQUE INDEX idx_memories_source_live ON memories(source_type, source_id)
     WHERE is_deleted = 0 AND source_id IS NOT NULL;
 CREATE INDEX idx_memories_created ON memories(created_at);
-CREATE INDEX idx_memories_deleted ON memories(is_deleted, deleted_at);
+CREATE INDEX idx_memories_tombstones ON memories(deleted_at) WHERE is_deleted = 1;
 CREATE INDEX idx_memories_project ON memories(project);
 
+-- History ids are UUIDs for the API but never looked up, so they carry no
+-- index: an append costs one B-tree insert plus the two below.
 CREATE TABLE memory_history (
-    id          TEXT NOT NULL PRIMARY KEY,
+    id          TEXT NOT NULL,
     memory_id   TEXT NOT NULL,
     event       TEXT NOT NULL,
     old_content TEXT,
@@ -80,6 +82,9 @@ CREATE INDEX idx_history_created ON memory_history(created_at);
 CREATE VIRTUAL TABLE memories_fts USING fts5(
     content, content='memories', content_rowid='rowid', tokenize='porter unicode61'
 );
+-- Merge segments less eagerly: group commits write many small segments and
+-- eager merging costs the writer more than it saves readers.
+INSERT INTO memories_fts(memories_fts, rank) VALUES ('automerge', 8);
 CREATE TRIGGER memories_fts_insert AFTER INSERT ON memories WHEN new.is_deleted = 0 BEGIN
     INSERT INTO memories_fts(rowid, content) VALUES (new.rowid, new.content);
 END;

@@ -1,0 +1,140 @@
+//! Criterion benches of the request path: normalise+hash, one remember
+//! through the store writer actor, a group of 32 concurrent remembers, and
+//! keyword recall over 10,000 memories. Runtime, engine and data are built
+//! outside `b.iter`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use signet::app::Engine;
+use signet::config::Config;
+use signet::memory::{Caller, RecallRequest, RememberRequest};
+use signet::store::memories::content_hash;
+
+const WORDS: [&str; 16] = [
+    "alpha", "bravo", "cedar", "delta", "ember", "fjord", "grove", "harbor", "iris", "juniper",
+    "kelp", "lumen", "maple", "nectar", "onyx", "prairie",
+];
+
+/// The content shape of the load scripts in shared/bench.
+fn note(i: u64) -> String {
+    format!(
+        "bench note 0-{i} about {} near the {} tracking {:x}",
+        WORDS[(i % 16) as usize],
+        WORDS[((i * 7) % 16) as usize],
+        i.wrapping_mul(2654435761) % 4294967296
+    )
+}
+
+fn remember_req(content: String) -> RememberRequest {
+    RememberRequest {
+        content: Some(content),
+        project: Some("bench".into()),
+        ..Default::default()
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn engine(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> Engine {
+    rt.block_on(Engine::start(Arc::new(Config::for_workspace(dir))))
+        .expect("engine")
+}
+
+fn normalise_hash(c: &mut Criterion) {
+    let text = "  Critical: The Deploy pipeline   MUST run migrations before traffic shifts!  ";
+    c.bench_function("normalise+hash", |b| {
+        b.iter(|| content_hash(std::hint::black_box(text)))
+    });
+}
+
+fn remember(c: &mut Criterion) {
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tmp");
+    let eng = engine(&rt, dir.path());
+    let caller = Caller::default();
+    let n = AtomicU64::new(0);
+    c.bench_function("remember/one via writer (fsync per op)", |b| {
+        b.iter(|| {
+            let i = n.fetch_add(1, Ordering::Relaxed);
+            rt.block_on(eng.memories.remember(&caller, remember_req(note(i))))
+                .expect("remember")
+        })
+    });
+    let mut g = c.benchmark_group("remember");
+    g.throughput(Throughput::Elements(32));
+    g.bench_function("32 concurrent via writer (group commit)", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let mut set = tokio::task::JoinSet::new();
+                for _ in 0..32 {
+                    let m = eng.memories.clone();
+                    let i = n.fetch_add(1, Ordering::Relaxed);
+                    set.spawn(async move {
+                        m.remember(&Caller::default(), remember_req(note(i))).await
+                    });
+                }
+                while let Some(r) = set.join_next().await {
+                    r.expect("join").expect("remember");
+                }
+            })
+        })
+    });
+    g.finish();
+    rt.block_on(eng.shutdown()).expect("shutdown");
+}
+
+fn recall(c: &mut Criterion) {
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tmp");
+    let eng = engine(&rt, dir.path());
+    rt.block_on(async {
+        for chunk in 0..(10_000 / 250) {
+            let mut set = tokio::task::JoinSet::new();
+            for j in 0..250u64 {
+                let m = eng.memories.clone();
+                let i = chunk * 250 + j;
+                set.spawn(
+                    async move { m.remember(&Caller::default(), remember_req(note(i))).await },
+                );
+            }
+            while let Some(r) = set.join_next().await {
+                r.expect("join").expect("remember");
+            }
+        }
+    });
+    let caller = Caller::default();
+    let q = AtomicU64::new(0);
+    c.bench_function("recall/keyword at 10k", |b| {
+        b.iter(|| {
+            let k = q.fetch_add(1, Ordering::Relaxed);
+            let query = format!(
+                "{} {}",
+                WORDS[(k % 16) as usize],
+                WORDS[((k * 5) % 16) as usize]
+            );
+            let req = RecallRequest {
+                query,
+                limit: Some(10),
+                ..Default::default()
+            };
+            rt.block_on(eng.memories.recall(&caller, req))
+                .expect("recall")
+        })
+    });
+    rt.block_on(eng.shutdown()).expect("shutdown");
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(4));
+    targets = normalise_hash, remember, recall
+}
+criterion_main!(benches);

@@ -1,0 +1,146 @@
+//! Concurrency and supervision through the real server.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use signet::actors::store_writer::WriterMsg;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_parallel_patches_with_the_same_if_version_update_exactly_once() {
+    let app = spawn_app().await;
+    let id = app.remember("the original text").await;
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..50 {
+        let client = app.client.clone();
+        let url = app.url(&format!("/api/memory/{id}"));
+        set.spawn(async move {
+            let r = client
+                .patch(url)
+                .json(&json!({"content": format!("rewrite number {i}"), "reason": "race", "if_version": 1}))
+                .send()
+                .await
+                .expect("send");
+            into_resp(r).await
+        });
+    }
+    let mut updated = 0;
+    let mut conflicts = 0;
+    while let Some(r) = set.join_next().await {
+        let r = r.expect("join");
+        match (r.status, r.body["status"].as_str()) {
+            (200, Some("updated")) => updated += 1,
+            (409, Some("version_conflict")) => {
+                conflicts += 1;
+                assert_eq!(r.body["currentVersion"], 2);
+            }
+            other => panic!("unexpected {other:?}: {:?}", r.body),
+        }
+    }
+    assert_eq!((updated, conflicts), (1, 49));
+    let rec = app.get(&format!("/api/memory/{id}")).await;
+    assert_eq!(rec.body["version"], 2);
+    let h = app.get(&format!("/api/memory/{id}/history")).await;
+    let events: Vec<&str> = h.body["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|e| e["event"].as_str().expect("event"))
+        .collect();
+    assert_eq!(events, vec!["created", "updated"]);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_remembers_are_group_committed_and_all_readable() {
+    let app = spawn_app().await;
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        let client = app.client.clone();
+        let url = app.url("/api/memory/remember");
+        set.spawn(async move {
+            let r = client
+                .post(url)
+                .json(&json!({"content": format!("parallel memory {i}")}))
+                .send()
+                .await
+                .expect("send");
+            into_resp(r).await
+        });
+    }
+    let mut ids = Vec::new();
+    while let Some(r) = set.join_next().await {
+        let r = r.expect("join");
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        ids.push(r.body["id"].as_str().expect("id").to_string());
+    }
+    let stats = app.app.as_ref().expect("app").writer_stats.clone();
+    let batches = stats.batches.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        batches < 200,
+        "expected group commits, got {batches} batches for 200 writes"
+    );
+    let list = app.get("/api/memories?limit=1000").await;
+    assert_eq!(list.body["stats"]["total"], 200);
+    for id in ids.iter().take(20) {
+        assert_eq!(app.get(&format!("/api/memory/{id}")).await.status, 200);
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_after_the_store_writer_panics_still_succeeds() {
+    let app = spawn_app().await;
+    let before = app.remember("written before the fault").await;
+    let handle = app.app.as_ref().expect("app");
+    let writer = handle.registry.writer().expect("writer running");
+    writer
+        .send_message(WriterMsg::InjectPanic)
+        .expect("send fault");
+    // No waiting: the next write must find the restarted writer by itself.
+    let after = app.remember("written after the fault").await;
+    assert_ne!(before, after);
+    assert_eq!(app.get(&format!("/api/memory/{before}")).await.status, 200);
+    assert_eq!(app.get(&format!("/api/memory/{after}")).await.status, 200);
+    let restarts = handle.restarts.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(restarts, 1);
+    let new_writer = handle.registry.writer().expect("writer running again");
+    assert_ne!(new_writer.get_id(), writer.get_id());
+    let status = app.get("/api/status").await;
+    assert_eq!(status.body["writer"]["restarts"], 1);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_that_keeps_failing_is_given_up_and_the_server_stops() {
+    let mut app = spawn_app().await;
+    let handle = app.app.take().expect("app");
+    let mut last = None;
+    let mut failed = 0;
+    for _ in 0..=signet::actors::supervisor::MAX_RESTARTS {
+        // Wait for a writer we have not failed yet, then fail it.
+        let mut writer = None;
+        for _ in 0..300 {
+            writer = handle
+                .registry
+                .writer()
+                .filter(|w| Some(w.get_id()) != last);
+            if writer.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let w = writer.expect("supervisor restarted the writer");
+        last = Some(w.get_id());
+        w.send_message(WriterMsg::InjectPanic)
+            .expect("deliver fault");
+        failed += 1;
+    }
+    assert_eq!(failed, signet::actors::supervisor::MAX_RESTARTS + 1);
+    // The supervisor gave up: the server shuts down on its own.
+    tokio::time::timeout(std::time::Duration::from_secs(20), handle.wait())
+        .await
+        .expect("server stops after the restart limit")
+        .ok();
+    assert!(app.client.get(app.url("/health")).send().await.is_err());
+}
