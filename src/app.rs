@@ -22,6 +22,7 @@ use crate::config::{AuthMode, Config};
 use crate::http::{self, AppState};
 use crate::memory::MemoryService;
 use crate::store::access::AccessTracker;
+use crate::store::checkpoint::CheckpointStats;
 use crate::store::{self, ReadPool};
 
 /// Refuse configurations this build cannot serve safely.
@@ -91,6 +92,8 @@ impl Engine {
                 access_flush: Duration::from_millis(s.access_flush_ms.max(10)),
                 access: access.clone(),
                 stats: writer_stats.clone(),
+                checkpoint_every: Duration::from_millis(s.checkpoint_ms.max(10)),
+                checkpoints: Arc::new(CheckpointStats::default()),
             },
             restarts: restarts.clone(),
         };

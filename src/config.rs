@@ -232,6 +232,8 @@ pub struct ServerSettings {
     pub read_pool_size: usize,
     /// How often batched access counts are written.
     pub access_flush_ms: u64,
+    /// How often the WAL is checkpointed (off the write path).
+    pub checkpoint_ms: u64,
 }
 
 impl Default for ServerSettings {
@@ -242,6 +244,7 @@ impl Default for ServerSettings {
             max_batch: 256,
             read_pool_size: 4,
             access_flush_ms: 1_000,
+            checkpoint_ms: 1_000,
         }
     }
 }

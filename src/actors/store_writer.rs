@@ -18,6 +18,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use rusqlite::Connection;
 
 use crate::store::access::AccessTracker;
+use crate::store::checkpoint::{CheckpointStats, Checkpointer};
 use crate::store::memories::{
     self, Audit, ForgetRequest, ModifyRequest, MutationOutcome, NewMemory, RecoverRequest,
     RememberOutcome,
@@ -84,6 +85,8 @@ pub struct WriterStats {
     pub commit_failures: AtomicU64,
     /// Nanoseconds spent executing and committing batches.
     pub busy_ns: AtomicU64,
+    /// Of which in COMMIT (WAL write, fsync, auto-checkpoints).
+    pub commit_ns: AtomicU64,
 }
 
 impl WriterStats {
@@ -107,6 +110,9 @@ pub struct WriterArgs {
     pub access_flush: Duration,
     pub access: Arc<AccessTracker>,
     pub stats: Arc<WriterStats>,
+    /// How often the WAL is checkpointed.
+    pub checkpoint_every: Duration,
+    pub checkpoints: Arc<CheckpointStats>,
 }
 
 /// The actor (a unit struct; everything lives in [`WriterState`]).
@@ -115,6 +121,9 @@ pub struct StoreWriter;
 /// State owned by the writer.
 pub struct WriterState {
     conn: Option<Connection>,
+    /// Folds the WAL back into the database beside the writer; stops when
+    /// the state is dropped (also when the writer fails).
+    _checkpointer: Checkpointer,
     buffer: Vec<WriteOp>,
     flush_scheduled: bool,
     args: WriterArgs,
@@ -133,8 +142,14 @@ impl Actor for StoreWriter {
         let path = args.db_path.clone();
         let dims = args.vector_dims;
         let conn = tokio::task::spawn_blocking(move || store::open_writer(&path, dims)).await??;
+        let checkpointer = Checkpointer::start(
+            &args.db_path,
+            args.checkpoint_every,
+            args.checkpoints.clone(),
+        )?;
         Ok(WriterState {
             conn: Some(conn),
+            _checkpointer: checkpointer,
             buffer: Vec::with_capacity(args.max_batch),
             flush_scheduled: false,
             args,
@@ -364,7 +379,11 @@ fn run_batch(conn: &Connection, ops: Vec<WriteOp>, stats: &WriterStats) {
             .map(|op| in_savepoint(conn, |c| execute(c, op)))
             .collect();
     }
+    let t = std::time::Instant::now();
     let commit = sql(conn, "COMMIT");
+    stats
+        .commit_ns
+        .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
     if let Err(e) = &commit {
         let _ = conn.execute_batch("ROLLBACK");
         stats.commit_failures.fetch_add(1, Ordering::Relaxed);

@@ -81,6 +81,7 @@ pub fn status(st: AppState) -> BoxedFilter<(Response,)> {
                         "maxBatch": w.max_batch.load(Ordering::Relaxed),
                         "commitFailures": w.commit_failures.load(Ordering::Relaxed),
                         "busyMs": w.busy_ns.load(Ordering::Relaxed) / 1_000_000,
+                        "commitMs": w.commit_ns.load(Ordering::Relaxed) / 1_000_000,
                         "restarts": st.restarts.load(Ordering::Relaxed),
                     },
                 }))

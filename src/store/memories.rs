@@ -351,7 +351,7 @@ pub fn list(
     let mut sql = format!("SELECT {RECORD_COLUMNS} FROM memories m WHERE m.is_deleted = 0");
     let mut args: Vec<Box<dyn ToSql>> = Vec::new();
     scope.push_sql("m", &mut sql, &mut args);
-    sql.push_str(" ORDER BY m.created_at DESC, m.rowid DESC LIMIT ? OFFSET ?");
+    sql.push_str(" ORDER BY m.rowid DESC LIMIT ? OFFSET ?");
     args.push(Box::new(limit));
     args.push(Box::new(offset));
     let mut stmt = conn.prepare_cached(&sql)?;
@@ -418,7 +418,7 @@ pub fn history(
     let mut stmt = conn.prepare_cached(
         "SELECT id, event, old_content, new_content, changed_by, actor_type, reason, metadata,
                 created_at, session_id, request_id
-         FROM memory_history WHERE memory_id = ?1 ORDER BY created_at, rowid LIMIT ?2",
+         FROM memory_history WHERE memory_id = ?1 ORDER BY rowid LIMIT ?2",
     )?;
     let rows = stmt.query_map(params![memory_id, limit], |r| {
         let meta: Option<String> = r.get(7)?;
@@ -985,7 +985,7 @@ pub fn select_candidates(
     }
     push_tags_sql("m", &sel.tags, &mut sql, &mut args);
     sel.scope.push_sql("m", &mut sql, &mut args);
-    sql.push_str(" ORDER BY m.created_at DESC, m.rowid DESC LIMIT ?");
+    sql.push_str(" ORDER BY m.rowid DESC LIMIT ?");
     args.push(Box::new(sel.limit));
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {

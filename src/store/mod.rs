@@ -6,6 +6,7 @@
 //! knows about actors or HTTP, so it is tested directly.
 
 pub mod access;
+pub mod checkpoint;
 pub mod jobs;
 pub mod memories;
 pub mod schema;
@@ -79,12 +80,15 @@ pub fn open_writer(path: &Path, vector_dims: usize) -> Result<Connection, StoreE
     }
     let mut conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // Checkpoints run on the checkpointer's own connection (see
+    // `checkpoint`), never inside the writer's commits.
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;
          PRAGMA temp_store = MEMORY;
-         PRAGMA cache_size = -16000;",
+         PRAGMA cache_size = -2000;
+         PRAGMA wal_autocheckpoint = 0;",
     )?;
     conn.set_prepared_statement_cache_capacity(64);
     schema::migrate(&mut conn)?;

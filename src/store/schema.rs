@@ -50,15 +50,19 @@ CREATE TABLE memories (
     embedding_model   TEXT,
     extraction_status TEXT NOT NULL DEFAULT 'none'
 );
+-- No index on created_at: rows are appended in time order, so rowid order
+-- is creation order (lists sort by rowid) and every index costs the group
+-- commit WAL frames (measured in benches/README.md).
 CREATE UNIQUE INDEX idx_memories_hash_live ON memories(content_hash) WHERE is_deleted = 0;
 CREATE UNIQUE INDEX idx_memories_source_live ON memories(source_type, source_id)
     WHERE is_deleted = 0 AND source_id IS NOT NULL;
-CREATE INDEX idx_memories_created ON memories(created_at);
 CREATE INDEX idx_memories_tombstones ON memories(deleted_at) WHERE is_deleted = 1;
 CREATE INDEX idx_memories_project ON memories(project);
 
 -- History ids are UUIDs for the API but never looked up, so they carry no
--- index: an append costs one B-tree insert plus the two below.
+-- index, and rows are appended in time order (rowid order is time order,
+-- which the retention purge walks): an append costs the table plus one
+-- index.
 CREATE TABLE memory_history (
     id          TEXT NOT NULL,
     memory_id   TEXT NOT NULL,
@@ -74,7 +78,6 @@ CREATE TABLE memory_history (
     request_id  TEXT
 );
 CREATE INDEX idx_history_memory ON memory_history(memory_id, created_at);
-CREATE INDEX idx_history_created ON memory_history(created_at);
 
 -- Keyword index over live rows only: a tombstone leaves the index and a
 -- recover puts it back, so FTS rows == live rows is an invariant the
