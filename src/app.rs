@@ -20,6 +20,7 @@ use crate::actors::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::actors::Registry;
 use crate::config::{AuthMode, Config};
 use crate::http::{self, AppState};
+use crate::memory::cache::Generation;
 use crate::memory::MemoryService;
 use crate::store::access::AccessTracker;
 use crate::store::checkpoint::CheckpointStats;
@@ -82,6 +83,7 @@ impl Engine {
         let access = Arc::new(AccessTracker::default());
         let writer_stats = Arc::new(WriterStats::default());
         let restarts = Arc::new(AtomicU64::new(0));
+        let generation = Arc::new(Generation::default());
         let s = &config.settings.server;
         let args = SupervisorArgs {
             registry: registry.clone(),
@@ -94,6 +96,7 @@ impl Engine {
                 stats: writer_stats.clone(),
                 checkpoint_every: Duration::from_millis(s.checkpoint_ms.max(10)),
                 checkpoints: Arc::new(CheckpointStats::default()),
+                generation: generation.clone(),
             },
             restarts: restarts.clone(),
         };
@@ -102,7 +105,13 @@ impl Engine {
             .map_err(|e| anyhow::anyhow!("cannot start the store: {e}"))?;
         let reads = ReadPool::new(&config.db_path(), s.read_pool_size);
         Ok(Engine {
-            memories: MemoryService::new(config.clone(), registry.clone(), reads, access),
+            memories: MemoryService::new(
+                config.clone(),
+                registry.clone(),
+                reads,
+                access,
+                generation,
+            ),
             config,
             registry,
             writer_stats,

@@ -234,6 +234,9 @@ pub struct ServerSettings {
     pub access_flush_ms: u64,
     /// How often the WAL is checkpointed (off the write path).
     pub checkpoint_ms: u64,
+    /// Recall results kept for repeated queries until the next write
+    /// (0 disables the cache).
+    pub recall_cache_entries: usize,
 }
 
 impl Default for ServerSettings {
@@ -245,6 +248,7 @@ impl Default for ServerSettings {
             read_pool_size: 4,
             access_flush_ms: 1_000,
             checkpoint_ms: 1_000,
+            recall_cache_entries: 1024,
         }
     }
 }

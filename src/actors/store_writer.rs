@@ -17,13 +17,14 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use rusqlite::Connection;
 
+use crate::memory::cache::Generation;
 use crate::store::access::AccessTracker;
 use crate::store::checkpoint::{CheckpointStats, Checkpointer};
 use crate::store::memories::{
     self, Audit, ForgetRequest, ModifyRequest, MutationOutcome, NewMemory, RecoverRequest,
     RememberOutcome,
 };
-use crate::store::{self, StoreError};
+use crate::store::{self, search, StoreError};
 
 /// Reply port of a write.
 pub type Reply<T> = RpcReplyPort<Result<T, StoreError>>;
@@ -113,6 +114,8 @@ pub struct WriterArgs {
     /// How often the WAL is checkpointed.
     pub checkpoint_every: Duration,
     pub checkpoints: Arc<CheckpointStats>,
+    /// Bumped after every commit (invalidates cached recalls).
+    pub generation: Arc<Generation>,
 }
 
 /// The actor (a unit struct; everything lives in [`WriterState`]).
@@ -126,8 +129,17 @@ pub struct WriterState {
     _checkpointer: Checkpointer,
     buffer: Vec<WriteOp>,
     flush_scheduled: bool,
+    /// When the last batch committed.
+    last_write: std::time::Instant,
+    /// Writes may have left small keyword-index segments to merge.
+    index_dirty: bool,
     args: WriterArgs,
 }
+
+/// Quiet time after the last write before the keyword index is merged.
+const IDLE_BEFORE_MERGE: Duration = Duration::from_millis(300);
+/// Longest index merge per timer tick, so a merge never holds writes long.
+const MERGE_BUDGET: Duration = Duration::from_millis(25);
 
 impl Actor for StoreWriter {
     type Msg = WriterMsg;
@@ -152,6 +164,8 @@ impl Actor for StoreWriter {
             _checkpointer: checkpointer,
             buffer: Vec::with_capacity(args.max_batch),
             flush_scheduled: false,
+            last_write: std::time::Instant::now(),
+            index_dirty: true,
             args,
         })
     }
@@ -173,6 +187,9 @@ impl Actor for StoreWriter {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             WriterMsg::Write(op) => {
+                // Access counts never touch the keyword index.
+                state.last_write = std::time::Instant::now();
+                state.index_dirty = true;
                 state.buffer.push(op);
                 if state.buffer.len() >= state.args.max_batch {
                     commit(state).await?;
@@ -190,6 +207,10 @@ impl Actor for StoreWriter {
                 if !hits.is_empty() {
                     state.buffer.push(WriteOp::Access { hits });
                     commit(state).await?;
+                }
+                if state.index_dirty && state.last_write.elapsed() >= IDLE_BEFORE_MERGE {
+                    let more = with_conn(state, |c| search::merge_index(c, MERGE_BUDGET)).await??;
+                    state.index_dirty = more;
                 }
             }
             WriterMsg::Checkpoint(reply) => {
@@ -254,6 +275,7 @@ async fn commit(state: &mut WriterState) -> Result<(), ActorProcessingErr> {
     let ops = std::mem::take(&mut state.buffer);
     let n = ops.len() as u64;
     let stats = state.args.stats.clone();
+    let generation = state.args.generation.clone();
     let conn = state
         .conn
         .take()
@@ -263,7 +285,7 @@ async fn commit(state: &mut WriterState) -> Result<(), ActorProcessingErr> {
     // supervisor opens a fresh connection.
     let conn = tokio::task::spawn_blocking(move || {
         let t = std::time::Instant::now();
-        run_batch(&conn, ops, &stats);
+        run_batch(&conn, ops, &stats, &generation);
         stats
             .busy_ns
             .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -345,7 +367,7 @@ fn sql(conn: &Connection, text: &str) -> Result<(), StoreError> {
 /// the batch re-run with a savepoint per op, so only the failing op fails.
 /// Savepoints on the fast path would copy every page an op touches into the
 /// statement journal, a large share of the writer's time.
-fn run_batch(conn: &Connection, ops: Vec<WriteOp>, stats: &WriterStats) {
+fn run_batch(conn: &Connection, ops: Vec<WriteOp>, stats: &WriterStats, generation: &Generation) {
     if let Err(e) = sql(conn, "BEGIN IMMEDIATE") {
         stats.commit_failures.fetch_add(1, Ordering::Relaxed);
         let msg = e.to_string();
@@ -384,10 +406,15 @@ fn run_batch(conn: &Connection, ops: Vec<WriteOp>, stats: &WriterStats) {
     stats
         .commit_ns
         .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
-    if let Err(e) = &commit {
-        let _ = conn.execute_batch("ROLLBACK");
-        stats.commit_failures.fetch_add(1, Ordering::Relaxed);
-        tracing::error!(error = %e, "group commit failed");
+    match &commit {
+        // Before any reply: a caller that reads after its write must never
+        // be served a cached recall from before it.
+        Ok(()) => generation.bump(),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            stats.commit_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "group commit failed");
+        }
     }
     for (op, res) in ops.into_iter().zip(results) {
         let res = match &commit {

@@ -5,6 +5,7 @@
 //! kill switch, send writes to the store writer and run reads on the read
 //! pool. The HTTP layer only parses, calls one of these and renders.
 
+pub mod cache;
 pub mod requests;
 
 use std::sync::Arc;
@@ -200,6 +201,7 @@ pub struct MemoryService {
     registry: Registry,
     reads: ReadPool,
     access: Arc<AccessTracker>,
+    cache: Arc<cache::RecallCache>,
     timeout: Duration,
 }
 
@@ -210,13 +212,19 @@ impl MemoryService {
         registry: Registry,
         reads: ReadPool,
         access: Arc<AccessTracker>,
+        generation: Arc<cache::Generation>,
     ) -> Self {
         let timeout = Duration::from_millis(config.settings.server.actor_timeout_ms);
+        let cache = Arc::new(cache::RecallCache::new(
+            config.settings.server.recall_cache_entries,
+            generation,
+        ));
         MemoryService {
             config,
             registry,
             reads,
             access,
+            cache,
             timeout,
         }
     }
@@ -630,14 +638,23 @@ impl MemoryService {
         let candidates = (s.top_k as i64).max(limit);
         let mut filter = req.filter;
         filter.scope = caller.scope.clone();
-        let hits = self
-            .reads
-            .read(move |c| search::keyword(c, &expr, &filter, candidates))
-            .await?;
-        let results = search::score_keyword(hits, s.min_score, limit as usize);
+        let key = format!("{expr}\u{1}{limit}\u{1}{filter:?}");
+        let results = match self.cache.get(&key) {
+            Some(hit) => hit,
+            None => {
+                let at = self.cache.generation();
+                let hits = self
+                    .reads
+                    .read(move |c| search::keyword(c, &expr, &filter, candidates))
+                    .await?;
+                let scored = Arc::new(search::score_keyword(hits, s.min_score, limit as usize));
+                self.cache.put(key, at, scored.clone());
+                scored
+            }
+        };
         self.access.record(results.iter().map(|r| r.id.as_str()));
         Ok(Recalled {
-            results,
+            results: results.to_vec(),
             query,
             method: "keyword",
         })

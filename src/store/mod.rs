@@ -54,6 +54,19 @@ pub fn to_iso(t: chrono::DateTime<chrono::Utc>) -> String {
 pub fn register_vec_extension() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
+        // Memory statistics take a process-wide mutex on every SQLite
+        // malloc; with many reader threads that lock dominated recall.
+        // SAFETY: sqlite3_config before any connection exists (this Once
+        // runs before every open), with the documented int argument.
+        let rc = unsafe {
+            rusqlite::ffi::sqlite3_config(
+                rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS,
+                0 as std::os::raw::c_int,
+            )
+        };
+        if rc != rusqlite::ffi::SQLITE_OK {
+            tracing::debug!(rc, "SQLite memory statistics stay on");
+        }
         // SAFETY: sqlite3_vec_init has the signature sqlite3_auto_extension
         // expects (the crate's own documented registration); it is called by
         // SQLite with a valid connection handle.

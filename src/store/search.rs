@@ -265,6 +265,27 @@ pub fn score_keyword(hits: Vec<Hit>, min_score: f64, limit: usize) -> Vec<Scored
     out
 }
 
+/// Merge small keyword-index segments for up to `budget`, a bounded step
+/// of FTS5's incremental merge. Group commits write one small segment each;
+/// merged, a term's doclist sits in few segments and queries read less.
+/// Returns whether merge work remains.
+pub fn merge_index(conn: &Connection, budget: std::time::Duration) -> Result<bool, StoreError> {
+    let started = std::time::Instant::now();
+    let mut stmt =
+        conn.prepare_cached("INSERT INTO memories_fts(memories_fts, rank) VALUES ('merge', -64)")?;
+    loop {
+        let before = conn.total_changes();
+        stmt.execute([])?;
+        // FTS5 reports no (or one) change when there was nothing to merge.
+        if conn.total_changes() - before < 2 {
+            return Ok(false);
+        }
+        if started.elapsed() >= budget {
+            return Ok(true);
+        }
+    }
+}
+
 /// Distinct non-empty `who` values among live rows in scope.
 pub fn distinct_who(conn: &Connection, scope: &Scope) -> Result<Vec<String>, StoreError> {
     let mut sql = String::from("SELECT DISTINCT m.who FROM memories m WHERE m.is_deleted = 0 AND m.who IS NOT NULL AND m.who != ''");
