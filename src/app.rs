@@ -15,10 +15,14 @@ use ractor::{Actor, ActorRef};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::actors::rate_limit::LedgerArgs;
 use crate::actors::store_writer::{WriterArgs, WriterStats};
 use crate::actors::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::actors::Registry;
+use crate::auth::locality::TrustedProxies;
+use crate::auth::{secret, Revocations};
 use crate::config::{AuthMode, Config};
+use crate::http::auth::AuthState;
 use crate::http::{self, AppState};
 use crate::memory::cache::Generation;
 use crate::memory::MemoryService;
@@ -26,25 +30,41 @@ use crate::store::access::AccessTracker;
 use crate::store::checkpoint::CheckpointStats;
 use crate::store::{self, ReadPool};
 
-/// Refuse configurations this build cannot serve safely.
+/// Fail closed: refuse configurations that would expose the workspace.
 pub fn check_auth(config: &Config) -> anyhow::Result<()> {
-    match config.settings.auth.mode {
-        AuthMode::Local => {
-            if !config.binds_loopback() {
-                bail!(
-                    "refusing to bind {} with auth.mode: local (anyone on the network could read and write every memory); \
-                     bind 127.0.0.1 (SIGNET_BIND) or set auth.mode: team in {}",
-                    config.bind,
-                    config.workspace.join("agent.yaml").display()
-                );
-            }
-            Ok(())
-        }
-        AuthMode::Team | AuthMode::Hybrid => bail!(
-            "auth.mode: {} is not available in this build yet; use auth.mode: local on a loopback address",
-            config.settings.auth.mode.as_str()
-        ),
+    if config.settings.auth.mode == AuthMode::Local && !config.binds_loopback() {
+        bail!(
+            "refusing to bind {} with auth.mode: local (anyone on the network could read and write every memory); \
+             bind 127.0.0.1 (SIGNET_BIND) or set auth.mode: team in {}",
+            config.bind,
+            config.workspace.join("agent.yaml").display()
+        );
     }
+    TrustedProxies::parse(&config.settings.auth.trusted_proxies).map_err(|e| anyhow::anyhow!(e))?;
+    Ok(())
+}
+
+/// The edge's auth state: the secret (created on the first non-local
+/// start) and the persisted revocations.
+pub async fn auth_state(config: &Config, engine: &Engine) -> anyhow::Result<AuthState> {
+    let a = &config.settings.auth;
+    let secret = match a.mode {
+        AuthMode::Local => None,
+        AuthMode::Team | AuthMode::Hybrid => Some(secret::load_or_create(&config.workspace)?),
+    };
+    let revocations = engine
+        .memories
+        .reads()
+        .read(Revocations::load)
+        .await
+        .context("cannot load token revocations")?;
+    Ok(AuthState {
+        mode: a.mode,
+        settings: a.clone(),
+        secret,
+        revocations: Arc::new(revocations),
+        trusted: TrustedProxies::parse(&a.trusted_proxies).map_err(|e| anyhow::anyhow!(e))?,
+    })
 }
 
 /// Create the workspace layout.
@@ -97,6 +117,10 @@ impl Engine {
                 checkpoint_every: Duration::from_millis(s.checkpoint_ms.max(10)),
                 checkpoints: Arc::new(CheckpointStats::default()),
                 generation: generation.clone(),
+            },
+            ledger: LedgerArgs {
+                limits: config.settings.auth.rate_limits.clone(),
+                evict_every: Duration::from_secs(60),
             },
             restarts: restarts.clone(),
         };
@@ -167,7 +191,9 @@ impl App {
         std::fs::write(&pid_file, std::process::id().to_string())
             .with_context(|| format!("cannot write {}", pid_file.display()))?;
 
+        let auth = Arc::new(auth_state(&config, &engine).await?);
         let state = AppState {
+            auth,
             memories: engine.memories.clone(),
             registry: engine.registry.clone(),
             writer_stats: engine.writer_stats.clone(),

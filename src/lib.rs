@@ -14,6 +14,8 @@
 
 pub mod actors;
 pub mod app;
+pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod http;
 pub mod memory;

@@ -22,6 +22,66 @@ enum Command {
     /// Run the daemon in the foreground (SIGNET_HOST, SIGNET_BIND,
     /// SIGNET_PORT, SIGNET_PATH, SIGNET_LOG_FILE, SIGNET_LOG_FORMAT).
     Serve,
+    /// Offline token tools using the workspace secret.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Mint a token and print it (creates the secret if absent).
+    Create {
+        /// admin, operator, agent or readonly.
+        #[arg(long)]
+        role: String,
+        /// The token's subject (the acting identity).
+        #[arg(long)]
+        sub: Option<String>,
+        /// Restrict to records with this field, e.g. project=web (repeatable).
+        #[arg(long)]
+        scope: Vec<String>,
+        /// Lifetime: seconds or 90m, 12h, 7d (default auth.defaultTokenTtlSeconds).
+        #[arg(long)]
+        ttl: Option<String>,
+    },
+    /// Print a token's claims and whether it verifies.
+    Inspect { token: String },
+}
+
+fn load_config() -> Result<Config, ExitCode> {
+    Config::load(&ProcessEnv).map_err(|e| {
+        eprintln!("signet: configuration error: {e}");
+        ExitCode::from(EXIT_CONFIG as u8)
+    })
+}
+
+fn token_command(cmd: TokenCommand) -> ExitCode {
+    let config = match load_config() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let out = match cmd {
+        TokenCommand::Create {
+            role,
+            sub,
+            scope,
+            ttl,
+        } => signet::cli::token::create(&config, &role, sub, &scope, ttl.as_deref()),
+        TokenCommand::Inspect { token } => signet::cli::token::inspect(&config, &token)
+            .map(|v| serde_json::to_string_pretty(&v).unwrap_or_default()),
+    };
+    match out {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("signet: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn init_logging(config: &Config) -> anyhow::Result<()> {
@@ -80,13 +140,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Token { command } => token_command(command),
         Command::Serve => {
-            let config = match Config::load(&ProcessEnv) {
+            let config = match load_config() {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("signet: configuration error: {e}");
-                    return ExitCode::from(EXIT_CONFIG as u8);
-                }
+                Err(code) => return code,
             };
             if let Err(e) = init_logging(&config) {
                 eprintln!("signet: cannot open log: {e}");

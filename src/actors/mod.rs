@@ -5,6 +5,7 @@
 //! the [`Registry`], so a handler that holds the registry always reaches
 //! the live actor.
 
+pub mod rate_limit;
 pub mod store_writer;
 pub mod supervisor;
 
@@ -14,6 +15,7 @@ use ractor::concurrency::oneshot;
 use ractor::{ActorRef, MessagingErr, RpcReplyPort};
 use tokio::sync::watch;
 
+use rate_limit::LedgerMsg;
 use store_writer::WriterMsg;
 
 /// Why an actor call gave no answer; the HTTP layer answers 503.
@@ -29,17 +31,48 @@ pub enum ActorError {
 #[derive(Clone)]
 pub struct Registry {
     writer: watch::Sender<Option<ActorRef<WriterMsg>>>,
+    ledger: watch::Sender<Option<ActorRef<LedgerMsg>>>,
 }
 
 impl Default for Registry {
     fn default() -> Self {
         Registry {
             writer: watch::Sender::new(None),
+            ledger: watch::Sender::new(None),
         }
     }
 }
 
 impl Registry {
+    /// Publish the rate-limit ledger's (new) ref.
+    pub fn publish_ledger(&self, r: Option<ActorRef<LedgerMsg>>) {
+        self.ledger.send_replace(r);
+    }
+
+    /// Ask the rate-limit ledger; it keeps no state worth retrying for, so
+    /// an absent or silent ledger is simply unavailable (503).
+    pub async fn call_ledger<T, F>(&self, timeout: Duration, make: F) -> Result<T, ActorError>
+    where
+        F: FnOnce(RpcReplyPort<T>) -> LedgerMsg,
+        T: Send + 'static,
+    {
+        const NAME: &str = "rate-limit ledger";
+        let actor = self
+            .ledger
+            .borrow()
+            .clone()
+            .ok_or(ActorError::Unavailable(NAME))?;
+        let (tx, rx) = oneshot();
+        actor
+            .send_message(make(RpcReplyPort::from(tx)))
+            .map_err(|_| ActorError::Unavailable(NAME))?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(_)) => Err(ActorError::Unavailable(NAME)),
+            Err(_) => Err(ActorError::Timeout(NAME)),
+        }
+    }
+
     /// Publish the store writer's (new) ref.
     pub fn publish_writer(&self, r: Option<ActorRef<WriterMsg>>) {
         self.writer.send_replace(r);

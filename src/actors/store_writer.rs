@@ -57,6 +57,14 @@ pub enum WriteOp {
     },
     /// Add batched access counts; nobody waits for it.
     Access { hits: Vec<(String, i64)> },
+    /// Persist a token revocation (`kind` is `jti` or `sub`).
+    Revoke {
+        kind: &'static str,
+        value: String,
+        at: i64,
+        by: String,
+        reply: Reply<()>,
+    },
 }
 
 /// Messages to the store writer.
@@ -331,6 +339,20 @@ fn execute(conn: &Connection, op: &WriteOp) -> Result<Outcome, StoreError> {
             memories::apply_access(conn, hits, &store::now_iso())?;
             Outcome::Nothing
         }
+        WriteOp::Revoke {
+            kind,
+            value,
+            at,
+            by,
+            ..
+        } => {
+            conn.prepare_cached(
+                "INSERT INTO revoked_tokens(kind, value, revoked_at, revoked_by) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(kind, value) DO UPDATE SET revoked_at = MAX(revoked_at, excluded.revoked_at)",
+            )?
+            .execute(rusqlite::params![kind, value, at, by])?;
+            Outcome::Nothing
+        }
     })
 }
 
@@ -452,6 +474,9 @@ fn reply(op: WriteOp, res: Result<Outcome, StoreError>) {
             if let Err(e) = res {
                 tracing::warn!(error = %e, "access counts not written");
             }
+        }
+        WriteOp::Revoke { reply, .. } => {
+            let _ = reply.send(res.map(|_| ()));
         }
     }
 }

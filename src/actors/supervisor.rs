@@ -6,13 +6,16 @@
 //! of one child within [`RESTART_WINDOW`] means the fault is not transient:
 //! the supervisor gives up and stops, which the app treats as fatal.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
+};
 
+use super::rate_limit::{LedgerArgs, RateLimiter};
 use super::store_writer::{StoreWriter, WriterArgs};
 use super::Registry;
 
@@ -27,11 +30,28 @@ pub enum SupervisorMsg {
     Shutdown(RpcReplyPort<()>),
 }
 
+/// The supervised children.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Child {
+    StoreWriter,
+    RateLimiter,
+}
+
+impl Child {
+    fn name(self) -> &'static str {
+        match self {
+            Child::StoreWriter => "store writer",
+            Child::RateLimiter => "rate-limit ledger",
+        }
+    }
+}
+
 /// Everything the children need.
 #[derive(Clone)]
 pub struct SupervisorArgs {
     pub registry: Registry,
     pub writer: WriterArgs,
+    pub ledger: LedgerArgs,
     /// Total restarts of all children, for metrics.
     pub restarts: Arc<AtomicU64>,
 }
@@ -42,20 +62,41 @@ pub struct Supervisor;
 /// Supervisor state.
 pub struct SupervisorState {
     args: SupervisorArgs,
-    writer: Option<ActorCell>,
-    writer_restarts: VecDeque<Instant>,
+    running: HashMap<ActorId, (Child, ActorCell)>,
+    restarts: HashMap<Child, VecDeque<Instant>>,
     stopping: bool,
 }
 
-async fn spawn_writer(
+async fn spawn_child(
     me: &ActorRef<SupervisorMsg>,
     st: &mut SupervisorState,
+    child: Child,
 ) -> Result<(), ActorProcessingErr> {
-    let (r, _) =
-        Actor::spawn_linked(None, StoreWriter, st.args.writer.clone(), me.get_cell()).await?;
-    st.writer = Some(r.get_cell());
-    st.args.registry.publish_writer(Some(r));
+    let cell = match child {
+        Child::StoreWriter => {
+            let (r, _) =
+                Actor::spawn_linked(None, StoreWriter, st.args.writer.clone(), me.get_cell())
+                    .await?;
+            st.args.registry.publish_writer(Some(r.clone()));
+            r.get_cell()
+        }
+        Child::RateLimiter => {
+            let (r, _) =
+                Actor::spawn_linked(None, RateLimiter, st.args.ledger.clone(), me.get_cell())
+                    .await?;
+            st.args.registry.publish_ledger(Some(r.clone()));
+            r.get_cell()
+        }
+    };
+    st.running.insert(cell.get_id(), (child, cell));
     Ok(())
+}
+
+fn unpublish(reg: &Registry, child: Child) {
+    match child {
+        Child::StoreWriter => reg.publish_writer(None),
+        Child::RateLimiter => reg.publish_ledger(None),
+    }
 }
 
 impl Actor for Supervisor {
@@ -70,11 +111,12 @@ impl Actor for Supervisor {
     ) -> Result<SupervisorState, ActorProcessingErr> {
         let mut st = SupervisorState {
             args,
-            writer: None,
-            writer_restarts: VecDeque::new(),
+            running: HashMap::new(),
+            restarts: HashMap::new(),
             stopping: false,
         };
-        spawn_writer(&me, &mut st).await?;
+        spawn_child(&me, &mut st, Child::StoreWriter).await?;
+        spawn_child(&me, &mut st, Child::RateLimiter).await?;
         Ok(st)
     }
 
@@ -87,12 +129,13 @@ impl Actor for Supervisor {
         match msg {
             SupervisorMsg::Shutdown(reply) => {
                 st.stopping = true;
-                if let Some(w) = st.writer.take() {
-                    st.args.registry.publish_writer(None);
-                    // Drain: every queued write is handled, then post_stop
-                    // commits the rest and checkpoints the WAL.
-                    if let Err(e) = w.drain_and_wait(Some(Duration::from_secs(30))).await {
-                        tracing::error!(error = %e, "store writer did not drain");
+                for (_, (child, cell)) in st.running.drain() {
+                    unpublish(&st.args.registry, child);
+                    // Drain: every queued message is handled first; the
+                    // writer's post_stop then commits the rest and
+                    // checkpoints the WAL.
+                    if let Err(e) = cell.drain_and_wait(Some(Duration::from_secs(30))).await {
+                        tracing::error!(error = %e, child = child.name(), "child did not drain");
                     }
                 }
                 let _ = reply.send(());
@@ -114,34 +157,35 @@ impl Actor for Supervisor {
             }
             _ => return Ok(()),
         };
-        let is_writer = st.writer.as_ref().map(|w| w.get_id()) == Some(cell.get_id());
-        if !is_writer || st.stopping {
+        if st.stopping {
             return Ok(());
         }
-        st.args.registry.publish_writer(None);
-        st.writer = None;
+        let Some((child, _)) = st.running.remove(&cell.get_id()) else {
+            return Ok(());
+        };
+        unpublish(&st.args.registry, child);
         let now = Instant::now();
-        while st
-            .writer_restarts
+        let history = st.restarts.entry(child).or_default();
+        while history
             .front()
             .is_some_and(|t| now.duration_since(*t) > RESTART_WINDOW)
         {
-            st.writer_restarts.pop_front();
+            history.pop_front();
         }
-        if st.writer_restarts.len() >= MAX_RESTARTS {
-            tracing::error!(%reason, "store writer keeps failing; giving up");
-            me.stop(Some("store writer restart limit reached".into()));
+        if history.len() >= MAX_RESTARTS {
+            tracing::error!(%reason, child = child.name(), "child keeps failing; giving up");
+            me.stop(Some(format!("{} restart limit reached", child.name())));
             return Ok(());
         }
-        let attempt = st.writer_restarts.len() as u32;
-        st.writer_restarts.push_back(now);
+        let attempt = history.len() as u32;
+        history.push_back(now);
         st.args.restarts.fetch_add(1, Ordering::Relaxed);
         let backoff = Duration::from_millis(50 * 2u64.pow(attempt)).min(Duration::from_secs(2));
-        tracing::warn!(%reason, attempt, backoff_ms = backoff.as_millis() as u64, "restarting store writer");
+        tracing::warn!(%reason, child = child.name(), attempt, backoff_ms = backoff.as_millis() as u64, "restarting");
         tokio::time::sleep(backoff).await;
-        if let Err(e) = spawn_writer(&me, st).await {
-            tracing::error!(error = %e, "store writer failed to restart");
-            me.stop(Some("store writer failed to restart".into()));
+        if let Err(e) = spawn_child(&me, st, child).await {
+            tracing::error!(error = %e, child = child.name(), "restart failed");
+            me.stop(Some(format!("{} failed to restart", child.name())));
         }
         Ok(())
     }

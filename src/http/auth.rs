@@ -1,46 +1,50 @@
-//! Who is calling: the edge builds a [`Caller`] for every request and checks
-//! the route's [`Permission`].
+//! The edge's half of auth: turn a request (headers + TCP peer) into a
+//! verified [`Caller`], check the route's [`Permission`], and consult the
+//! rate-limit ledger.
 //!
-//! In `local` mode (the only mode this build serves; see `app::check_auth`)
-//! every caller is allowed and unscoped, and the acting identity is the
-//! `x-signet-actor` header, else `anonymous`.
+//! - `local`: no tokens; every caller is an unscoped admin; no limits.
+//! - `team`: a valid bearer token on every request but `/health`.
+//! - `hybrid`: a loopback peer (by TCP address, never `Host`) without
+//!   forwarding headers needs no token and is admin; everyone else needs
+//!   one. A token sent by a local caller is still verified and used.
 
-use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use warp::http::HeaderMap;
-use warp::Filter;
+use warp::{Filter, Rejection};
 
+use super::error::ApiError;
 use super::AppState;
-use crate::memory::Caller;
+use crate::actors::rate_limit::LedgerMsg;
+use crate::actors::Registry;
+use crate::auth::ledger::{Decision, RateOp};
+use crate::auth::locality::{self, Forwarding, TrustedProxies};
+use crate::auth::{token, Claims, Revocations, Role};
+use crate::config::{AuthMode, AuthSettings};
+use crate::memory::{Caller, ANONYMOUS};
 
-/// What a route needs the caller to be allowed to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Permission {
-    Remember,
-    Recall,
-    Modify,
-    Forget,
-    Recover,
-    Diagnostics,
-    Admin,
-}
-
-impl Permission {
-    /// The wire name used in permission errors.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Permission::Remember => "remember",
-            Permission::Recall => "recall",
-            Permission::Modify => "modify",
-            Permission::Forget => "forget",
-            Permission::Recover => "recover",
-            Permission::Diagnostics => "diagnostics",
-            Permission::Admin => "admin",
-        }
-    }
-}
+pub use crate::auth::Permission;
 
 const ACTOR_TYPES: &[&str] = &["operator", "agent", "pipeline", "harness", "sdk", "daemon"];
+
+/// Everything the edge needs to authenticate.
+pub struct AuthState {
+    pub mode: AuthMode,
+    pub settings: AuthSettings,
+    /// The signing secret (absent in local mode).
+    pub secret: Option<Vec<u8>>,
+    pub revocations: Arc<Revocations>,
+    pub trusted: TrustedProxies,
+}
+
+/// A request's authenticated identity before the permission check.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub role: Role,
+    pub claims: Option<Claims>,
+}
 
 fn header(h: &HeaderMap, name: &str) -> Option<String> {
     h.get(name)
@@ -50,22 +54,158 @@ fn header(h: &HeaderMap, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Build the caller of a local-mode request from its headers.
-pub fn local_caller(h: &HeaderMap) -> Caller {
-    Caller {
-        actor: header(h, "x-signet-actor").unwrap_or_else(|| crate::memory::ANONYMOUS.into()),
-        verified: false,
-        actor_type: header(h, "x-signet-actor-type").filter(|t| ACTOR_TYPES.contains(&t.as_str())),
-        session_id: header(h, "x-signet-session-id"),
-        request_id: header(h, "x-signet-request-id"),
-        scope: Default::default(),
+fn bearer(h: &HeaderMap) -> Option<&str> {
+    let v = h.get("authorization")?.to_str().ok()?.trim();
+    let (scheme, rest) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+}
+
+fn forwarding(h: &HeaderMap) -> Forwarding<'_> {
+    let any = h.keys().any(|k| {
+        let k = k.as_str();
+        k == "forwarded" || k == "x-real-ip" || k.starts_with("x-forwarded-")
+    });
+    Forwarding {
+        any,
+        x_forwarded_for: h
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect(),
     }
 }
 
-/// Extract the caller of a request allowed to use `perm`.
+impl AuthState {
+    /// Verify a bearer token, revocation included.
+    pub fn verify(&self, raw: &str) -> Result<Claims, ApiError> {
+        let secret = self
+            .secret
+            .as_deref()
+            .ok_or_else(|| ApiError::Unauthorized("token auth is not enabled".into()))?;
+        let now = chrono::Utc::now().timestamp();
+        let claims =
+            token::verify(raw, secret, now).map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+        if self.revocations.is_revoked(&claims) {
+            return Err(ApiError::Unauthorized(
+                token::TokenError::Revoked.to_string(),
+            ));
+        }
+        Ok(claims)
+    }
+
+    /// Who the request is, by mode.
+    pub fn identify(&self, h: &HeaderMap, peer: Option<SocketAddr>) -> Result<Identity, ApiError> {
+        let local_admin = Identity {
+            role: Role::Admin,
+            claims: None,
+        };
+        match self.mode {
+            AuthMode::Local => Ok(local_admin),
+            AuthMode::Team | AuthMode::Hybrid => {
+                if let Some(raw) = bearer(h) {
+                    let claims = self.verify(raw)?;
+                    return Ok(Identity {
+                        role: claims.role,
+                        claims: Some(claims),
+                    });
+                }
+                if self.mode == AuthMode::Hybrid
+                    && locality::is_local(peer.map(|p| p.ip()), &forwarding(h), &self.trusted)
+                {
+                    return Ok(local_admin);
+                }
+                Err(ApiError::Unauthorized("authentication required".into()))
+            }
+        }
+    }
+}
+
+/// Build the caller from an identity and the request's headers.
+pub fn caller_of(id: Identity, h: &HeaderMap) -> Caller {
+    let (actor, verified, scope) = match &id.claims {
+        Some(c) => {
+            let scope = if c.role == Role::Admin {
+                Default::default()
+            } else {
+                c.scope.clone()
+            };
+            (c.sub.clone(), true, scope)
+        }
+        None => (
+            header(h, "x-signet-actor").unwrap_or_else(|| ANONYMOUS.into()),
+            false,
+            Default::default(),
+        ),
+    };
+    Caller {
+        actor,
+        verified,
+        actor_type: header(h, "x-signet-actor-type").filter(|t| ACTOR_TYPES.contains(&t.as_str())),
+        session_id: header(h, "x-signet-session-id"),
+        request_id: header(h, "x-signet-request-id"),
+        scope,
+        claims: id.claims,
+    }
+}
+
+/// Extract the caller of a request allowed to use `perm` (401/403 else).
 pub fn require(
-    _st: AppState,
-    _perm: Permission,
-) -> impl Filter<Extract = (Caller,), Error = Infallible> + Clone {
-    warp::header::headers_cloned().map(|h: HeaderMap| local_caller(&h))
+    st: AppState,
+    perm: Permission,
+) -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {
+    warp::header::headers_cloned()
+        .and(warp::addr::remote())
+        .and_then(move |h: HeaderMap, peer: Option<SocketAddr>| {
+            let st = st.clone();
+            async move {
+                let id = st.auth.identify(&h, peer).map_err(warp::reject::custom)?;
+                if !id.role.allows(perm) {
+                    return Err(warp::reject::custom(ApiError::Forbidden(format!(
+                        "role '{}' lacks '{}' permission",
+                        id.role.as_str(),
+                        perm.as_str()
+                    ))));
+                }
+                Ok(caller_of(id, &h))
+            }
+        })
+}
+
+/// Extract the caller of any authenticated request (no permission needed).
+pub fn authenticated(st: AppState) -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {
+    warp::header::headers_cloned()
+        .and(warp::addr::remote())
+        .and_then(move |h: HeaderMap, peer: Option<SocketAddr>| {
+            let st = st.clone();
+            async move {
+                let id = st.auth.identify(&h, peer).map_err(warp::reject::custom)?;
+                Ok::<_, Rejection>(caller_of(id, &h))
+            }
+        })
+}
+
+/// Count `ops` for the caller in the ledger (team and hybrid modes only).
+pub async fn limit(
+    auth: &AuthState,
+    registry: &Registry,
+    caller: &Caller,
+    ops: &[RateOp],
+) -> Result<(), ApiError> {
+    if auth.mode == AuthMode::Local || ops.is_empty() {
+        return Ok(());
+    }
+    let actor = caller.actor.clone();
+    let ops = ops.to_vec();
+    let decision = registry
+        .call_ledger(Duration::from_secs(2), |reply| LedgerMsg::Check {
+            actor,
+            ops,
+            reply,
+        })
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    match decision {
+        Decision::Allowed => Ok(()),
+        Decision::Limited { retry_after_ms } => Err(ApiError::RateLimited { retry_after_ms }),
+    }
 }

@@ -90,7 +90,9 @@ fn memory_response(e: &MemoryError) -> Response {
         MemoryError::Refused(o) => {
             let status = match o.status {
                 MutationStatus::NotFound => StatusCode::NOT_FOUND,
-                MutationStatus::AutonomousForceDenied => StatusCode::FORBIDDEN,
+                MutationStatus::AutonomousForceDenied | MutationStatus::OutOfScope => {
+                    StatusCode::FORBIDDEN
+                }
                 MutationStatus::InvalidRequest => StatusCode::BAD_REQUEST,
                 MutationStatus::IsDeleted
                 | MutationStatus::AlreadyDeleted

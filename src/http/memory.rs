@@ -11,6 +11,7 @@ use warp::Filter;
 use super::auth::{self, Permission};
 use super::error::{reply, ApiError};
 use super::{body, boxed, with_state, AppState};
+use crate::auth::ledger::RateOp;
 use crate::memory::requests::parse_if_version;
 use crate::memory::{BatchForgetRequest, BatchModifyItem, Caller, MemoryError, RememberRequest};
 use crate::store::memories::{ForgetRequest, RecoverRequest};
@@ -209,10 +210,19 @@ pub fn forget(st: AppState) -> BoxedFilter<(Response,)> {
                  q: HashMap<String, String>,
                  raw: bytes::Bytes,
                  st: AppState| async move {
-                    match forget_args(id, &raw, &q) {
-                        Ok(req) => reply(st.memories.forget(&caller, req).await),
-                        Err(e) => Ok::<_, Infallible>(e.to_response()),
+                    let req = match forget_args(id, &raw, &q) {
+                        Ok(req) => req,
+                        Err(e) => return Ok::<_, Infallible>(e.to_response()),
+                    };
+                    let ops: &[RateOp] = if req.force {
+                        &[RateOp::Forget, RateOp::ForceDelete]
+                    } else {
+                        &[RateOp::Forget]
+                    };
+                    if let Err(e) = auth::limit(&st.auth, &st.registry, &caller, ops).await {
+                        return Ok(e.to_response());
                     }
+                    reply(st.memories.forget(&caller, req).await)
                 },
             ),
     )

@@ -7,6 +7,7 @@
 //! `x-signet-request-id`.
 
 pub mod auth;
+pub mod auth_api;
 pub mod body;
 pub mod error;
 pub mod memory;
@@ -31,6 +32,7 @@ use crate::memory::MemoryService;
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
+    pub auth: Arc<auth::AuthState>,
     pub memories: MemoryService,
     pub registry: Registry,
     pub writer_stats: Arc<WriterStats>,
@@ -52,6 +54,14 @@ pub fn with_state(
 pub fn routes(st: AppState) -> BoxedFilter<(Response,)> {
     let api = ops::health(st.clone())
         .or(ops::status(st.clone()))
+        .unify()
+        .or(auth_api::mint(st.clone()))
+        .unify()
+        .or(auth_api::whoami(st.clone()))
+        .unify()
+        .or(auth_api::status(st.clone()))
+        .unify()
+        .or(auth_api::revoke(st.clone()))
         .unify()
         .or(memory::remember(st.clone()))
         .unify()

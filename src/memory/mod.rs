@@ -49,6 +49,8 @@ pub struct Caller {
     pub request_id: Option<String>,
     /// The records this caller may touch.
     pub scope: Scope,
+    /// The verified token's claims, if a token vouched for the caller.
+    pub claims: Option<crate::auth::Claims>,
 }
 
 impl Caller {
@@ -105,6 +107,7 @@ pub fn mutation_message(s: MutationStatus) -> &'static str {
         }
         MutationStatus::RetentionExpired => "retention window expired",
         MutationStatus::InvalidRequest => "invalid request",
+        MutationStatus::OutOfScope => "memory is outside the token's scope",
         MutationStatus::Updated
         | MutationStatus::NoChanges
         | MutationStatus::Deleted
@@ -289,10 +292,15 @@ impl MemoryService {
     /// One live record.
     pub async fn get(&self, caller: &Caller, id: String) -> Result<MemoryRecord, MemoryError> {
         let scope = caller.scope.clone();
-        self.reads
-            .read(move |c| memories::get_live(c, &id, &scope))
+        match self
+            .reads
+            .read(move |c| memories::lookup(c, &id, &scope))
             .await?
-            .ok_or(MemoryError::NotFound)
+        {
+            memories::Lookup::Found(r) if !r.is_deleted => Ok(*r),
+            memories::Lookup::Found(_) | memories::Lookup::Missing => Err(MemoryError::NotFound),
+            memories::Lookup::OutOfScope => Err(out_of_scope()),
+        }
     }
 
     /// Live records, newest first, with statistics.
@@ -330,18 +338,19 @@ impl MemoryService {
         let scope = caller.scope.clone();
         self.reads
             .read(move |c| {
-                if memories::get_any(c, &id, &scope)?.is_none() {
-                    return Ok(None);
+                match memories::lookup(c, &id, &scope)? {
+                    memories::Lookup::Found(_) => {}
+                    memories::Lookup::Missing => return Ok(Err(MemoryError::NotFound)),
+                    memories::Lookup::OutOfScope => return Ok(Err(out_of_scope())),
                 }
                 let history = memories::history(c, &id, limit)?;
-                Ok(Some(History {
+                Ok(Ok(History {
                     memory_id: id,
                     count: history.len(),
                     history,
                 }))
             })
             .await?
-            .ok_or(MemoryError::NotFound)
     }
 
     /// PATCH one memory.
@@ -660,6 +669,26 @@ impl MemoryService {
         })
     }
 
+    /// Persist a revocation; once this returns the caller must add it to
+    /// the in-memory list before answering.
+    pub async fn revoke(
+        &self,
+        caller: &Caller,
+        kind: &'static str,
+        value: String,
+        at: i64,
+    ) -> Result<(), MemoryError> {
+        let by = caller.actor.clone();
+        self.write(|reply| WriteOp::Revoke {
+            kind,
+            value: value.clone(),
+            at,
+            by: by.clone(),
+            reply,
+        })
+        .await
+    }
+
     /// Distinct `who` values (legacy search with `distinct=who`).
     pub async fn distinct_who(&self, caller: &Caller) -> Result<Vec<String>, MemoryError> {
         let scope = caller.scope.clone();
@@ -672,6 +701,10 @@ impl MemoryService {
 
 fn item_changed_by(req: &(ModifyRequest, Option<String>)) -> Option<&str> {
     req.1.as_deref()
+}
+
+fn out_of_scope() -> MemoryError {
+    MemoryError::Forbidden("memory is outside the token's scope".into())
 }
 
 fn refuse_unless_success(o: MutationOutcome) -> Result<MutationOutcome, MemoryError> {

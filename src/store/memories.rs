@@ -317,19 +317,42 @@ pub fn write_history(
     Ok(())
 }
 
-/// Load a record by id, deleted or not, if it lies in `scope`.
-pub fn get_any(
-    conn: &Connection,
-    id: &str,
-    scope: &Scope,
-) -> Result<Option<MemoryRecord>, StoreError> {
+/// A record looked up by id for a scoped caller.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    Found(Box<MemoryRecord>),
+    /// The record exists but lies outside the caller's scope.
+    OutOfScope,
+    Missing,
+}
+
+/// Load a record by id, deleted or not, and check it against `scope`.
+pub fn lookup(conn: &Connection, id: &str, scope: &Scope) -> Result<Lookup, StoreError> {
     let rec = conn
         .prepare_cached(&format!(
             "SELECT {RECORD_COLUMNS} FROM memories WHERE id = ?1"
         ))?
         .query_row([id], MemoryRecord::from_row)
         .optional()?;
-    Ok(rec.filter(|r| scope.admits(r.project.as_deref(), r.agent.as_deref(), r.user.as_deref())))
+    Ok(match rec {
+        None => Lookup::Missing,
+        Some(r) if scope.admits(r.project.as_deref(), r.agent.as_deref(), r.user.as_deref()) => {
+            Lookup::Found(Box::new(r))
+        }
+        Some(_) => Lookup::OutOfScope,
+    })
+}
+
+/// Load a record by id, deleted or not, if it lies in `scope`.
+pub fn get_any(
+    conn: &Connection,
+    id: &str,
+    scope: &Scope,
+) -> Result<Option<MemoryRecord>, StoreError> {
+    Ok(match lookup(conn, id, scope)? {
+        Lookup::Found(r) => Some(*r),
+        Lookup::OutOfScope | Lookup::Missing => None,
+    })
 }
 
 /// Load a live record by id within `scope`.
@@ -339,6 +362,24 @@ pub fn get_live(
     scope: &Scope,
 ) -> Result<Option<MemoryRecord>, StoreError> {
     Ok(get_any(conn, id, scope)?.filter(|r| !r.is_deleted))
+}
+
+/// The record a mutation starts from, or the refusal for a missing or
+/// out-of-scope id.
+fn load_for_mutation(
+    conn: &Connection,
+    id: &str,
+    scope: &Scope,
+) -> Result<Result<MemoryRecord, MutationOutcome>, StoreError> {
+    Ok(match lookup(conn, id, scope)? {
+        Lookup::Found(r) => Ok(*r),
+        Lookup::OutOfScope => Err(MutationOutcome::refused(
+            id,
+            MutationStatus::OutOfScope,
+            None,
+        )),
+        Lookup::Missing => Err(MutationOutcome::refused(id, MutationStatus::NotFound, None)),
+    })
 }
 
 /// Live records, newest first.
@@ -459,6 +500,8 @@ pub enum MutationStatus {
     AutonomousForceDenied,
     RetentionExpired,
     InvalidRequest,
+    /// The record lies outside the caller's token scope.
+    OutOfScope,
 }
 
 impl MutationStatus {
@@ -544,12 +587,9 @@ pub fn modify(
     req: &ModifyRequest,
     audit: &Audit,
 ) -> Result<MutationOutcome, StoreError> {
-    let Some(cur) = get_any(conn, &req.id, &req.scope)? else {
-        return Ok(MutationOutcome::refused(
-            &req.id,
-            MutationStatus::NotFound,
-            None,
-        ));
+    let cur = match load_for_mutation(conn, &req.id, &req.scope)? {
+        Ok(cur) => cur,
+        Err(refused) => return Ok(refused),
     };
     if cur.is_deleted {
         return Ok(MutationOutcome::refused(
@@ -725,12 +765,9 @@ pub fn forget(
     req: &ForgetRequest,
     audit: &Audit,
 ) -> Result<MutationOutcome, StoreError> {
-    let Some(cur) = get_any(conn, &req.id, &req.scope)? else {
-        return Ok(MutationOutcome::refused(
-            &req.id,
-            MutationStatus::NotFound,
-            None,
-        ));
+    let cur = match load_for_mutation(conn, &req.id, &req.scope)? {
+        Ok(cur) => cur,
+        Err(refused) => return Ok(refused),
     };
     if cur.is_deleted {
         return Ok(MutationOutcome::refused(
@@ -821,12 +858,9 @@ pub fn recover(
     req: &RecoverRequest,
     audit: &Audit,
 ) -> Result<MutationOutcome, StoreError> {
-    let Some(cur) = get_any(conn, &req.id, &req.scope)? else {
-        return Ok(MutationOutcome::refused(
-            &req.id,
-            MutationStatus::NotFound,
-            None,
-        ));
+    let cur = match load_for_mutation(conn, &req.id, &req.scope)? {
+        Ok(cur) => cur,
+        Err(refused) => return Ok(refused),
     };
     if !cur.is_deleted {
         return Ok(MutationOutcome::refused(

@@ -1,0 +1,3 @@
+//! Subcommands that are not the server.
+
+pub mod token;
