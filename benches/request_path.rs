@@ -43,9 +43,10 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-fn engine(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> Engine {
-    rt.block_on(Engine::start(Arc::new(Config::for_workspace(dir))))
-        .expect("engine")
+fn engine(rt: &tokio::runtime::Runtime, dir: &std::path::Path, recall_cache: usize) -> Engine {
+    let mut cfg = Config::for_workspace(dir);
+    cfg.settings.server.recall_cache_entries = recall_cache;
+    rt.block_on(Engine::start(Arc::new(cfg))).expect("engine")
 }
 
 fn normalise_hash(c: &mut Criterion) {
@@ -58,7 +59,7 @@ fn normalise_hash(c: &mut Criterion) {
 fn remember(c: &mut Criterion) {
     let rt = runtime();
     let dir = tempfile::tempdir().expect("tmp");
-    let eng = engine(&rt, dir.path());
+    let eng = engine(&rt, dir.path(), 1024);
     let caller = Caller::default();
     let n = AtomicU64::new(0);
     c.bench_function("remember/one via writer (fsync per op)", |b| {
@@ -92,9 +93,14 @@ fn remember(c: &mut Criterion) {
 }
 
 fn recall(c: &mut Criterion) {
+    recall_with(c, 0, "recall/keyword at 10k (search path, cache off)");
+    recall_with(c, 1024, "recall/keyword at 10k (repeated query, cache on)");
+}
+
+fn recall_with(c: &mut Criterion, cache: usize, name: &str) {
     let rt = runtime();
     let dir = tempfile::tempdir().expect("tmp");
-    let eng = engine(&rt, dir.path());
+    let eng = engine(&rt, dir.path(), cache);
     rt.block_on(async {
         for chunk in 0..(10_000 / 250) {
             let mut set = tokio::task::JoinSet::new();
@@ -112,7 +118,7 @@ fn recall(c: &mut Criterion) {
     });
     let caller = Caller::default();
     let q = AtomicU64::new(0);
-    c.bench_function("recall/keyword at 10k", |b| {
+    c.bench_function(name, |b| {
         b.iter(|| {
             let k = q.fetch_add(1, Ordering::Relaxed);
             let query = format!(
@@ -132,9 +138,67 @@ fn recall(c: &mut Criterion) {
     rt.block_on(eng.shutdown()).expect("shutdown");
 }
 
+/// The edge's per-request auth work in team mode: verify the bearer token
+/// (HMAC, claims, revocation), check the role's permission, build the
+/// scoped caller, and count one hit in a rate-limit ledger.
+fn auth_check(c: &mut Criterion) {
+    use signet::auth::ledger::{RateLedger, RateOp};
+    use signet::auth::locality::TrustedProxies;
+    use signet::auth::{token, Claims, Permission, Revocations, Role};
+    use signet::config::{AuthMode, AuthSettings, RateLimit, RateLimits};
+    use signet::http::auth::{caller_of, AuthState};
+
+    let secret = vec![7u8; 32];
+    let now = chrono::Utc::now().timestamp();
+    let claims = Claims {
+        sub: "bench-agent".into(),
+        role: Role::Agent,
+        scope: signet::store::Scope {
+            project: Some("bench".into()),
+            ..Default::default()
+        },
+        iat: now,
+        exp: now + 3600,
+        jti: Some("jti-bench".into()),
+    };
+    let tok = token::sign(&claims, &secret);
+    let revocations = Revocations::default();
+    revocations.revoke_jti("some-other-token");
+    let st = AuthState {
+        mode: AuthMode::Team,
+        settings: AuthSettings::default(),
+        secret: Some(secret),
+        revocations: Arc::new(revocations),
+        trusted: TrustedProxies::default(),
+    };
+    let mut h = warp::http::HeaderMap::new();
+    h.insert("authorization", format!("Bearer {tok}").parse().expect("header"));
+    h.insert("x-signet-request-id", "req-1".parse().expect("header"));
+    let peer = Some(std::net::SocketAddr::from(([10, 0, 0, 9], 5000)));
+    // A roomy limit so the bench measures counting, not refusals.
+    let roomy = RateLimit { window_ms: 1, max: u32::MAX };
+    let mut ledger = RateLedger::new(RateLimits {
+        forget: roomy,
+        modify: roomy,
+        batch_forget: roomy,
+        force_delete: roomy,
+        admin: roomy,
+    });
+    let mut t = 0u64;
+    c.bench_function("auth/verify+permission+scope+ledger", |b| {
+        b.iter(|| {
+            let id = st.identify(&h, peer).expect("valid token");
+            assert!(id.role.allows(Permission::Forget));
+            let caller = caller_of(id, &h);
+            t += 2;
+            ledger.check(&caller.actor, &[RateOp::Forget], t)
+        })
+    });
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(4));
-    targets = normalise_hash, remember, recall
+    targets = normalise_hash, auth_check, remember, recall
 }
 criterion_main!(benches);

@@ -1,0 +1,1106 @@
+//! Black-box tests of auth (SPEC §3 and §4, issue 3): modes, tokens, the
+//! role matrix on every route, scopes on every read and write, hybrid
+//! locality, minting, revocation, the rate-limit ledger, the audit trail,
+//! the token CLI and startup refusals. Each test starts real daemons on
+//! port 0 over temp workspaces and talks to them over HTTP only; tokens are
+//! signed with the workspace secret the daemon created.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use base64::Engine;
+use common::*;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use signet::auth::{Claims, Role};
+use signet::config::{AuthMode, Config, RateLimit};
+use signet::store::Scope;
+
+// ---------------------------------------------------------------------------
+// helpers
+// ---------------------------------------------------------------------------
+
+/// A public address a trusted proxy reports as the client.
+const REMOTE: &str = "203.0.113.7";
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn team(cfg: &mut Config) {
+    cfg.settings.auth.mode = AuthMode::Team;
+}
+
+fn hybrid(cfg: &mut Config) {
+    cfg.settings.auth.mode = AuthMode::Hybrid;
+}
+
+fn hybrid_behind_proxy(cfg: &mut Config) {
+    cfg.settings.auth.mode = AuthMode::Hybrid;
+    cfg.settings.auth.trusted_proxies = vec!["127.0.0.0/8".into()];
+}
+
+fn limit(max: u32) -> RateLimit {
+    RateLimit {
+        window_ms: 60_000,
+        max,
+    }
+}
+
+fn project(p: &str) -> Scope {
+    Scope {
+        project: Some(p.into()),
+        ..Default::default()
+    }
+}
+
+/// The workspace secret of a daemon started in team or hybrid mode.
+fn secret_of(t: &TestApp) -> Vec<u8> {
+    signet::auth::secret::load(&t.workspace).expect("workspace secret")
+}
+
+/// Sign claims with the daemon's secret.
+fn sign(t: &TestApp, claims: &Claims) -> String {
+    signet::auth::token::sign(claims, &secret_of(t))
+}
+
+/// A valid one-hour token with a fresh `jti`.
+fn token(t: &TestApp, role: Role, sub: &str, scope: Scope) -> String {
+    let iat = now();
+    sign(
+        t,
+        &Claims {
+            sub: sub.into(),
+            role,
+            scope,
+            iat,
+            exp: iat + 3600,
+            jti: Some(uuid::Uuid::new_v4().to_string()),
+        },
+    )
+}
+
+fn admin(t: &TestApp) -> String {
+    token(t, Role::Admin, "test-admin", Scope::default())
+}
+
+/// A token over an arbitrary payload, correctly signed with `secret`.
+fn forge(payload: &[u8], secret: &[u8]) -> String {
+    let p = URL_SAFE_NO_PAD.encode(payload);
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("hmac key");
+    m.update(p.as_bytes());
+    format!("{p}.{}", URL_SAFE_NO_PAD.encode(m.finalize().into_bytes()))
+}
+
+/// A request with an optional bearer token, extra headers and JSON body.
+async fn request(
+    t: &TestApp,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Resp {
+    let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut req = t.client.request(m, t.url(path));
+    if let Some(tok) = token {
+        req = req.bearer_auth(tok);
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    if let Some(b) = body {
+        req = req
+            .header("content-type", "application/json")
+            .body(b.to_string());
+    }
+    into_resp(req.send().await.expect("request")).await
+}
+
+async fn get_as(t: &TestApp, path: &str, tok: &str) -> Resp {
+    request(t, "GET", path, None, Some(tok), &[]).await
+}
+
+async fn post_as(t: &TestApp, path: &str, body: Value, tok: &str) -> Resp {
+    request(t, "POST", path, Some(body), Some(tok), &[]).await
+}
+
+async fn whoami(t: &TestApp, tok: &str) -> Resp {
+    get_as(t, "/api/auth/whoami", tok).await
+}
+
+/// Remember as `tok`; asserts 200 and returns the id.
+async fn remember_as(t: &TestApp, tok: &str, body: Value) -> String {
+    let r = post_as(t, "/api/memory/remember", body.clone(), tok).await;
+    assert_eq!(r.status, 200, "remember {body} failed: {:?}", r.body);
+    assert_eq!(r.body["deduped"], false, "unexpected dedupe: {:?}", r.body);
+    r.body["id"].as_str().expect("id").to_string()
+}
+
+/// Delete as `tok`; asserts the record was deleted.
+async fn delete_as(t: &TestApp, id: &str, tok: &str) {
+    let r = request(t, "DELETE", &format!("/api/memory/{id}"), None, Some(tok), &[]).await;
+    assert_eq!(r.status, 200, "delete {id}: {:?}", r.body);
+    assert_eq!(r.body["status"], "deleted", "{:?}", r.body);
+}
+
+fn header<'a>(r: &'a Resp, name: &str) -> Option<&'a str> {
+    r.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// 401 with exactly `{"error": reason}` and `WWW-Authenticate: Bearer`.
+fn assert_unauthorized(r: &Resp, reason: &str, ctx: &str) {
+    assert_eq!(r.status, 401, "{ctx}: body {:?}", r.body);
+    assert_eq!(r.body, json!({ "error": reason }), "{ctx}");
+    assert_eq!(
+        header(r, "www-authenticate"),
+        Some("Bearer"),
+        "{ctx}: headers {:?}",
+        r.headers
+    );
+}
+
+/// 403 with exactly `{"error":"role 'X' lacks 'Y' permission"}`.
+fn assert_lacks(r: &Resp, role: &str, perm: &str, ctx: &str) {
+    assert_eq!(r.status, 403, "{ctx}: body {:?}", r.body);
+    assert_eq!(
+        r.body,
+        json!({ "error": format!("role '{role}' lacks '{perm}' permission") }),
+        "{ctx}"
+    );
+}
+
+/// 403 for a record outside the caller's scope.
+fn assert_out_of_scope(r: &Resp, ctx: &str) {
+    assert_eq!(r.status, 403, "{ctx}: body {:?}", r.body);
+    let msg = r.body["error"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("outside the token's scope"),
+        "{ctx}: error {:?}",
+        r.body
+    );
+}
+
+/// A 429 from the ledger: exact body shape, retry time in the future and a
+/// whole-seconds `Retry-After`.
+fn assert_rate_limited(r: &Resp, ctx: &str) {
+    assert_eq!(r.status, 429, "{ctx}: body {:?}", r.body);
+    let obj = r.body.as_object().expect("object body");
+    assert_eq!(obj.len(), 2, "{ctx}: exactly error and retryAfter: {obj:?}");
+    assert_eq!(r.body["error"], "rate limit exceeded", "{ctx}");
+    let retry = r.body["retryAfter"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{ctx}: retryAfter must be an integer: {:?}", r.body));
+    let now = now_ms();
+    assert!(retry > now, "{ctx}: retryAfter {retry} is not after {now}");
+    assert!(
+        retry <= now + 61_000,
+        "{ctx}: retryAfter {retry} beyond the window"
+    );
+    let secs: u64 = header(r, "retry-after")
+        .unwrap_or_else(|| panic!("{ctx}: Retry-After missing: {:?}", r.headers))
+        .parse()
+        .unwrap_or_else(|_| panic!("{ctx}: Retry-After not whole seconds"));
+    assert!((1..=60).contains(&secs), "{ctx}: Retry-After {secs}");
+}
+
+fn ids_of(list: &Value, key: &str) -> BTreeSet<String> {
+    list[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("{key} must be an array: {list:?}"))
+        .iter()
+        .map(|m| m["id"].as_str().expect("id").to_string())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// 1. the route × role × mode matrix
+// ---------------------------------------------------------------------------
+
+/// Every authenticated route of the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    ApiStatus,
+    Remember,
+    Recall,
+    ApiSearch,
+    LegacySearch,
+    List,
+    Get,
+    History,
+    Patch,
+    Delete,
+    Recover,
+    BatchForget,
+    BatchModify,
+    Mint,
+    Revoke,
+    Whoami,
+    AuthStatus,
+}
+
+const ROUTES: [Route; 17] = [
+    Route::ApiStatus,
+    Route::Remember,
+    Route::Recall,
+    Route::ApiSearch,
+    Route::LegacySearch,
+    Route::List,
+    Route::Get,
+    Route::History,
+    Route::Patch,
+    Route::Delete,
+    Route::Recover,
+    Route::BatchForget,
+    Route::BatchModify,
+    Route::Mint,
+    Route::Revoke,
+    Route::Whoami,
+    Route::AuthStatus,
+];
+
+impl Route {
+    /// The permission the route needs; `None`: any authenticated caller.
+    fn permission(self) -> Option<&'static str> {
+        match self {
+            Route::ApiStatus
+            | Route::Recall
+            | Route::ApiSearch
+            | Route::LegacySearch
+            | Route::List
+            | Route::Get
+            | Route::History => Some("recall"),
+            Route::Remember => Some("remember"),
+            Route::Patch | Route::BatchModify => Some("modify"),
+            Route::Delete | Route::BatchForget => Some("forget"),
+            Route::Recover => Some("recover"),
+            Route::Mint | Route::Revoke => Some("admin"),
+            Route::Whoami | Route::AuthStatus => None,
+        }
+    }
+
+    fn mutates_a_record(self) -> bool {
+        matches!(
+            self,
+            Route::Patch | Route::Delete | Route::Recover | Route::BatchModify
+        )
+    }
+}
+
+/// The contract's role → permission matrix, written out independently of
+/// the server's `Role::allows`.
+fn role_allows(role: &str, perm: &str) -> bool {
+    match role {
+        "admin" => true,
+        "operator" => [
+            "remember",
+            "recall",
+            "modify",
+            "forget",
+            "recover",
+            "documents",
+            "connectors",
+            "diagnostics",
+            "analytics",
+        ]
+        .contains(&perm),
+        "agent" => [
+            "remember", "recall", "modify", "forget", "recover", "documents",
+        ]
+        .contains(&perm),
+        "readonly" => perm == "recall",
+        _ => false,
+    }
+}
+
+/// One daemon of the matrix and the headers every request to it carries.
+struct MatrixServer {
+    mode: &'static str,
+    t: TestApp,
+    headers: Vec<(&'static str, &'static str)>,
+    admin: String,
+    counter: AtomicUsize,
+}
+
+impl MatrixServer {
+    async fn call(&self, method: &str, path: &str, body: Option<Value>, tok: Option<&str>) -> Resp {
+        request(&self.t, method, path, body, tok, &self.headers).await
+    }
+
+    /// A new live record (created by the admin).
+    async fn fresh(&self, label: &str) -> String {
+        let n = self.counter.fetch_add(1, Ordering::SeqCst);
+        let r = self
+            .call(
+                "POST",
+                "/api/memory/remember",
+                Some(json!({ "content": format!("matrix record {n} {label}") })),
+                Some(&self.admin),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}: setup remember: {:?}", self.mode, r.body);
+        r.body["id"].as_str().expect("id").to_string()
+    }
+
+    /// A new tombstone (created and deleted by the admin).
+    async fn tombstone(&self, label: &str) -> String {
+        let id = self.fresh(label).await;
+        let r = self
+            .call(
+                "DELETE",
+                &format!("/api/memory/{id}"),
+                None,
+                Some(&self.admin),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}: setup delete: {:?}", self.mode, r.body);
+        id
+    }
+
+    /// The record as the admin sees it (status, body).
+    async fn admin_get(&self, id: &str) -> Resp {
+        self.call("GET", &format!("/api/memory/{id}"), None, Some(&self.admin))
+            .await
+    }
+}
+
+async fn matrix_server(mode: &'static str) -> MatrixServer {
+    let (t, headers) = match mode {
+        "team" => (spawn_with(team).await, vec![]),
+        "hybrid-remote" => (
+            spawn_with(hybrid_behind_proxy).await,
+            vec![("x-forwarded-for", REMOTE)],
+        ),
+        other => unreachable!("mode {other}"),
+    };
+    let admin = token(&t, Role::Admin, "matrix-setup-admin", Scope::default());
+    MatrixServer {
+        mode,
+        t,
+        headers,
+        admin,
+        counter: AtomicUsize::new(0),
+    }
+}
+
+/// Run one (route, role) cell and check status, body and side effects.
+async fn matrix_case(s: &MatrixServer, route: Route, role: Option<Role>) {
+    let role_name = role.map_or("none", Role::as_str);
+    let ctx = format!("[{} {route:?} as {role_name}]", s.mode);
+    let sub = format!("matrix-{role_name}");
+    let tok = role.map(|r| token(&s.t, r, &sub, Scope::default()));
+    let label = format!("{route:?}-{role_name}");
+
+    // Fresh records per cell so every expected success really succeeds.
+    let id = match route {
+        Route::Recover => Some(s.tombstone(&label).await),
+        Route::Get
+        | Route::History
+        | Route::Patch
+        | Route::Delete
+        | Route::BatchForget
+        | Route::BatchModify => Some(s.fresh(&label).await),
+        _ => None,
+    };
+    let id_ref = id.as_deref().unwrap_or("");
+    let n = s.counter.fetch_add(1, Ordering::SeqCst);
+    let remembered = format!("matrix remembered {n} by {role_name}");
+    let (method, path, body): (&str, String, Option<Value>) = match route {
+        Route::ApiStatus => ("GET", "/api/status".into(), None),
+        Route::Remember => (
+            "POST",
+            "/api/memory/remember".into(),
+            Some(json!({ "content": remembered })),
+        ),
+        Route::Recall => (
+            "POST",
+            "/api/memory/recall".into(),
+            Some(json!({ "query": "matrix" })),
+        ),
+        Route::ApiSearch => ("GET", "/api/memory/search?q=matrix".into(), None),
+        Route::LegacySearch => ("GET", "/memory/search?q=matrix".into(), None),
+        Route::List => ("GET", "/api/memories".into(), None),
+        Route::Get => ("GET", format!("/api/memory/{id_ref}"), None),
+        Route::History => ("GET", format!("/api/memory/{id_ref}/history"), None),
+        Route::Patch => (
+            "PATCH",
+            format!("/api/memory/{id_ref}"),
+            Some(json!({ "importance": 0.3, "reason": "matrix" })),
+        ),
+        Route::Delete => ("DELETE", format!("/api/memory/{id_ref}"), None),
+        Route::Recover => (
+            "POST",
+            format!("/api/memory/{id_ref}/recover"),
+            Some(json!({ "reason": "matrix" })),
+        ),
+        Route::BatchForget => (
+            "POST",
+            "/api/memory/forget".into(),
+            Some(json!({ "ids": [id_ref] })),
+        ),
+        Route::BatchModify => (
+            "POST",
+            "/api/memory/modify".into(),
+            Some(json!({ "patches": [{ "id": id_ref, "importance": 0.4 }], "reason": "matrix" })),
+        ),
+        Route::Mint => (
+            "POST",
+            "/api/auth/token".into(),
+            Some(json!({ "role": "readonly", "sub": format!("minted-{n}"), "ttlSeconds": 60 })),
+        ),
+        Route::Revoke => (
+            "POST",
+            "/api/auth/revoke".into(),
+            Some(json!({ "jti": format!("never-issued-{n}") })),
+        ),
+        Route::Whoami => ("GET", "/api/auth/whoami".into(), None),
+        Route::AuthStatus => ("GET", "/api/auth/status".into(), None),
+    };
+    let r = s.call(method, &path, body, tok.as_deref()).await;
+
+    let allowed = match (role, route.permission()) {
+        (None, _) => {
+            assert_unauthorized(&r, "authentication required", &ctx);
+            false
+        }
+        (Some(_), None) => true,
+        (Some(_), Some(perm)) if role_allows(role_name, perm) => true,
+        (Some(_), Some(perm)) => {
+            assert_lacks(&r, role_name, perm, &ctx);
+            false
+        }
+    };
+
+    if !allowed {
+        // A refused mutation changed nothing.
+        if route.mutates_a_record() {
+            let g = s.admin_get(id_ref).await;
+            if route == Route::Recover {
+                assert_eq!(g.status, 404, "{ctx}: tombstone must stay deleted");
+            } else {
+                assert_eq!(g.status, 200, "{ctx}: record must stay live: {:?}", g.body);
+                assert_eq!(g.body["version"], 1, "{ctx}: record must be unchanged");
+            }
+        }
+        if route == Route::Remember {
+            let found = s
+                .call(
+                    "POST",
+                    "/api/memory/recall",
+                    Some(json!({ "query": remembered })),
+                    Some(&s.admin),
+                )
+                .await;
+            assert_eq!(found.status, 200, "{ctx}");
+            assert!(
+                found.body["results"]
+                    .as_array()
+                    .expect("results")
+                    .iter()
+                    .all(|x| x["content"] != remembered.as_str()),
+                "{ctx}: a refused remember stored its record"
+            );
+        }
+        return;
+    }
+
+    assert_eq!(r.status, 200, "{ctx}: expected success, body {:?}", r.body);
+    let b = &r.body;
+    match route {
+        Route::ApiStatus => assert_eq!(b["status"], "running", "{ctx}"),
+        Route::Remember => {
+            assert!(b["id"].as_str().is_some_and(|i| !i.is_empty()), "{ctx}");
+            assert_eq!(b["content"], remembered.as_str(), "{ctx}");
+        }
+        Route::Recall | Route::ApiSearch | Route::LegacySearch => {
+            let results = b["results"].as_array().expect("results");
+            assert!(!results.is_empty(), "{ctx}: matrix records exist: {b:?}");
+        }
+        Route::List => {
+            assert!(
+                !b["memories"].as_array().expect("memories").is_empty(),
+                "{ctx}"
+            );
+        }
+        Route::Get => assert_eq!(b["id"], id_ref, "{ctx}"),
+        Route::History => {
+            assert_eq!(b["memoryId"], id_ref, "{ctx}");
+            assert_eq!(b["history"][0]["event"], "created", "{ctx}");
+        }
+        Route::Patch => {
+            assert_eq!(b["status"], "updated", "{ctx}: {b:?}");
+            let g = s.admin_get(id_ref).await;
+            assert_eq!(g.body["importance"], 0.3, "{ctx}");
+            assert_eq!(g.body["updated_by"], sub.as_str(), "{ctx}");
+        }
+        Route::Delete => {
+            assert_eq!(b["status"], "deleted", "{ctx}: {b:?}");
+            assert_eq!(s.admin_get(id_ref).await.status, 404, "{ctx}");
+        }
+        Route::Recover => {
+            assert_eq!(b["status"], "recovered", "{ctx}: {b:?}");
+            assert_eq!(s.admin_get(id_ref).await.status, 200, "{ctx}");
+        }
+        Route::BatchForget => {
+            assert_eq!(b["mode"], "preview", "{ctx}: {b:?}");
+            assert_eq!(b["count"], 1, "{ctx}: {b:?}");
+            assert_eq!(b["candidates"][0]["id"], id_ref, "{ctx}");
+        }
+        Route::BatchModify => {
+            assert_eq!(b["total"], 1, "{ctx}: {b:?}");
+            assert_eq!(b["updated"], 1, "{ctx}: {b:?}");
+            assert_eq!(b["results"][0]["status"], "updated", "{ctx}: {b:?}");
+        }
+        Route::Mint => {
+            let minted = b["token"].as_str().expect("token");
+            let w = s
+                .call("GET", "/api/auth/whoami", None, Some(minted))
+                .await;
+            assert_eq!(w.status, 200, "{ctx}: minted token works: {:?}", w.body);
+            assert_eq!(w.body["claims"]["sub"], format!("minted-{n}"), "{ctx}");
+            assert_eq!(w.body["claims"]["role"], "readonly", "{ctx}");
+        }
+        Route::Revoke => {
+            assert_eq!(b["revoked"], true, "{ctx}: {b:?}");
+            assert_eq!(b["jti"], format!("never-issued-{n}"), "{ctx}");
+        }
+        Route::Whoami => {
+            assert_eq!(b["authenticated"], true, "{ctx}: {b:?}");
+            assert_eq!(b["claims"]["sub"], sub.as_str(), "{ctx}");
+            assert_eq!(b["claims"]["role"], role_name, "{ctx}");
+            let mode = if s.mode == "team" { "team" } else { "hybrid" };
+            assert_eq!(b["mode"], mode, "{ctx}");
+        }
+        Route::AuthStatus => {
+            let mode = if s.mode == "team" { "team" } else { "hybrid" };
+            assert_eq!(b["mode"], mode, "{ctx}: {b:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_route_answers_each_role_with_success_401_or_403_per_the_matrix_in_team_and_remote_hybrid_mode(
+) {
+    let roles = [
+        Some(Role::Admin),
+        Some(Role::Operator),
+        Some(Role::Agent),
+        Some(Role::Readonly),
+        None,
+    ];
+    for mode in ["team", "hybrid-remote"] {
+        let s = matrix_server(mode).await;
+        for route in ROUTES {
+            for role in roles {
+                matrix_case(&s, route, role).await;
+            }
+        }
+        s.t.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn health_is_open_without_a_token_in_every_mode() {
+    let modes: [(&str, fn(&mut Config), &[(&str, &str)]); 4] = [
+        ("local", |_| {}, &[]),
+        ("team", team, &[]),
+        ("hybrid-remote", hybrid_behind_proxy, &[("x-forwarded-for", REMOTE)]),
+        ("hybrid-untrusted-forwarding", hybrid, &[("x-forwarded-for", REMOTE)]),
+    ];
+    for (name, tweak, headers) in modes {
+        let t = spawn_with(tweak).await;
+        let r = request(&t, "GET", "/health", None, None, headers).await;
+        assert_eq!(r.status, 200, "{name}: {:?}", r.body);
+        assert_eq!(r.body["status"], "healthy", "{name}");
+        // The same daemon does demand a token elsewhere (local excepted).
+        let s = request(&t, "GET", "/api/memories", None, None, headers).await;
+        if name == "local" {
+            assert_eq!(s.status, 200, "{name}: {:?}", s.body);
+        } else {
+            assert_unauthorized(&s, "authentication required", name);
+        }
+        t.stop().await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 2. scopes
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_project_scoped_token_reads_and_writes_only_its_project_and_admin_bypasses_scope() {
+    let t = spawn_with(team).await;
+    let adm = admin(&t);
+    let alpha = token(&t, Role::Agent, "alpha-agent", project("alpha"));
+    let alpha_ro = token(&t, Role::Readonly, "alpha-reader", project("alpha"));
+
+    // Remember stamps the scope; an explicit conflicting value is 403.
+    let a1 = remember_as(&t, &alpha, json!({ "content": "alpha owned note about otters" })).await;
+    let g = get_as(&t, &format!("/api/memory/{a1}"), &adm).await;
+    assert_eq!(g.status, 200, "{:?}", g.body);
+    assert_eq!(g.body["project"], "alpha");
+    let r = post_as(
+        &t,
+        "/api/memory/remember",
+        json!({ "content": "smuggled into beta", "project": "beta" }),
+        &alpha,
+    )
+    .await;
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    assert!(
+        r.body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("beta") && e.contains("scope")),
+        "{:?}",
+        r.body
+    );
+    let a2 = remember_as(
+        &t,
+        &alpha,
+        json!({ "content": "alpha explicit project note", "project": "alpha" }),
+    )
+    .await;
+
+    // Records of project beta, written by the admin.
+    let b1 = remember_as(
+        &t,
+        &adm,
+        json!({ "content": "beta secret plan", "project": "beta", "who": "beta-writer" }),
+    )
+    .await;
+    let b_dead = remember_as(
+        &t,
+        &adm,
+        json!({ "content": "beta tombstone", "project": "beta" }),
+    )
+    .await;
+    delete_as(&t, &b_dead, &adm).await;
+
+    // Single-record reads and writes of a beta record: 403, nothing changes.
+    for (tok, who) in [(&alpha, "agent"), (&alpha_ro, "readonly")] {
+        let r = get_as(&t, &format!("/api/memory/{b1}"), tok).await;
+        assert_out_of_scope(&r, &format!("GET as scoped {who}"));
+        let r = get_as(&t, &format!("/api/memory/{b1}/history"), tok).await;
+        assert_out_of_scope(&r, &format!("history as scoped {who}"));
+        let r = get_as(&t, &format!("/api/memory/{b_dead}/history"), tok).await;
+        assert_out_of_scope(&r, &format!("history of a tombstone as scoped {who}"));
+    }
+    let r = request(
+        &t,
+        "PATCH",
+        &format!("/api/memory/{b1}"),
+        Some(json!({ "content": "hijacked", "reason": "x" })),
+        Some(&alpha),
+        &[],
+    )
+    .await;
+    assert_out_of_scope(&r, "PATCH");
+    assert_eq!(r.body["status"], "out_of_scope", "{:?}", r.body);
+    assert_eq!(r.body["id"], b1.as_str());
+    let r = request(
+        &t,
+        "DELETE",
+        &format!("/api/memory/{b1}"),
+        None,
+        Some(&alpha),
+        &[],
+    )
+    .await;
+    assert_out_of_scope(&r, "DELETE");
+    let r = request(
+        &t,
+        "DELETE",
+        &format!("/api/memory/{b1}?force=true&reason=x"),
+        None,
+        Some(&alpha),
+        &[],
+    )
+    .await;
+    assert_out_of_scope(&r, "forced DELETE");
+    let r = post_as(
+        &t,
+        &format!("/api/memory/{b_dead}/recover"),
+        json!({ "reason": "undo" }),
+        &alpha,
+    )
+    .await;
+    assert_out_of_scope(&r, "recover");
+    let g = get_as(&t, &format!("/api/memory/{b1}"), &adm).await;
+    assert_eq!(g.status, 200, "beta record still live: {:?}", g.body);
+    assert_eq!(g.body["content"], "beta secret plan");
+    assert_eq!(g.body["version"], 1);
+    assert_eq!(
+        get_as(&t, &format!("/api/memory/{b_dead}"), &adm).await.status,
+        404,
+        "beta tombstone still deleted"
+    );
+
+    // Recall is filtered inside the query: 25 strong beta matches do not
+    // push the one weak alpha match out of the candidate window.
+    let mut beta_zebras = Vec::new();
+    for i in 0..25 {
+        beta_zebras.push(
+            remember_as(
+                &t,
+                &adm,
+                json!({ "content": format!("zebra zebra zebra herd {i}"), "project": "beta" }),
+            )
+            .await,
+        );
+    }
+    let a_zebra = remember_as(
+        &t,
+        &alpha,
+        json!({ "content": "one zebra was seen near the alpha office among many other animals and plenty of unrelated words" }),
+    )
+    .await;
+    let r = post_as(&t, "/api/memory/recall", json!({ "query": "zebra" }), &adm).await;
+    assert_eq!(r.status, 200);
+    assert!(
+        !ids_of(&r.body, "results").contains(&a_zebra),
+        "premise: unscoped the alpha match is outranked: {:?}",
+        r.body
+    );
+    for (tok, who) in [(&alpha, "agent"), (&alpha_ro, "readonly")] {
+        let r = post_as(&t, "/api/memory/recall", json!({ "query": "zebra" }), tok).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert_eq!(
+            ids_of(&r.body, "results"),
+            BTreeSet::from([a_zebra.clone()]),
+            "recall as scoped {who}: {:?}",
+            r.body
+        );
+        for path in ["/api/memory/search?q=zebra", "/memory/search?q=zebra"] {
+            let r = get_as(&t, path, tok).await;
+            assert_eq!(r.status, 200, "{path}: {:?}", r.body);
+            assert_eq!(
+                ids_of(&r.body, "results"),
+                BTreeSet::from([a_zebra.clone()]),
+                "{path} as scoped {who}"
+            );
+        }
+        // Asking for beta explicitly does not widen the scope.
+        let r = post_as(
+            &t,
+            "/api/memory/recall",
+            json!({ "query": "zebra", "project": "beta" }),
+            tok,
+        )
+        .await;
+        assert!(
+            r.status == 403 || (r.status == 200 && ids_of(&r.body, "results").is_empty()),
+            "recall of project beta as scoped {who}: {} {:?}",
+            r.status,
+            r.body
+        );
+    }
+
+    // Listing shows only alpha rows, statistics included.
+    let alpha_ids = BTreeSet::from([a1.clone(), a2.clone(), a_zebra.clone()]);
+    let r = get_as(&t, "/api/memories?limit=1000", &alpha).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(ids_of(&r.body, "memories"), alpha_ids);
+    assert_eq!(r.body["stats"]["total"], 3, "{:?}", r.body["stats"]);
+    let r = get_as(&t, "/memory/search?distinct=who", &alpha).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert!(
+        !r.body["values"]
+            .as_array()
+            .expect("values")
+            .contains(&json!("beta-writer")),
+        "distinct who leaks beta writers: {:?}",
+        r.body
+    );
+
+    // Batch forget: the preview lists alpha candidates only; execution
+    // never touches beta rows.
+    let r = post_as(&t, "/api/memory/forget", json!({ "query": "zebra" }), &alpha).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        ids_of(&r.body, "candidates"),
+        BTreeSet::from([a_zebra.clone()])
+    );
+    assert_eq!(r.body["count"], 1);
+    let mut mixed: Vec<String> = beta_zebras[..3].to_vec();
+    mixed.push(a2.clone());
+    let r = post_as(&t, "/api/memory/forget", json!({ "ids": mixed }), &alpha).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(ids_of(&r.body, "candidates"), BTreeSet::from([a2.clone()]));
+    let r = post_as(
+        &t,
+        "/api/memory/forget",
+        json!({ "ids": [b1, a2], "mode": "execute", "reason": "cleanup" }),
+        &alpha,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["deleted"], 1, "{:?}", r.body);
+    assert!(
+        r.body["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .all(|x| x["id"] != b1.as_str() || x["status"] != "deleted"),
+        "{:?}",
+        r.body
+    );
+    assert_eq!(get_as(&t, &format!("/api/memory/{b1}"), &adm).await.status, 200);
+    assert_eq!(get_as(&t, &format!("/api/memory/{a2}"), &adm).await.status, 404);
+
+    // Batch modify is checked per item.
+    let r = post_as(
+        &t,
+        "/api/memory/modify",
+        json!({ "patches": [
+            { "id": b1, "importance": 0.1 },
+            { "id": a1, "importance": 0.2 }
+        ], "reason": "tune" }),
+        &alpha,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["total"], 2);
+    assert_eq!(r.body["updated"], 1, "{:?}", r.body);
+    assert_eq!(r.body["results"][0]["id"], b1.as_str());
+    assert_eq!(r.body["results"][0]["status"], "out_of_scope");
+    assert_eq!(r.body["results"][1]["status"], "updated");
+    let g = get_as(&t, &format!("/api/memory/{b1}"), &adm).await;
+    assert_eq!(g.body["version"], 1, "beta untouched: {:?}", g.body);
+
+    // The scoped agent can still mutate its own rows.
+    let r = request(
+        &t,
+        "PATCH",
+        &format!("/api/memory/{a1}"),
+        Some(json!({ "content": "alpha owned note about sea otters", "reason": "fix" })),
+        Some(&alpha),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = get_as(&t, &format!("/api/memory/{a1}/history"), &alpha).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+
+    // Admin bypasses scope, even with a scope in its token.
+    let scoped_admin = token(&t, Role::Admin, "scoped-admin", project("alpha"));
+    for tok in [&adm, &scoped_admin] {
+        assert_eq!(get_as(&t, &format!("/api/memory/{b1}"), tok).await.status, 200);
+        let r = get_as(&t, "/api/memories?limit=1000", tok).await;
+        let all = ids_of(&r.body, "memories");
+        assert!(all.contains(&b1) && all.contains(&a1), "{:?}", r.body);
+        let r = post_as(&t, "/api/memory/recall", json!({ "query": "zebra", "limit": 50 }), tok).await;
+        let hits = ids_of(&r.body, "results");
+        assert!(hits.contains(&a_zebra) && hits.contains(&beta_zebras[0]));
+    }
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn agent_and_user_scopes_stamp_and_confine_like_project_scopes() {
+    let t = spawn_with(team).await;
+    let adm = admin(&t);
+    let bot = token(
+        &t,
+        Role::Agent,
+        "bot-1-token",
+        Scope {
+            agent: Some("bot-1".into()),
+            ..Default::default()
+        },
+    );
+    let u1 = token(
+        &t,
+        Role::Operator,
+        "user-1-token",
+        Scope {
+            user: Some("u1".into()),
+            ..Default::default()
+        },
+    );
+    let both = token(
+        &t,
+        Role::Agent,
+        "alpha-u1-token",
+        Scope {
+            project: Some("alpha".into()),
+            user: Some("u1".into()),
+            ..Default::default()
+        },
+    );
+
+    let mine = remember_as(&t, &bot, json!({ "content": "bot one remembers the deploy key rotation" })).await;
+    assert_eq!(get_as(&t, &format!("/api/memory/{mine}"), &adm).await.body["agent"], "bot-1");
+    let r = post_as(
+        &t,
+        "/api/memory/remember",
+        json!({ "content": "pretending to be bot two", "agent": "bot-2" }),
+        &bot,
+    )
+    .await;
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    let theirs = remember_as(&t, &adm, json!({ "content": "bot two private note", "agent": "bot-2" })).await;
+    assert_out_of_scope(&get_as(&t, &format!("/api/memory/{theirs}"), &bot).await, "agent scope GET");
+    let r = request(&t, "DELETE", &format!("/api/memory/{theirs}"), None, Some(&bot), &[]).await;
+    assert_out_of_scope(&r, "agent scope DELETE");
+    let r = get_as(&t, "/api/memories?limit=1000", &bot).await;
+    assert_eq!(ids_of(&r.body, "memories"), BTreeSet::from([mine.clone()]));
+
+    let u1_note = remember_as(&t, &u1, json!({ "content": "user one likes dark mode" })).await;
+    assert_eq!(get_as(&t, &format!("/api/memory/{u1_note}"), &adm).await.body["user"], "u1");
+    let r = post_as(
+        &t,
+        "/api/memory/remember",
+        json!({ "content": "user two setting", "user": "u2" }),
+        &u1,
+    )
+    .await;
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    let u2_note = remember_as(&t, &adm, json!({ "content": "user two likes light mode", "user": "u2" })).await;
+    assert_out_of_scope(&get_as(&t, &format!("/api/memory/{u2_note}"), &u1).await, "user scope GET");
+    let r = request(
+        &t,
+        "PATCH",
+        &format!("/api/memory/{u2_note}"),
+        Some(json!({ "importance": 0.1, "reason": "x" })),
+        Some(&u1),
+        &[],
+    )
+    .await;
+    assert_out_of_scope(&r, "user scope PATCH");
+    let r = post_as(&t, "/api/memory/recall", json!({ "query": "mode" }), &u1).await;
+    assert_eq!(ids_of(&r.body, "results"), BTreeSet::from([u1_note.clone()]));
+
+    // Several fields: all must match.
+    let both_note = remember_as(&t, &both, json!({ "content": "alpha and u1 shared fact" })).await;
+    let g = get_as(&t, &format!("/api/memory/{both_note}"), &adm).await;
+    assert_eq!((g.body["project"].clone(), g.body["user"].clone()), (json!("alpha"), json!("u1")));
+    let other_user = remember_as(
+        &t,
+        &adm,
+        json!({ "content": "alpha but another user", "project": "alpha", "user": "u2" }),
+    )
+    .await;
+    assert_out_of_scope(&get_as(&t, &format!("/api/memory/{other_user}"), &both).await, "project+user scope");
+    // u1's earlier note has user u1 but no project: outside alpha+u1.
+    assert_out_of_scope(&get_as(&t, &format!("/api/memory/{u1_note}"), &both).await, "project+user scope, no project");
+    let r = get_as(&t, "/api/memories?limit=1000", &both).await;
+    assert_eq!(ids_of(&r.body, "memories"), BTreeSet::from([both_note]));
+    t.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// 3. token defects
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn each_token_defect_is_401_with_its_reason_and_a_token_without_jti_is_valid() {
+    let t = spawn_with(team).await;
+    let secret = secret_of(&t);
+    let good = token(&t, Role::Agent, "defects", Scope::default());
+    let (payload, sig) = good.split_once('.').expect("two parts");
+    let n = now();
+
+    // Tampered payload: the same claims with the role raised to admin.
+    let mut claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("b64")).expect("json");
+    claims["role"] = json!("admin");
+    let raised = URL_SAFE_NO_PAD.encode(claims.to_string());
+    // Tampered signature: change its first character (keeps the base64 valid).
+    let first = if sig.starts_with('A') { "B" } else { "A" };
+    let bad_sig = format!("{payload}.{first}{}", &sig[1..]);
+    let other_secret = [7u8; 32];
+    let other = signet::auth::token::sign(
+        &Claims {
+            sub: "defects".into(),
+            role: Role::Admin,
+            scope: Scope::default(),
+            iat: n,
+            exp: n + 600,
+            jti: None,
+        },
+        &other_secret,
+    );
+    let expired = forge(
+        json!({ "sub": "old", "role": "agent", "scope": {}, "iat": n - 7200, "exp": n - 3600, "jti": "e" })
+            .to_string()
+            .as_bytes(),
+        &secret,
+    );
+    let expires_now = forge(
+        json!({ "sub": "edge", "role": "agent", "scope": {}, "iat": n - 10, "exp": n - 1 })
+            .to_string()
+            .as_bytes(),
+        &secret,
+    );
+    let future = forge(
+        json!({ "sub": "early", "role": "agent", "scope": {}, "iat": n + 3600, "exp": n + 7200 })
+            .to_string()
+            .as_bytes(),
+        &secret,
+    );
+    let not_json = forge(b"this is not json", &secret);
+    let missing_ts = forge(
+        json!({ "sub": "a", "role": "agent", "scope": {} }).to_string().as_bytes(),
+        &secret,
+    );
+    let missing_exp = forge(
+        json!({ "sub": "a", "role": "agent", "scope": {}, "iat": n }).to_string().as_bytes(),
+        &secret,
+    );
+
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("tampered payload", format!("{raised}.{sig}"), "invalid signature"),
+        ("tampered signature", bad_sig, "invalid signature"),
+        ("signed with another secret", other, "invalid signature"),
+        ("expired", expired, "token expired"),
+        ("expired a second ago", expires_now, "token expired"),
+        ("iat far in the future", future, "token not yet valid"),
+        ("truncated to one part", payload.to_string(), "malformed token"),
+        ("three parts", format!("{good}.{sig}"), "malformed token"),
+        ("two dots, empty third part", format!("{good}."), "malformed token"),
+        ("empty signature", format!("{payload}."), "malformed token"),
+        ("non-JSON payload, correctly signed", not_json, "malformed payload"),
+        ("missing iat and exp", missing_ts, "missing timestamps"),
+        ("missing exp", missing_exp, "missing timestamps"),
+    ];
+    for (name, tok, reason) in &cases {
+        for path in ["/api/auth/whoami", "/api/memories"] {
+            let r = get_as(&t, path, tok).await;
+            assert_unauthorized(&r, reason, &format!("{name} on {path}"));
+        }
+        let r = post_as(&t, "/api/memory/remember", json!({ "content": format!("via {name}") }), tok).await;
+        assert_unauthorized(&r, reason, &format!("{name} on remember"));
+    }
+
+    // The untampered token works, and so does one without jti (other
+    // Signet tooling mints those).
+    let r = whoami(&t, &good).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let legacy = forge(
+        json!({ "sub": "legacy-bot", "role": "agent", "scope": {}, "iat": n, "exp": n + 600 })
+            .to_string()
+            .as_bytes(),
+        &secret,
+    );
+    let r = whoami(&t, &legacy).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["authenticated"], true);
+    assert_eq!(r.body["claims"]["sub"], "legacy-bot");
+    assert!(r.body["claims"].get("jti").is_none_or(Value::is_null), "{:?}", r.body);
+    let id = remember_as(&t, &legacy, json!({ "content": "written with a jti-less token" })).await;
+    assert_eq!(get_as(&t, &format!("/api/memory/{id}"), &legacy).await.status, 200);
+
+    // A non-bearer scheme is no token at all.
+    let r = request(&t, "GET", "/api/memories", None, None, &[("authorization", &format!("Basic {good}"))]).await;
+    assert_unauthorized(&r, "authentication required", "basic scheme");
+    t.stop().await;
+}
+
