@@ -27,6 +27,109 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Run the daemon as a user service (systemd on Linux, launchd on macOS).
+    Daemon {
+        #[command(subcommand)]
+        command: DaemonCommand,
+    },
+    /// Copy the workspace (database, config, secret) to DEST while the daemon runs.
+    Backup { dest: std::path::PathBuf },
+    /// Restore a backup made by `signet backup` (the daemon must be stopped).
+    Restore { src: std::path::PathBuf },
+    /// Check the workspace offline: config, secret, port, database, indexes, model.
+    Doctor,
+}
+
+#[derive(Subcommand)]
+enum DaemonCommand {
+    /// Write the service file and start it.
+    Install {
+        /// Print what would be written and run, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Write the file but do not call systemctl/launchctl.
+        #[arg(long)]
+        no_start: bool,
+        /// Service manager (default: this machine's).
+        #[arg(long, value_enum)]
+        platform: Option<signet::cli::daemon::Platform>,
+    },
+    /// Stop the service and remove its file.
+    Uninstall {
+        #[arg(long)]
+        dry_run: bool,
+        /// Remove the file without calling systemctl/launchctl.
+        #[arg(long)]
+        no_stop: bool,
+        #[arg(long, value_enum)]
+        platform: Option<signet::cli::daemon::Platform>,
+    },
+    /// Is it installed, running and healthy?
+    Status {
+        #[arg(long, value_enum)]
+        platform: Option<signet::cli::daemon::Platform>,
+    },
+}
+
+fn print_lines(r: Result<Vec<String>, String>) -> ExitCode {
+    match r {
+        Ok(lines) => {
+            for l in lines {
+                println!("{l}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("signet: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn daemon_command(cmd: DaemonCommand) -> ExitCode {
+    use signet::cli::daemon::{self, Platform};
+    let config = match load_config() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let Some(home) = std::env::var_os("HOME").map(std::path::PathBuf::from) else {
+        eprintln!("signet: HOME is not set");
+        return ExitCode::FAILURE;
+    };
+    match cmd {
+        DaemonCommand::Install {
+            dry_run,
+            no_start,
+            platform,
+        } => {
+            let binary = match std::env::current_exe().and_then(|p| p.canonicalize()) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("signet: cannot find my own binary: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let platform = platform.unwrap_or_else(Platform::current);
+            print_lines(daemon::install(
+                platform, &home, &binary, &config, dry_run, !no_start,
+            ))
+        }
+        DaemonCommand::Uninstall {
+            dry_run,
+            no_stop,
+            platform,
+        } => print_lines(daemon::uninstall(
+            platform.unwrap_or_else(Platform::current),
+            &home,
+            dry_run,
+            !no_stop,
+        )),
+        DaemonCommand::Status { platform } => print_lines(Ok(daemon::status(
+            platform.unwrap_or_else(Platform::current),
+            &home,
+            &config,
+        ))),
+    }
 }
 
 #[derive(Subcommand)]
@@ -141,6 +244,33 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Token { command } => token_command(command),
+        Command::Daemon { command } => daemon_command(command),
+        Command::Backup { dest } => match load_config() {
+            Ok(config) => print_lines(signet::cli::backup::backup(&config, &dest).map(|m| {
+                vec![format!(
+                    "backed up {} memories to {} ({})",
+                    m.memories,
+                    dest.display(),
+                    m.files.join(", ")
+                )]
+            })),
+            Err(code) => code,
+        },
+        Command::Restore { src } => match load_config() {
+            Ok(config) => print_lines(signet::cli::backup::restore(&config, &src)),
+            Err(code) => code,
+        },
+        Command::Doctor => {
+            let findings = signet::cli::doctor::run(&ProcessEnv);
+            for f in &findings {
+                println!("{f}");
+            }
+            if signet::cli::doctor::passed(&findings) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
         Command::Serve => {
             let config = match load_config() {
                 Ok(c) => c,
