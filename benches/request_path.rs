@@ -172,11 +172,17 @@ fn auth_check(c: &mut Criterion) {
         trusted: TrustedProxies::default(),
     };
     let mut h = warp::http::HeaderMap::new();
-    h.insert("authorization", format!("Bearer {tok}").parse().expect("header"));
+    h.insert(
+        "authorization",
+        format!("Bearer {tok}").parse().expect("header"),
+    );
     h.insert("x-signet-request-id", "req-1".parse().expect("header"));
     let peer = Some(std::net::SocketAddr::from(([10, 0, 0, 9], 5000)));
     // A roomy limit so the bench measures counting, not refusals.
-    let roomy = RateLimit { window_ms: 1, max: u32::MAX };
+    let roomy = RateLimit {
+        window_ms: 1,
+        max: u32::MAX,
+    };
     let mut ledger = RateLedger::new(RateLimits {
         forget: roomy,
         modify: roomy,
