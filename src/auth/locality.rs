@@ -58,6 +58,38 @@ pub struct Forwarding<'a> {
     pub any: bool,
     /// Every `X-Forwarded-For` value, in order.
     pub x_forwarded_for: Vec<&'a str>,
+    /// `X-Real-IP`, if sent.
+    pub x_real_ip: Option<&'a str>,
+    /// Every `Forwarded` value, in order.
+    pub forwarded: Vec<&'a str>,
+}
+
+/// The `for=` addresses of `Forwarded` values (RFC 7239), in order.
+fn forwarded_for<'a>(values: &[&'a str]) -> Vec<&'a str> {
+    values
+        .iter()
+        .flat_map(|v| v.split(','))
+        .flat_map(|elem| elem.split(';'))
+        .filter_map(|pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            k.trim().eq_ignore_ascii_case("for").then(|| {
+                let v = v.trim().trim_matches('"');
+                // [v6]:port, v4:port
+                let v = v
+                    .strip_prefix('[')
+                    .and_then(|r| r.split(']').next())
+                    .unwrap_or(v);
+                match v.rsplit_once(':') {
+                    Some((host, port))
+                        if !host.contains(':') && port.chars().all(|c| c.is_ascii_digit()) =>
+                    {
+                        host
+                    }
+                    _ => v,
+                }
+            })
+        })
+        .collect()
 }
 
 /// The client address: the peer, or behind a trusted proxy the right-most
@@ -75,7 +107,7 @@ pub fn client_addr(
     if !trusted.contains(peer) {
         return None;
     }
-    let hops: Vec<&str> = fwd
+    let mut hops: Vec<&str> = fwd
         .x_forwarded_for
         .iter()
         .flat_map(|v| v.split(','))
@@ -83,9 +115,15 @@ pub fn client_addr(
         .filter(|h| !h.is_empty())
         .collect();
     if hops.is_empty() {
-        // A trusted proxy that says nothing about the client: the proxy
-        // itself is the client.
-        return Some(peer);
+        hops = forwarded_for(&fwd.forwarded);
+    }
+    if hops.is_empty() {
+        hops.extend(fwd.x_real_ip.map(str::trim));
+    }
+    if hops.is_empty() {
+        // A proxy that forwards without naming the client: the client is
+        // unknown, so it is not local.
+        return None;
     }
     for hop in hops.iter().rev() {
         let ip = canonical(hop.parse::<IpAddr>().ok()?);
@@ -125,11 +163,12 @@ mod tests {
         let f = Forwarding {
             any: true,
             x_forwarded_for: vec!["127.0.0.1"],
+            ..Default::default()
         };
         assert!(!is_local(ip("127.0.0.1"), &f, &t));
         let f = Forwarding {
             any: true,
-            x_forwarded_for: vec![],
+            ..Default::default()
         };
         assert!(!is_local(ip("127.0.0.1"), &f, &t));
     }
@@ -141,6 +180,7 @@ mod tests {
         let f = |v| Forwarding {
             any: true,
             x_forwarded_for: vec![v],
+            ..Default::default()
         };
         assert_eq!(
             client_addr(ip("127.0.0.1"), &f("203.0.113.9, 172.18.0.2"), &t),
@@ -155,5 +195,23 @@ mod tests {
         assert!(!is_local(ip("127.0.0.1"), &f("198.51.100.7"), &t));
         assert_eq!(client_addr(ip("127.0.0.1"), &f("garbage"), &t), None);
         assert!(TrustedProxies::parse(&["not a cidr".into()]).is_err());
+        // Without X-Forwarded-For, X-Real-IP and Forwarded name the client.
+        let real = Forwarding {
+            any: true,
+            x_real_ip: Some("203.0.113.7"),
+            ..Default::default()
+        };
+        assert_eq!(client_addr(ip("127.0.0.1"), &real, &t), ip("203.0.113.7"));
+        let fwd = Forwarding {
+            any: true,
+            forwarded: vec!["for=\"[2001:db8::1]:4711\";proto=https, for=198.51.100.2"],
+            ..Default::default()
+        };
+        assert_eq!(client_addr(ip("127.0.0.1"), &fwd, &t), ip("198.51.100.2"));
+        let only_proto = Forwarding {
+            any: true,
+            ..Default::default()
+        };
+        assert!(!is_local(ip("127.0.0.1"), &only_proto, &t));
     }
 }

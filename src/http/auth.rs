@@ -72,6 +72,12 @@ fn forwarding(h: &HeaderMap) -> Forwarding<'_> {
             .iter()
             .filter_map(|v| v.to_str().ok())
             .collect(),
+        x_real_ip: h.get("x-real-ip").and_then(|v| v.to_str().ok()),
+        forwarded: h
+            .get_all("forwarded")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect(),
     }
 }
 

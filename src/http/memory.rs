@@ -144,6 +144,11 @@ pub fn modify(st: AppState) -> BoxedFilter<(Response,)> {
                  caller: Caller,
                  b: serde_json::Map<String, serde_json::Value>,
                  st: AppState| async move {
+                    if let Err(e) =
+                        auth::limit(&st.auth, &st.registry, &caller, &[RateOp::Modify]).await
+                    {
+                        return Ok(e.to_response());
+                    }
                     reply(
                         st.memories
                             .modify(&caller, BatchModifyItem::new(id, b))
@@ -270,6 +275,11 @@ pub fn batch_forget(st: AppState) -> BoxedFilter<(Response,)> {
             .and(with_state(st))
             .and_then(
                 |caller: Caller, req: BatchForgetRequest, st: AppState| async move {
+                    if let Err(e) =
+                        auth::limit(&st.auth, &st.registry, &caller, &[RateOp::BatchForget]).await
+                    {
+                        return Ok(e.to_response());
+                    }
                     reply(st.memories.batch_forget(&caller, req).await)
                 },
             ),
@@ -298,6 +308,11 @@ pub fn batch_modify(st: AppState) -> BoxedFilter<(Response,)> {
                         .into_iter()
                         .map(BatchModifyItem::from_value)
                         .collect();
+                    if let Err(e) =
+                        auth::limit(&st.auth, &st.registry, &caller, &[RateOp::Modify]).await
+                    {
+                        return Ok(e.to_response());
+                    }
                     reply(
                         st.memories
                             .batch_modify(&caller, items, b.reason, b.changed_by)

@@ -225,9 +225,13 @@ pub fn insert(
             .prepare_cached(&format!(
                 "SELECT {RECORD_COLUMNS} FROM memories
                  WHERE is_deleted = 0 AND (content_hash = ?1 OR (source_type = ?2 AND source_id = ?3))
+                   AND COALESCE(project, '') = COALESCE(?4, '') AND COALESCE(agent, '') = COALESCE(?5, '') AND COALESCE(user, '') = COALESCE(?6, '')
                  ORDER BY content_hash = ?1 DESC LIMIT 1"
             ))?
-            .query_row(params![new.content_hash, new.source_type, new.source_id], MemoryRecord::from_row)
+            .query_row(
+                params![new.content_hash, new.source_type, new.source_id, new.project, new.agent, new.user],
+                MemoryRecord::from_row,
+            )
             .optional()?;
         return match existing {
             Some(record) => Ok(RememberOutcome {
@@ -613,8 +617,11 @@ pub fn modify(
     if let Some(h) = &new_hash {
         if *h != cur.content_hash {
             let dup: Option<String> = conn
-                .prepare_cached("SELECT id FROM memories WHERE content_hash = ?1 AND is_deleted = 0 AND id != ?2")?
-                .query_row(params![h, req.id], |r| r.get(0))
+                .prepare_cached(
+                    "SELECT id FROM memories WHERE content_hash = ?1 AND is_deleted = 0 AND id != ?2
+                       AND COALESCE(project, '') = COALESCE(?3, '') AND COALESCE(agent, '') = COALESCE(?4, '') AND COALESCE(user, '') = COALESCE(?5, '')",
+                )?
+                .query_row(params![h, req.id, cur.project, cur.agent, cur.user], |r| r.get(0))
                 .optional()?;
             if let Some(dup) = dup {
                 let mut out = MutationOutcome::refused(
@@ -894,8 +901,11 @@ pub fn recover(
         ));
     }
     let dup: Option<String> = conn
-        .prepare_cached("SELECT id FROM memories WHERE content_hash = ?1 AND is_deleted = 0")?
-        .query_row([&cur.content_hash], |r| r.get(0))
+        .prepare_cached(
+            "SELECT id FROM memories WHERE content_hash = ?1 AND is_deleted = 0
+               AND COALESCE(project, '') = COALESCE(?2, '') AND COALESCE(agent, '') = COALESCE(?3, '') AND COALESCE(user, '') = COALESCE(?4, '')",
+        )?
+        .query_row(params![cur.content_hash, cur.project, cur.agent, cur.user], |r| r.get(0))
         .optional()?;
     if let Some(dup) = dup {
         let mut out = MutationOutcome::refused(

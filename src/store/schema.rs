@@ -53,9 +53,14 @@ CREATE TABLE memories (
 -- No index on created_at: rows are appended in time order, so rowid order
 -- is creation order (lists sort by rowid) and every index costs the group
 -- commit WAL frames (measured in benches/README.md).
-CREATE UNIQUE INDEX idx_memories_hash_live ON memories(content_hash) WHERE is_deleted = 0;
-CREATE UNIQUE INDEX idx_memories_source_live ON memories(source_type, source_id)
-    WHERE is_deleted = 0 AND source_id IS NOT NULL;
+-- Dedupe is per scope partition (project, agent, user): a scoped caller can
+-- never be handed, or learn the id of, a duplicate outside its scope.
+CREATE UNIQUE INDEX idx_memories_hash_live ON memories(
+    content_hash, COALESCE(project, ''), COALESCE(agent, ''), COALESCE(user, '')
+) WHERE is_deleted = 0;
+CREATE UNIQUE INDEX idx_memories_source_live ON memories(
+    source_type, source_id, COALESCE(project, ''), COALESCE(agent, ''), COALESCE(user, '')
+) WHERE is_deleted = 0 AND source_id IS NOT NULL;
 CREATE INDEX idx_memories_tombstones ON memories(deleted_at) WHERE is_deleted = 1;
 CREATE INDEX idx_memories_project ON memories(project);
 
