@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::actors::rate_limit::LedgerArgs;
+use crate::actors::sse::SseArgs;
 use crate::actors::store_writer::{WriterArgs, WriterStats};
 use crate::actors::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::actors::Registry;
@@ -104,6 +105,7 @@ impl Engine {
         let writer_stats = Arc::new(WriterStats::default());
         let restarts = Arc::new(AtomicU64::new(0));
         let generation = Arc::new(Generation::default());
+        let events_published = Arc::new(AtomicU64::new(0));
         let s = &config.settings.server;
         let args = SupervisorArgs {
             registry: registry.clone(),
@@ -117,6 +119,12 @@ impl Engine {
                 checkpoint_every: Duration::from_millis(s.checkpoint_ms.max(10)),
                 checkpoints: Arc::new(CheckpointStats::default()),
                 generation: generation.clone(),
+                registry: registry.clone(),
+            },
+            sse: SseArgs {
+                ring_size: s.sse_ring_size.max(1),
+                channel_size: s.sse_client_buffer.max(1),
+                published: events_published.clone(),
             },
             ledger: LedgerArgs {
                 limits: config.settings.auth.rate_limits.clone(),
@@ -198,6 +206,7 @@ impl App {
             registry: engine.registry.clone(),
             writer_stats: engine.writer_stats.clone(),
             restarts: engine.restarts.clone(),
+            sse_clients: Arc::new(AtomicU64::new(0)),
             started,
             started_at: store::now_iso(),
             port: addr.port(),

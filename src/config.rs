@@ -237,6 +237,10 @@ pub struct ServerSettings {
     /// Recall results kept for repeated queries until the next write
     /// (0 disables the cache).
     pub recall_cache_entries: usize,
+    /// Events kept for `Last-Event-ID` resumes.
+    pub sse_ring_size: usize,
+    /// Events a slow SSE client may fall behind before it is dropped.
+    pub sse_client_buffer: usize,
 }
 
 impl Default for ServerSettings {
@@ -249,6 +253,8 @@ impl Default for ServerSettings {
             access_flush_ms: 1_000,
             checkpoint_ms: 1_000,
             recall_cache_entries: 1024,
+            sse_ring_size: 1024,
+            sse_client_buffer: 256,
         }
     }
 }

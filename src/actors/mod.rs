@@ -6,6 +6,7 @@
 //! the live actor.
 
 pub mod rate_limit;
+pub mod sse;
 pub mod store_writer;
 pub mod supervisor;
 
@@ -16,6 +17,7 @@ use ractor::{ActorRef, MessagingErr, RpcReplyPort};
 use tokio::sync::watch;
 
 use rate_limit::LedgerMsg;
+use sse::{Draft, SseMsg, Subscription};
 use store_writer::WriterMsg;
 
 /// Why an actor call gave no answer; the HTTP layer answers 503.
@@ -32,6 +34,7 @@ pub enum ActorError {
 pub struct Registry {
     writer: watch::Sender<Option<ActorRef<WriterMsg>>>,
     ledger: watch::Sender<Option<ActorRef<LedgerMsg>>>,
+    sse: watch::Sender<Option<ActorRef<SseMsg>>>,
 }
 
 impl Default for Registry {
@@ -39,11 +42,57 @@ impl Default for Registry {
         Registry {
             writer: watch::Sender::new(None),
             ledger: watch::Sender::new(None),
+            sse: watch::Sender::new(None),
         }
     }
 }
 
 impl Registry {
+    /// Publish the SSE broadcaster's (new) ref.
+    pub fn publish_sse(&self, r: Option<ActorRef<SseMsg>>) {
+        self.sse.send_replace(r);
+    }
+
+    /// Hand committed events to the broadcaster without waiting; with no
+    /// broadcaster running they are dropped (and logged).
+    pub fn publish_events(&self, drafts: Vec<Draft>) {
+        let target = self.sse.borrow().clone();
+        match target {
+            Some(b) => {
+                if b.send_message(SseMsg::Publish(drafts)).is_err() {
+                    tracing::warn!("SSE broadcaster gone; events dropped");
+                }
+            }
+            None => tracing::debug!(n = drafts.len(), "no SSE broadcaster; events dropped"),
+        }
+    }
+
+    /// Subscribe to events after `after`.
+    pub async fn subscribe(
+        &self,
+        after: Option<u64>,
+        timeout: Duration,
+    ) -> Result<Subscription, ActorError> {
+        const NAME: &str = "SSE broadcaster";
+        let actor = self
+            .sse
+            .borrow()
+            .clone()
+            .ok_or(ActorError::Unavailable(NAME))?;
+        let (tx, rx) = oneshot();
+        actor
+            .send_message(SseMsg::Subscribe {
+                after,
+                reply: RpcReplyPort::from(tx),
+            })
+            .map_err(|_| ActorError::Unavailable(NAME))?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(_)) => Err(ActorError::Unavailable(NAME)),
+            Err(_) => Err(ActorError::Timeout(NAME)),
+        }
+    }
+
     /// Publish the rate-limit ledger's (new) ref.
     pub fn publish_ledger(&self, r: Option<ActorRef<LedgerMsg>>) {
         self.ledger.send_replace(r);

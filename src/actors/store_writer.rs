@@ -17,12 +17,14 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use rusqlite::Connection;
 
+use super::sse::Draft;
+use super::Registry;
 use crate::memory::cache::Generation;
 use crate::store::access::AccessTracker;
 use crate::store::checkpoint::{CheckpointStats, Checkpointer};
 use crate::store::memories::{
-    self, Audit, ForgetRequest, ModifyRequest, MutationOutcome, NewMemory, RecoverRequest,
-    RememberOutcome,
+    self, Audit, ForgetRequest, MemoryRecord, ModifyRequest, MutationOutcome, MutationStatus,
+    NewMemory, RecoverRequest, RememberOutcome,
 };
 use crate::store::{self, search, StoreError};
 
@@ -124,6 +126,8 @@ pub struct WriterArgs {
     pub checkpoints: Arc<CheckpointStats>,
     /// Bumped after every commit (invalidates cached recalls).
     pub generation: Arc<Generation>,
+    /// Where committed events go (the SSE broadcaster, via the registry).
+    pub registry: Registry,
 }
 
 /// The actor (a unit struct; everything lives in [`WriterState`]).
@@ -284,6 +288,7 @@ async fn commit(state: &mut WriterState) -> Result<(), ActorProcessingErr> {
     let n = ops.len() as u64;
     let stats = state.args.stats.clone();
     let generation = state.args.generation.clone();
+    let registry = state.args.registry.clone();
     let conn = state
         .conn
         .take()
@@ -293,7 +298,7 @@ async fn commit(state: &mut WriterState) -> Result<(), ActorProcessingErr> {
     // supervisor opens a fresh connection.
     let conn = tokio::task::spawn_blocking(move || {
         let t = std::time::Instant::now();
-        run_batch(&conn, ops, &stats, &generation);
+        run_batch(&conn, ops, &stats, &generation, &registry);
         stats
             .busy_ns
             .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -389,7 +394,13 @@ fn sql(conn: &Connection, text: &str) -> Result<(), StoreError> {
 /// the batch re-run with a savepoint per op, so only the failing op fails.
 /// Savepoints on the fast path would copy every page an op touches into the
 /// statement journal, a large share of the writer's time.
-fn run_batch(conn: &Connection, ops: Vec<WriteOp>, stats: &WriterStats, generation: &Generation) {
+fn run_batch(
+    conn: &Connection,
+    ops: Vec<WriteOp>,
+    stats: &WriterStats,
+    generation: &Generation,
+    registry: &Registry,
+) {
     if let Err(e) = sql(conn, "BEGIN IMMEDIATE") {
         stats.commit_failures.fetch_add(1, Ordering::Relaxed);
         let msg = e.to_string();
@@ -438,6 +449,13 @@ fn run_batch(conn: &Connection, ops: Vec<WriteOp>, stats: &WriterStats, generati
             tracing::error!(error = %e, "group commit failed");
         }
     }
+    if commit.is_ok() {
+        // Published only after the commit, before any reply.
+        let drafts: Vec<Draft> = results.iter().flatten().flat_map(events_of).collect();
+        if !drafts.is_empty() {
+            registry.publish_events(drafts);
+        }
+    }
     for (op, res) in ops.into_iter().zip(results) {
         let res = match &commit {
             Ok(()) => res,
@@ -445,6 +463,55 @@ fn run_batch(conn: &Connection, ops: Vec<WriteOp>, stats: &WriterStats, generati
         };
         reply(op, res);
     }
+}
+
+fn draft(kind: &'static str, r: &MemoryRecord, data: serde_json::Value) -> Draft {
+    Draft {
+        kind,
+        project: r.project.clone(),
+        agent: r.agent.clone(),
+        user: r.user.clone(),
+        data,
+    }
+}
+
+/// The events an op's outcome announces.
+fn events_of(o: &Outcome) -> Vec<Draft> {
+    match o {
+        Outcome::Remembered(r) if !r.deduped => {
+            let m = &r.record;
+            vec![draft(
+                "memory.created",
+                m,
+                serde_json::json!({
+                    "id": m.id, "content": m.content, "type": m.kind, "tags": m.tags,
+                    "pinned": m.pinned, "importance": m.importance, "who": m.who,
+                    "project": m.project, "created_at": m.created_at,
+                }),
+            )]
+        }
+        Outcome::Remembered(_) | Outcome::Nothing => Vec::new(),
+        Outcome::Mutated(list) => list.iter().filter_map(mutation_event).collect(),
+        Outcome::Recovered(m) => mutation_event(m).into_iter().collect(),
+    }
+}
+
+fn mutation_event(m: &MutationOutcome) -> Option<Draft> {
+    let kind = match m.status {
+        MutationStatus::Updated => "memory.updated",
+        MutationStatus::Deleted => "memory.deleted",
+        MutationStatus::Recovered => "memory.recovered",
+        _ => return None,
+    };
+    let r = m.record.as_ref()?;
+    Some(draft(
+        kind,
+        r,
+        serde_json::json!({
+            "id": m.id, "version": m.new_version, "contentChanged": m.content_changed,
+            "project": r.project, "updated_by": r.updated_by,
+        }),
+    ))
 }
 
 /// Answer the caller of `op` (who may have timed out and gone: then the

@@ -16,6 +16,7 @@ use ractor::{
 };
 
 use super::rate_limit::{LedgerArgs, RateLimiter};
+use super::sse::{Broadcaster, SseArgs};
 use super::store_writer::{StoreWriter, WriterArgs};
 use super::Registry;
 
@@ -35,6 +36,7 @@ pub enum SupervisorMsg {
 pub enum Child {
     StoreWriter,
     RateLimiter,
+    Broadcaster,
 }
 
 impl Child {
@@ -42,6 +44,7 @@ impl Child {
         match self {
             Child::StoreWriter => "store writer",
             Child::RateLimiter => "rate-limit ledger",
+            Child::Broadcaster => "SSE broadcaster",
         }
     }
 }
@@ -52,6 +55,7 @@ pub struct SupervisorArgs {
     pub registry: Registry,
     pub writer: WriterArgs,
     pub ledger: LedgerArgs,
+    pub sse: SseArgs,
     /// Total restarts of all children, for metrics.
     pub restarts: Arc<AtomicU64>,
 }
@@ -87,6 +91,12 @@ async fn spawn_child(
             st.args.registry.publish_ledger(Some(r.clone()));
             r.get_cell()
         }
+        Child::Broadcaster => {
+            let (r, _) =
+                Actor::spawn_linked(None, Broadcaster, st.args.sse.clone(), me.get_cell()).await?;
+            st.args.registry.publish_sse(Some(r.clone()));
+            r.get_cell()
+        }
     };
     st.running.insert(cell.get_id(), (child, cell));
     Ok(())
@@ -96,6 +106,7 @@ fn unpublish(reg: &Registry, child: Child) {
     match child {
         Child::StoreWriter => reg.publish_writer(None),
         Child::RateLimiter => reg.publish_ledger(None),
+        Child::Broadcaster => reg.publish_sse(None),
     }
 }
 
@@ -115,6 +126,8 @@ impl Actor for Supervisor {
             restarts: HashMap::new(),
             stopping: false,
         };
+        // The broadcaster first: the writer publishes into it.
+        spawn_child(&me, &mut st, Child::Broadcaster).await?;
         spawn_child(&me, &mut st, Child::StoreWriter).await?;
         spawn_child(&me, &mut st, Child::RateLimiter).await?;
         Ok(st)
@@ -129,7 +142,11 @@ impl Actor for Supervisor {
         match msg {
             SupervisorMsg::Shutdown(reply) => {
                 st.stopping = true;
-                for (_, (child, cell)) in st.running.drain() {
+                // The writer first: it still publishes into the others.
+                let mut children: Vec<(Child, ActorCell)> =
+                    st.running.drain().map(|(_, c)| c).collect();
+                children.sort_by_key(|(c, _)| *c != Child::StoreWriter);
+                for (child, cell) in children {
                     unpublish(&st.args.registry, child);
                     // Drain: every queued message is handled first; the
                     // writer's post_stop then commits the rest and

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod auth_api;
 pub mod body;
 pub mod error;
+pub mod events;
 pub mod memory;
 pub mod ops;
 pub mod search;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub registry: Registry,
     pub writer_stats: Arc<WriterStats>,
     pub restarts: Arc<AtomicU64>,
+    /// Connected SSE clients.
+    pub sse_clients: Arc<AtomicU64>,
     pub started: Instant,
     pub started_at: String,
     /// The port actually bound.
@@ -54,6 +57,8 @@ pub fn with_state(
 pub fn routes(st: AppState) -> BoxedFilter<(Response,)> {
     let api = ops::health(st.clone())
         .or(ops::status(st.clone()))
+        .unify()
+        .or(events::stream(st.clone()))
         .unify()
         .or(auth_api::mint(st.clone()))
         .unify()

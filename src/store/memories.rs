@@ -834,6 +834,7 @@ pub fn forget(
     next.deleted_at = Some(now.clone());
     next.version += 1;
     next.updated_at = now;
+    next.updated_by = Some(audit.changed_by.clone());
     Ok(MutationOutcome {
         id: req.id.clone(),
         status: MutationStatus::Deleted,
@@ -938,6 +939,7 @@ pub fn recover(
     next.deleted_at = None;
     next.version += 1;
     next.updated_at = now;
+    next.updated_by = Some(audit.changed_by.clone());
     Ok(MutationOutcome {
         id: req.id.clone(),
         status: MutationStatus::Recovered,

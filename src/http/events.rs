@@ -1,0 +1,134 @@
+//! `GET /sse` (alias `/api/events`): committed events as server-sent
+//! events, filtered by `?types=`, `?project=` and the caller's scope,
+//! resumable with `Last-Event-ID`, with a `: keepalive` comment every 15 s.
+//! A client that falls further behind than its buffer is disconnected (it
+//! resumes with `Last-Event-ID`); it never slows the writer.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::StreamExt;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+use warp::{Filter, Reply};
+
+use super::auth::{self, Permission};
+use super::error::ApiError;
+use super::{boxed, with_state, AppState};
+use crate::actors::sse::Event;
+use crate::memory::Caller;
+use crate::store::Scope;
+
+/// Which events a client wants.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub types: Option<Vec<String>>,
+    pub project: Option<String>,
+    pub scope: Scope,
+}
+
+impl EventFilter {
+    /// Whether `e` passes.
+    pub fn admits(&self, e: &Event) -> bool {
+        self.types
+            .as_ref()
+            .is_none_or(|t| t.iter().any(|k| k == e.kind))
+            && self
+                .project
+                .as_ref()
+                .is_none_or(|p| e.project.as_deref() == Some(p.as_str()))
+            && self
+                .scope
+                .admits(e.project.as_deref(), e.agent.as_deref(), e.user.as_deref())
+    }
+}
+
+/// Counts connected clients while alive.
+struct ClientGuard(Arc<AtomicU64>);
+
+impl Drop for ClientGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn to_sse(e: &Event) -> warp::sse::Event {
+    warp::sse::Event::default()
+        .id(e.id.to_string())
+        .event(e.kind)
+        .data(e.data.to_string())
+}
+
+/// GET /sse and GET /api/events
+pub fn stream(st: AppState) -> BoxedFilter<(Response,)> {
+    let paths = warp::path!("sse").or(warp::path!("api" / "events")).unify();
+    boxed(
+        paths
+            .and(warp::get())
+            .and(auth::require(st.clone(), Permission::Recall))
+            .and(warp::header::optional::<String>("last-event-id"))
+            .and(warp::query::<HashMap<String, String>>())
+            .and(with_state(st))
+            .and_then(
+                |caller: Caller, last: Option<String>, q: HashMap<String, String>, st: AppState| async move {
+                    Ok::<_, Infallible>(match open(caller, last, q, st).await {
+                        Ok(r) => r,
+                        Err(e) => e.to_response(),
+                    })
+                },
+            ),
+    )
+}
+
+async fn open(
+    caller: Caller,
+    last: Option<String>,
+    q: HashMap<String, String>,
+    st: AppState,
+) -> Result<Response, ApiError> {
+    let after = match last.or_else(|| q.get("lastEventId").cloned()) {
+        None => None,
+        Some(v) => Some(
+            v.trim()
+                .parse::<u64>()
+                .map_err(|_| ApiError::BadRequest("Last-Event-ID must be an event id".into()))?,
+        ),
+    };
+    let filter = EventFilter {
+        types: q.get("types").map(|t| {
+            t.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        }),
+        project: q.get("project").cloned().filter(|p| !p.is_empty()),
+        scope: caller.scope.clone(),
+    };
+    let sub = st
+        .registry
+        .subscribe(after, Duration::from_secs(2))
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    st.sse_clients.fetch_add(1, Ordering::Relaxed);
+    let guard = Arc::new(ClientGuard(st.sse_clients.clone()));
+    let f1 = filter.clone();
+    let replay = tokio_stream::iter(sub.replay).filter(move |e| f1.admits(e));
+    // A lagging client ends its stream here; it resumes with Last-Event-ID.
+    let live = BroadcastStream::new(sub.live)
+        .take_while(|r| r.is_ok())
+        .filter_map(|r| r.ok())
+        .filter(move |e| filter.admits(e));
+    let events = replay.chain(live).map(move |e| {
+        let _alive = &guard;
+        Ok::<_, Infallible>(to_sse(&e))
+    });
+    let body = warp::sse::keep_alive()
+        .interval(Duration::from_secs(15))
+        .text(" keepalive")
+        .stream(events);
+    Ok(warp::sse::reply(body).into_response())
+}
