@@ -11,6 +11,11 @@ use crate::config::Config;
 pub fn running_pid(config: &Config) -> Option<i32> {
     let text = std::fs::read_to_string(config.daemon_dir().join("pid")).ok()?;
     let pid: i32 = text.trim().parse().ok()?;
+    // A stale file naming this very process (a container's PID 1 after an
+    // unclean stop) is not a running daemon.
+    if pid as u32 == std::process::id() {
+        return None;
+    }
     // SAFETY: kill(pid, 0) only checks that the process exists.
     let alive = pid > 0 && unsafe { libc::kill(pid, 0) } == 0;
     alive.then_some(pid)
