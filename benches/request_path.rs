@@ -170,6 +170,7 @@ fn auth_check(c: &mut Criterion) {
         secret: Some(secret),
         revocations: Arc::new(revocations),
         trusted: TrustedProxies::default(),
+        rejections: Default::default(),
     };
     let mut h = warp::http::HeaderMap::new();
     h.insert(
@@ -202,9 +203,21 @@ fn auth_check(c: &mut Criterion) {
     });
 }
 
+/// Recording one request in the telemetry (the cost added to every request).
+fn telemetry_record(c: &mut Criterion) {
+    let t = signet::telemetry::Telemetry::default();
+    let d = std::time::Duration::from_micros(850);
+    c.bench_function("telemetry/record one request", |b| {
+        b.iter(|| t.record("POST", std::hint::black_box("/api/memory/remember"), 200, d))
+    });
+    c.bench_function("telemetry/record one request with an id path", |b| {
+        b.iter(|| t.record("GET", std::hint::black_box("/api/memory/01a202d9-a903-760d-8dc9-dd46f1a042cd"), 200, d))
+    });
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(4));
-    targets = normalise_hash, auth_check, remember, recall
+    targets = normalise_hash, auth_check, telemetry_record, remember, recall
 }
 criterion_main!(benches);

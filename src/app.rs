@@ -65,6 +65,7 @@ pub async fn auth_state(config: &Config, engine: &Engine) -> anyhow::Result<Auth
         secret,
         revocations: Arc::new(revocations),
         trusted: TrustedProxies::parse(&a.trusted_proxies).map_err(|e| anyhow::anyhow!(e))?,
+        rejections: AtomicU64::new(0),
     })
 }
 
@@ -92,6 +93,8 @@ pub struct Engine {
     pub writer_stats: Arc<WriterStats>,
     /// Supervisor restarts so far.
     pub restarts: Arc<AtomicU64>,
+    /// Events handed to SSE subscribers so far.
+    pub events_published: Arc<AtomicU64>,
     supervisor: ActorRef<SupervisorMsg>,
     supervisor_done: Option<tokio::task::JoinHandle<()>>,
 }
@@ -148,6 +151,7 @@ impl Engine {
             registry,
             writer_stats,
             restarts,
+            events_published,
             supervisor,
             supervisor_done: Some(sup_handle),
         })
@@ -207,6 +211,9 @@ impl App {
             writer_stats: engine.writer_stats.clone(),
             restarts: engine.restarts.clone(),
             sse_clients: Arc::new(AtomicU64::new(0)),
+            telemetry: Arc::new(crate::telemetry::Telemetry::default()),
+            diagnostics: Arc::new(crate::http::ops::DiagnosticsCache::default()),
+            events_published: engine.events_published.clone(),
             started,
             started_at: store::now_iso(),
             port: addr.port(),

@@ -259,6 +259,14 @@ impl Default for ServerSettings {
     }
 }
 
+/// `metrics:` section.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct MetricsSettings {
+    /// Serve `/metrics` without a token in team and hybrid modes.
+    pub public: bool,
+}
+
 /// The parsed `agent.yaml`. Sections other issues own (`retention`,
 /// `webhooks`) are accepted here and read by their owners.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
@@ -269,6 +277,7 @@ pub struct FileSettings {
     pub embedding: EmbeddingSettings,
     pub search: SearchSettings,
     pub server: ServerSettings,
+    pub metrics: MetricsSettings,
     pub retention: serde_yaml::Value,
     pub webhooks: serde_yaml::Value,
     pub agent: serde_yaml::Value,

@@ -17,6 +17,8 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod diagnostics;
 pub mod http;
 pub mod memory;
 pub mod store;
+pub mod telemetry;

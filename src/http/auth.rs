@@ -37,6 +37,8 @@ pub struct AuthState {
     pub secret: Option<Vec<u8>>,
     pub revocations: Arc<Revocations>,
     pub trusted: TrustedProxies,
+    /// Requests refused by the rate-limit ledger.
+    pub rejections: std::sync::atomic::AtomicU64,
 }
 
 /// A request's authenticated identity before the permission check.
@@ -165,6 +167,9 @@ pub fn require(
             let st = st.clone();
             async move {
                 let id = st.auth.identify(&h, peer).map_err(warp::reject::custom)?;
+                if let Some(c) = &id.claims {
+                    st.telemetry.record_actor(&c.sub);
+                }
                 if !id.role.allows(perm) {
                     return Err(warp::reject::custom(ApiError::Forbidden(format!(
                         "role '{}' lacks '{}' permission",
@@ -212,6 +217,10 @@ pub async fn limit(
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     match decision {
         Decision::Allowed => Ok(()),
-        Decision::Limited { retry_after_ms } => Err(ApiError::RateLimited { retry_after_ms }),
+        Decision::Limited { retry_after_ms } => {
+            auth.rejections
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Err(ApiError::RateLimited { retry_after_ms })
+        }
     }
 }

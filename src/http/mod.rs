@@ -40,6 +40,9 @@ pub struct AppState {
     pub restarts: Arc<AtomicU64>,
     /// Connected SSE clients.
     pub sse_clients: Arc<AtomicU64>,
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
+    pub diagnostics: Arc<ops::DiagnosticsCache>,
+    pub events_published: Arc<AtomicU64>,
     pub started: Instant,
     pub started_at: String,
     /// The port actually bound.
@@ -55,8 +58,15 @@ pub fn with_state(
 
 /// Every route, with errors rendered and the request id echoed.
 pub fn routes(st: AppState) -> BoxedFilter<(Response,)> {
+    let telemetry = st.telemetry.clone();
     let api = ops::health(st.clone())
         .or(ops::status(st.clone()))
+        .unify()
+        .or(ops::metrics(st.clone()))
+        .unify()
+        .or(ops::diagnostics(st.clone()))
+        .unify()
+        .or(ops::analytics(st.clone()))
         .unify()
         .or(events::stream(st.clone()))
         .unify()
@@ -94,19 +104,34 @@ pub fn routes(st: AppState) -> BoxedFilter<(Response,)> {
         .unify()
         .recover(error::handle_rejection)
         .unify();
-    warp::header::optional::<String>("x-signet-request-id")
+    warp::method()
+        .and(warp::path::full())
+        .and(warp::any().map(Instant::now))
+        .and(warp::header::optional::<String>("x-signet-request-id"))
         .and(api)
-        .map(|rid: Option<String>, mut resp: Response| {
-            let value = rid
-                .filter(|r| r.len() <= 128)
-                .and_then(|r| HeaderValue::from_str(&r).ok())
-                .unwrap_or_else(|| {
-                    HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
-                        .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
-                });
-            resp.headers_mut().insert("x-signet-request-id", value);
-            resp
-        })
+        .map(
+            move |method: warp::http::Method,
+                  path: warp::path::FullPath,
+                  t0: Instant,
+                  rid: Option<String>,
+                  mut resp: Response| {
+                telemetry.record(
+                    method.as_str(),
+                    path.as_str(),
+                    resp.status().as_u16(),
+                    t0.elapsed(),
+                );
+                let value = rid
+                    .filter(|r| r.len() <= 128)
+                    .and_then(|r| HeaderValue::from_str(&r).ok())
+                    .unwrap_or_else(|| {
+                        HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+                            .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+                    });
+                resp.headers_mut().insert("x-signet-request-id", value);
+                resp
+            },
+        )
         .boxed()
 }
 
