@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::actors::rate_limit::LedgerArgs;
+use crate::actors::retention::SweeperArgs;
 use crate::actors::sse::SseArgs;
 use crate::actors::store_writer::{WriterArgs, WriterStats};
 use crate::actors::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
@@ -123,6 +124,11 @@ impl Engine {
                 checkpoints: Arc::new(CheckpointStats::default()),
                 generation: generation.clone(),
                 registry: registry.clone(),
+            },
+            sweeper: SweeperArgs {
+                registry: registry.clone(),
+                settings: config.settings.retention.clone(),
+                writer_timeout: Duration::from_millis(s.actor_timeout_ms),
             },
             sse: SseArgs {
                 ring_size: s.sse_ring_size.max(1),

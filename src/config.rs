@@ -259,6 +259,34 @@ impl Default for ServerSettings {
     }
 }
 
+/// `retention:` section.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RetentionSettings {
+    /// Tombstones older than this are archived and hard-deleted.
+    pub tombstone_days: i64,
+    pub history_days: i64,
+    pub completed_job_days: i64,
+    pub dead_job_days: i64,
+    /// Rows per transaction.
+    pub batch_size: i64,
+    /// Seconds between sweeps (one also runs at start).
+    pub interval_seconds: u64,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings {
+            tombstone_days: 30,
+            history_days: 180,
+            completed_job_days: 14,
+            dead_job_days: 30,
+            batch_size: 500,
+            interval_seconds: 6 * 3600,
+        }
+    }
+}
+
 /// `metrics:` section.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(default)]
@@ -278,7 +306,7 @@ pub struct FileSettings {
     pub search: SearchSettings,
     pub server: ServerSettings,
     pub metrics: MetricsSettings,
-    pub retention: serde_yaml::Value,
+    pub retention: RetentionSettings,
     pub webhooks: serde_yaml::Value,
     pub agent: serde_yaml::Value,
     pub name: serde_yaml::Value,
@@ -502,7 +530,6 @@ mod tests {
         assert_eq!(
             s,
             FileSettings {
-                retention: s.retention.clone(),
                 webhooks: s.webhooks.clone(),
                 ..FileSettings::default()
             }

@@ -6,6 +6,7 @@
 //! the live actor.
 
 pub mod rate_limit;
+pub mod retention;
 pub mod sse;
 pub mod store_writer;
 pub mod supervisor;
@@ -17,6 +18,7 @@ use ractor::{ActorRef, MessagingErr, RpcReplyPort};
 use tokio::sync::watch;
 
 use rate_limit::LedgerMsg;
+use retention::{SweepReport, SweeperMsg};
 use sse::{Draft, SseMsg, Subscription};
 use store_writer::WriterMsg;
 
@@ -35,6 +37,7 @@ pub struct Registry {
     writer: watch::Sender<Option<ActorRef<WriterMsg>>>,
     ledger: watch::Sender<Option<ActorRef<LedgerMsg>>>,
     sse: watch::Sender<Option<ActorRef<SseMsg>>>,
+    sweeper: watch::Sender<Option<ActorRef<SweeperMsg>>>,
 }
 
 impl Default for Registry {
@@ -43,11 +46,39 @@ impl Default for Registry {
             writer: watch::Sender::new(None),
             ledger: watch::Sender::new(None),
             sse: watch::Sender::new(None),
+            sweeper: watch::Sender::new(None),
         }
     }
 }
 
 impl Registry {
+    /// Publish the retention sweeper's (new) ref.
+    pub fn publish_sweeper(&self, r: Option<ActorRef<SweeperMsg>>) {
+        self.sweeper.send_replace(r);
+    }
+
+    /// Ask the sweeper to run now and wait for its report.
+    pub async fn sweep_now(
+        &self,
+        timeout: Duration,
+    ) -> Result<Result<SweepReport, String>, ActorError> {
+        const NAME: &str = "retention sweeper";
+        let actor = self
+            .sweeper
+            .borrow()
+            .clone()
+            .ok_or(ActorError::Unavailable(NAME))?;
+        let (tx, rx) = oneshot();
+        actor
+            .send_message(SweeperMsg::Run(Some(RpcReplyPort::from(tx))))
+            .map_err(|_| ActorError::Unavailable(NAME))?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(_)) => Err(ActorError::Unavailable(NAME)),
+            Err(_) => Err(ActorError::Timeout(NAME)),
+        }
+    }
+
     /// Publish the SSE broadcaster's (new) ref.
     pub fn publish_sse(&self, r: Option<ActorRef<SseMsg>>) {
         self.sse.send_replace(r);

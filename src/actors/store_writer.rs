@@ -22,6 +22,7 @@ use super::Registry;
 use crate::memory::cache::Generation;
 use crate::store::access::AccessTracker;
 use crate::store::checkpoint::{CheckpointStats, Checkpointer};
+use crate::store::maintenance::{self, RepairAction, RepairOutcome, SweepStep};
 use crate::store::memories::{
     self, Audit, ForgetRequest, MemoryRecord, ModifyRequest, MutationOutcome, MutationStatus,
     NewMemory, RecoverRequest, RememberOutcome,
@@ -59,6 +60,19 @@ pub enum WriteOp {
     },
     /// Add batched access counts; nobody waits for it.
     Access { hits: Vec<(String, i64)> },
+    /// Remove one batch of one retention step.
+    Sweep {
+        step: SweepStep,
+        cutoff: String,
+        batch: i64,
+        reply: Reply<usize>,
+    },
+    /// Run a repair action (and write its audit row).
+    Repair {
+        action: RepairAction,
+        audit: Audit,
+        reply: Reply<RepairOutcome>,
+    },
     /// Persist a token revocation (`kind` is `jti` or `sub`).
     Revoke {
         kind: &'static str,
@@ -318,6 +332,8 @@ enum Outcome {
     Remembered(RememberOutcome),
     Mutated(Vec<MutationOutcome>),
     Recovered(MutationOutcome),
+    Swept(usize),
+    Repaired(RepairOutcome),
     Nothing,
 }
 
@@ -343,6 +359,15 @@ fn execute(conn: &Connection, op: &WriteOp) -> Result<Outcome, StoreError> {
         WriteOp::Access { hits } => {
             memories::apply_access(conn, hits, &store::now_iso())?;
             Outcome::Nothing
+        }
+        WriteOp::Sweep {
+            step,
+            cutoff,
+            batch,
+            ..
+        } => Outcome::Swept(maintenance::sweep_batch(conn, *step, cutoff, *batch)?),
+        WriteOp::Repair { action, audit, .. } => {
+            Outcome::Repaired(maintenance::repair(conn, *action, audit)?)
         }
         WriteOp::Revoke {
             kind,
@@ -490,7 +515,9 @@ fn events_of(o: &Outcome) -> Vec<Draft> {
                 }),
             )]
         }
-        Outcome::Remembered(_) | Outcome::Nothing => Vec::new(),
+        Outcome::Remembered(_) | Outcome::Nothing | Outcome::Swept(_) | Outcome::Repaired(_) => {
+            Vec::new()
+        }
         Outcome::Mutated(list) => list.iter().filter_map(mutation_event).collect(),
         Outcome::Recovered(m) => mutation_event(m).into_iter().collect(),
     }
@@ -544,6 +571,18 @@ fn reply(op: WriteOp, res: Result<Outcome, StoreError>) {
         }
         WriteOp::Revoke { reply, .. } => {
             let _ = reply.send(res.map(|_| ()));
+        }
+        WriteOp::Sweep { reply, .. } => {
+            let _ = reply.send(res.and_then(|o| match o {
+                Outcome::Swept(n) => Ok(n),
+                _ => Err(mismatch()),
+            }));
+        }
+        WriteOp::Repair { reply, .. } => {
+            let _ = reply.send(res.and_then(|o| match o {
+                Outcome::Repaired(r) => Ok(r),
+                _ => Err(mismatch()),
+            }));
         }
     }
 }

@@ -16,6 +16,7 @@ use ractor::{
 };
 
 use super::rate_limit::{LedgerArgs, RateLimiter};
+use super::retention::{Sweeper, SweeperArgs};
 use super::sse::{Broadcaster, SseArgs};
 use super::store_writer::{StoreWriter, WriterArgs};
 use super::Registry;
@@ -37,6 +38,7 @@ pub enum Child {
     StoreWriter,
     RateLimiter,
     Broadcaster,
+    Sweeper,
 }
 
 impl Child {
@@ -45,6 +47,7 @@ impl Child {
             Child::StoreWriter => "store writer",
             Child::RateLimiter => "rate-limit ledger",
             Child::Broadcaster => "SSE broadcaster",
+            Child::Sweeper => "retention sweeper",
         }
     }
 }
@@ -56,6 +59,7 @@ pub struct SupervisorArgs {
     pub writer: WriterArgs,
     pub ledger: LedgerArgs,
     pub sse: SseArgs,
+    pub sweeper: SweeperArgs,
     /// Total restarts of all children, for metrics.
     pub restarts: Arc<AtomicU64>,
 }
@@ -97,6 +101,12 @@ async fn spawn_child(
             st.args.registry.publish_sse(Some(r.clone()));
             r.get_cell()
         }
+        Child::Sweeper => {
+            let (r, _) =
+                Actor::spawn_linked(None, Sweeper, st.args.sweeper.clone(), me.get_cell()).await?;
+            st.args.registry.publish_sweeper(Some(r.clone()));
+            r.get_cell()
+        }
     };
     st.running.insert(cell.get_id(), (child, cell));
     Ok(())
@@ -107,6 +117,7 @@ fn unpublish(reg: &Registry, child: Child) {
         Child::StoreWriter => reg.publish_writer(None),
         Child::RateLimiter => reg.publish_ledger(None),
         Child::Broadcaster => reg.publish_sse(None),
+        Child::Sweeper => reg.publish_sweeper(None),
     }
 }
 
@@ -130,6 +141,7 @@ impl Actor for Supervisor {
         spawn_child(&me, &mut st, Child::Broadcaster).await?;
         spawn_child(&me, &mut st, Child::StoreWriter).await?;
         spawn_child(&me, &mut st, Child::RateLimiter).await?;
+        spawn_child(&me, &mut st, Child::Sweeper).await?;
         Ok(st)
     }
 

@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod memory;
 pub mod ops;
+pub mod repair;
 pub mod search;
 
 use std::sync::atomic::AtomicU64;
@@ -67,6 +68,10 @@ pub fn routes(st: AppState) -> BoxedFilter<(Response,)> {
         .or(ops::diagnostics(st.clone()))
         .unify()
         .or(ops::analytics(st.clone()))
+        .unify()
+        .or(repair::action(st.clone()))
+        .unify()
+        .or(repair::report(st.clone()))
         .unify()
         .or(events::stream(st.clone()))
         .unify()

@@ -689,6 +689,27 @@ impl MemoryService {
         .await
     }
 
+    /// Run a repair action through the store writer.
+    pub async fn repair(
+        &self,
+        caller: &Caller,
+        action: crate::store::maintenance::RepairAction,
+    ) -> Result<crate::store::maintenance::RepairOutcome, MemoryError> {
+        self.check_writable()?;
+        let audit = caller.audit(None);
+        self.write(|reply| WriteOp::Repair {
+            action,
+            audit: audit.clone(),
+            reply,
+        })
+        .await
+    }
+
+    /// Whether writes are allowed (the kill switch).
+    pub fn writable(&self) -> Result<(), MemoryError> {
+        self.check_writable()
+    }
+
     /// Distinct `who` values (legacy search with `distinct=who`).
     pub async fn distinct_who(&self, caller: &Caller) -> Result<Vec<String>, MemoryError> {
         let scope = caller.scope.clone();

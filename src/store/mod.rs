@@ -8,6 +8,7 @@
 pub mod access;
 pub mod checkpoint;
 pub mod jobs;
+pub mod maintenance;
 pub mod memories;
 pub mod schema;
 pub mod search;

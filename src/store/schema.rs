@@ -146,6 +146,20 @@ CREATE TABLE revoked_tokens (
 );
 "#,
     },
+    Migration {
+        version: 3,
+        name: "archive",
+        sql: r#"
+-- Cold storage for tombstones past the recover window: the record as JSON,
+-- so the archive survives later column changes.
+CREATE TABLE memories_archive (
+    id          TEXT NOT NULL PRIMARY KEY,
+    record      TEXT NOT NULL,
+    deleted_at  TEXT,
+    archived_at TEXT NOT NULL
+);
+"#,
+    },
 ];
 
 /// Hex sha256 of a migration's SQL text.

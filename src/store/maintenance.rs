@@ -1,0 +1,328 @@
+//! Retention and repair, as plain SQL steps. The store writer runs each
+//! step in its own transaction (retention in batches), so maintenance never
+//! holds the write lock long and never bypasses the one writer.
+
+use rusqlite::{params, Connection};
+use serde::Serialize;
+
+use super::memories::{write_history, Audit, RECORD_COLUMNS};
+use super::{now_iso, to_iso, StoreError};
+
+/// One retention step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SweepStep {
+    /// Tombstones past the recover window: archived, then hard-deleted
+    /// with their vectors.
+    Tombstones,
+    History,
+    CompletedJobs,
+    DeadJobs,
+}
+
+/// Cutoff timestamp `days` before `now` (Unix seconds).
+pub fn cutoff(now: i64, days: i64) -> String {
+    to_iso(chrono::DateTime::from_timestamp(now - days * 86_400, 0).unwrap_or_default())
+}
+
+/// Run one batch of a step; returns the rows removed (a short batch means
+/// the step is done).
+pub fn sweep_batch(
+    conn: &Connection,
+    step: SweepStep,
+    cutoff: &str,
+    batch: i64,
+) -> Result<usize, StoreError> {
+    Ok(match step {
+        SweepStep::Tombstones => {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT rowid, {RECORD_COLUMNS} FROM memories
+                 WHERE is_deleted = 1 AND deleted_at < ?1 ORDER BY deleted_at LIMIT ?2"
+            ))?;
+            let rows: Vec<(i64, super::MemoryRecord)> = stmt
+                .query_map(params![cutoff, batch], |r| {
+                    let rowid: i64 = r.get(0)?;
+                    // Columns after rowid, in RECORD_COLUMNS order.
+                    let rec = super::MemoryRecord {
+                        id: r.get(1)?,
+                        content: r.get(2)?,
+                        kind: r.get(3)?,
+                        importance: r.get(4)?,
+                        tags: r.get(5)?,
+                        pinned: r.get::<_, i64>(6)? != 0,
+                        who: r.get(7)?,
+                        project: r.get(8)?,
+                        agent: r.get(9)?,
+                        user: r.get(10)?,
+                        source_type: r.get(11)?,
+                        source_id: r.get(12)?,
+                        content_hash: r.get(13)?,
+                        version: r.get(14)?,
+                        is_deleted: r.get::<_, i64>(15)? != 0,
+                        deleted_at: r.get(16)?,
+                        access_count: r.get(17)?,
+                        last_accessed: r.get(18)?,
+                        created_at: r.get(19)?,
+                        updated_at: r.get(20)?,
+                        updated_by: r.get(21)?,
+                        embedding_model: r.get(22)?,
+                        extraction_status: r.get(23)?,
+                    };
+                    Ok((rowid, rec))
+                })?
+                .collect::<Result<_, _>>()?;
+            let now = now_iso();
+            for (rowid, rec) in &rows {
+                let json = serde_json::to_string(rec).map_err(|e| StoreError::Task(e.to_string()))?;
+                conn.prepare_cached(
+                    "INSERT OR REPLACE INTO memories_archive(id, record, deleted_at, archived_at) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![rec.id, json, rec.deleted_at, now])?;
+                conn.prepare_cached("DELETE FROM memory_vectors WHERE rowid = ?1")?.execute([rowid])?;
+                conn.prepare_cached("DELETE FROM memory_jobs WHERE memory_id = ?1")?.execute([&rec.id])?;
+                conn.prepare_cached("DELETE FROM memories WHERE rowid = ?1")?.execute([rowid])?;
+            }
+            rows.len()
+        }
+        SweepStep::History => conn
+            .prepare_cached(
+                "DELETE FROM memory_history WHERE rowid IN
+                   (SELECT rowid FROM memory_history WHERE created_at < ?1 ORDER BY rowid LIMIT ?2)",
+            )?
+            .execute(params![cutoff, batch])?,
+        SweepStep::CompletedJobs => conn
+            .prepare_cached(
+                "DELETE FROM memory_jobs WHERE rowid IN
+                   (SELECT rowid FROM memory_jobs WHERE status = 'completed' AND updated_at < ?1 LIMIT ?2)",
+            )?
+            .execute(params![cutoff, batch])?,
+        SweepStep::DeadJobs => conn
+            .prepare_cached(
+                "DELETE FROM memory_jobs WHERE rowid IN
+                   (SELECT rowid FROM memory_jobs WHERE status = 'dead' AND updated_at < ?1 LIMIT ?2)",
+            )?
+            .execute(params![cutoff, batch])?,
+    })
+}
+
+/// A repair action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepairAction {
+    RequeueDeadJobs,
+    ReleaseLeases,
+    CheckFts { repair: bool },
+    ReEmbed { batch: i64, dry_run: bool },
+    CleanOrphans,
+    Deduplicate { dry_run: bool },
+}
+
+impl RepairAction {
+    /// The wire name.
+    pub fn name(self) -> &'static str {
+        match self {
+            RepairAction::RequeueDeadJobs => "requeue-dead-jobs",
+            RepairAction::ReleaseLeases => "release-leases",
+            RepairAction::CheckFts { .. } => "check-fts",
+            RepairAction::ReEmbed { .. } => "re-embed",
+            RepairAction::CleanOrphans => "clean-orphans",
+            RepairAction::Deduplicate { .. } => "deduplicate",
+        }
+    }
+}
+
+/// What a repair did, as the API answers it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RepairOutcome {
+    pub action: &'static str,
+    pub success: bool,
+    pub affected: i64,
+    pub message: String,
+}
+
+fn count(conn: &Connection, sql: &str) -> Result<i64, StoreError> {
+    Ok(conn.query_row(sql, [], |r| r.get(0))?)
+}
+
+/// Run a repair and write its audit row.
+pub fn repair(
+    conn: &Connection,
+    action: RepairAction,
+    audit: &Audit,
+) -> Result<RepairOutcome, StoreError> {
+    let now = now_iso();
+    let (affected, message): (i64, String) = match action {
+        RepairAction::RequeueDeadJobs => {
+            let n = conn.execute(
+                "UPDATE memory_jobs SET status = 'pending', attempts = 0, error = NULL, leased_at = NULL,
+                    run_after = NULL, updated_at = ?1 WHERE status = 'dead'",
+                [&now],
+            )?;
+            (n as i64, format!("{n} dead jobs back in the queue"))
+        }
+        RepairAction::ReleaseLeases => {
+            let n = conn.execute(
+                "UPDATE memory_jobs SET status = 'pending', leased_at = NULL, updated_at = ?1 WHERE status = 'leased'",
+                [&now],
+            )?;
+            (n as i64, format!("{n} leased jobs released"))
+        }
+        RepairAction::CheckFts { repair } => {
+            let live = count(conn, "SELECT COUNT(*) FROM memories WHERE is_deleted = 0")?;
+            let fts = count(conn, "SELECT COUNT(*) FROM memories_fts_docsize")?;
+            let missing = count(
+                conn,
+                "SELECT COUNT(*) FROM memories m WHERE m.is_deleted = 0
+                   AND NOT EXISTS (SELECT 1 FROM memories_fts_docsize d WHERE d.id = m.rowid)",
+            )?;
+            let extra = count(
+                conn,
+                "SELECT COUNT(*) FROM memories_fts_docsize d
+                   WHERE NOT EXISTS (SELECT 1 FROM memories m WHERE m.rowid = d.id AND m.is_deleted = 0)",
+            )?;
+            let mismatched = missing + extra;
+            if repair && mismatched > 0 {
+                // Rebuild from live rows only (FTS5's own 'rebuild' would
+                // index tombstones too).
+                conn.execute_batch(
+                    "INSERT INTO memories_fts(memories_fts) VALUES ('delete-all');",
+                )?;
+                conn.execute(
+                    "INSERT INTO memories_fts(rowid, content) SELECT rowid, content FROM memories WHERE is_deleted = 0",
+                    [],
+                )?;
+                (mismatched, format!("keyword index rebuilt: {missing} missing and {extra} stale rows fixed ({live} live)"))
+            } else {
+                (mismatched, format!("{fts} keyword rows for {live} live memories: {missing} missing, {extra} stale"))
+            }
+        }
+        RepairAction::ReEmbed { batch, dry_run } => {
+            let gaps = count(
+                conn,
+                "SELECT COUNT(*) FROM memories WHERE is_deleted = 0 AND embedding_model IS NULL",
+            )?;
+            if dry_run {
+                (
+                    gaps.min(batch),
+                    format!(
+                        "{gaps} memories lack a vector; would queue {}",
+                        gaps.min(batch)
+                    ),
+                )
+            } else {
+                let n = conn.execute(
+                    "INSERT OR IGNORE INTO memory_jobs(id, memory_id, kind, status, created_at, updated_at)
+                     SELECT lower(hex(randomblob(16))), id, 'embed', 'pending', ?1, ?1 FROM memories
+                     WHERE is_deleted = 0 AND embedding_model IS NULL ORDER BY rowid LIMIT ?2",
+                    params![now, batch],
+                )?;
+                (
+                    n as i64,
+                    format!("{n} embed jobs queued ({gaps} memories lack a vector)"),
+                )
+            }
+        }
+        RepairAction::CleanOrphans => {
+            let v = conn.execute(
+                "DELETE FROM memory_vectors WHERE rowid NOT IN (SELECT rowid FROM memories WHERE is_deleted = 0)",
+                [],
+            )?;
+            let j = conn.execute(
+                "DELETE FROM memory_jobs WHERE status IN ('pending', 'failed', 'dead')
+                   AND memory_id NOT IN (SELECT id FROM memories WHERE is_deleted = 0)",
+                [],
+            )?;
+            (
+                (v + j) as i64,
+                format!("{v} orphaned vectors and {j} orphaned jobs removed"),
+            )
+        }
+        RepairAction::Deduplicate { dry_run } => {
+            // Within each scope partition the unique index prevents live
+            // duplicates; across partitions the same content can repeat.
+            let mut stmt = conn.prepare(
+                "SELECT id FROM memories m WHERE m.is_deleted = 0 AND m.pinned = 0 AND EXISTS (
+                   SELECT 1 FROM memories o WHERE o.is_deleted = 0 AND o.content_hash = m.content_hash
+                     AND o.rowid < m.rowid)",
+            )?;
+            let ids: Vec<String> = stmt
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            if !dry_run {
+                for id in &ids {
+                    conn.execute(
+                        "UPDATE memories SET is_deleted = 1, deleted_at = ?1, version = version + 1,
+                            updated_at = ?1, updated_by = ?2 WHERE id = ?3",
+                        params![now, audit.changed_by, id],
+                    )?;
+                    write_history(
+                        conn,
+                        id,
+                        "deleted",
+                        None,
+                        None,
+                        audit,
+                        Some("deduplicate"),
+                        None,
+                        &now,
+                    )?;
+                }
+            }
+            let verb = if dry_run { "would remove" } else { "removed" };
+            (
+                ids.len() as i64,
+                format!(
+                    "{verb} {} duplicates (the oldest copy of each stays)",
+                    ids.len()
+                ),
+            )
+        }
+    };
+    let meta = serde_json::json!({ "action": action.name(), "affected": affected }).to_string();
+    write_history(
+        conn,
+        "_repair",
+        "repair",
+        None,
+        None,
+        audit,
+        Some(&message),
+        Some(&meta),
+        &now,
+    )?;
+    Ok(RepairOutcome {
+        action: action.name(),
+        success: true,
+        affected,
+        message,
+    })
+}
+
+/// Duplicate statistics for `GET /api/repair/dedup-stats`.
+pub fn dedup_stats(conn: &Connection) -> Result<serde_json::Value, StoreError> {
+    let live = count(conn, "SELECT COUNT(*) FROM memories WHERE is_deleted = 0")?;
+    let (groups, extra): (i64, i64) = conn.query_row(
+        "SELECT COUNT(*), COALESCE(SUM(n - 1), 0) FROM
+           (SELECT COUNT(*) AS n FROM memories WHERE is_deleted = 0 GROUP BY content_hash HAVING n > 1)",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(serde_json::json!({
+        "liveMemories": live, "duplicateGroups": groups, "duplicates": extra,
+        "ratio": if live > 0 { extra as f64 / live as f64 } else { 0.0 },
+    }))
+}
+
+/// Live memories without a vector, for `GET /api/repair/embedding-gaps`.
+pub fn embedding_gaps(conn: &Connection, limit: i64) -> Result<serde_json::Value, StoreError> {
+    let n = count(
+        conn,
+        "SELECT COUNT(*) FROM memories WHERE is_deleted = 0 AND embedding_model IS NULL",
+    )?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT id FROM memories WHERE is_deleted = 0 AND embedding_model IS NULL ORDER BY rowid LIMIT ?1",
+    )?;
+    let ids: Vec<String> = stmt
+        .query_map([limit], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(serde_json::json!({ "count": n, "ids": ids }))
+}
