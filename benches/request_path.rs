@@ -211,7 +211,14 @@ fn telemetry_record(c: &mut Criterion) {
         b.iter(|| t.record("POST", std::hint::black_box("/api/memory/remember"), 200, d))
     });
     c.bench_function("telemetry/record one request with an id path", |b| {
-        b.iter(|| t.record("GET", std::hint::black_box("/api/memory/01a202d9-a903-760d-8dc9-dd46f1a042cd"), 200, d))
+        b.iter(|| {
+            t.record(
+                "GET",
+                std::hint::black_box("/api/memory/01a202d9-a903-760d-8dc9-dd46f1a042cd"),
+                200,
+                d,
+            )
+        })
     });
 }
 

@@ -96,6 +96,8 @@ pub struct Engine {
     pub restarts: Arc<AtomicU64>,
     /// Events handed to SSE subscribers so far.
     pub events_published: Arc<AtomicU64>,
+    /// Webhook delivery tasks and their counters.
+    pub webhooks: crate::webhooks::Webhooks,
     supervisor: ActorRef<SupervisorMsg>,
     supervisor_done: Option<tokio::task::JoinHandle<()>>,
 }
@@ -145,7 +147,9 @@ impl Engine {
             .await
             .map_err(|e| anyhow::anyhow!("cannot start the store: {e}"))?;
         let reads = ReadPool::new(&config.db_path(), s.read_pool_size);
+        let webhooks = crate::webhooks::start(registry.clone(), config.settings.webhooks.clone());
         Ok(Engine {
+            webhooks,
             memories: MemoryService::new(
                 config.clone(),
                 registry.clone(),
@@ -171,6 +175,7 @@ impl Engine {
 
     /// Drain the store writer, checkpoint the WAL and stop the actors.
     pub async fn shutdown(self) -> anyhow::Result<()> {
+        drop(self.webhooks);
         let res = ractor::call_t!(self.supervisor, SupervisorMsg::Shutdown, 60_000);
         self.supervisor.stop(None);
         res.map_err(|e| anyhow::anyhow!("store shutdown: {e}"))

@@ -22,3 +22,4 @@ pub mod http;
 pub mod memory;
 pub mod store;
 pub mod telemetry;
+pub mod webhooks;
