@@ -19,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod diagnostics;
 pub mod http;
+pub mod logbuf;
 pub mod memory;
 pub mod store;
 pub mod telemetry;

@@ -188,31 +188,49 @@ fn token_command(cmd: TokenCommand) -> ExitCode {
 }
 
 fn init_logging(config: &Config) -> anyhow::Result<()> {
-    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{fmt, EnvFilter, Layer};
     let filter = EnvFilter::try_from_env("SIGNET_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match (&config.log_file, config.log_json) {
-        (Some(path), json) => {
+    let writer: Box<dyn Fn() -> Box<dyn std::io::Write> + Send + Sync> = match &config.log_file {
+        Some(path) => {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)?;
-            let b = builder
-                .with_writer(std::sync::Mutex::new(file))
-                .with_ansi(false);
-            if json {
-                b.json().init()
-            } else {
-                b.init()
-            }
+            let file = std::sync::Arc::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?,
+            );
+            Box::new(move || Box::new(FileWriter(file.clone())) as Box<dyn std::io::Write>)
         }
-        (None, true) => builder.json().init(),
-        (None, false) => builder.init(),
-    }
+        None => Box::new(|| Box::new(std::io::stderr()) as Box<dyn std::io::Write>),
+    };
+    let ansi = config.log_file.is_none();
+    let output = if config.log_json {
+        fmt::layer().json().with_writer(writer).boxed()
+    } else {
+        fmt::layer().with_ansi(ansi).with_writer(writer).boxed()
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(output)
+        .with(signet::logbuf::CaptureLayer)
+        .try_init()?;
     Ok(())
+}
+
+/// Appends to a shared log file.
+struct FileWriter(std::sync::Arc<std::fs::File>);
+
+impl std::io::Write for FileWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        (&*self.0).write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        (&*self.0).flush()
+    }
 }
 
 async fn shutdown_signal() {

@@ -132,3 +132,46 @@ async fn open(
         .stream(events);
     Ok(warp::sse::reply(body).into_response())
 }
+
+/// GET /api/logs?limit=100&level=warn
+pub fn logs(st: AppState) -> BoxedFilter<(Response,)> {
+    boxed(
+        warp::path!("api" / "logs")
+            .and(warp::get())
+            .and(auth::require(st.clone(), Permission::Diagnostics))
+            .and(warp::query::<HashMap<String, String>>())
+            .map(|_caller: Caller, q: HashMap<String, String>| {
+                let limit = q
+                    .get("limit")
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or(100usize)
+                    .min(crate::logbuf::KEPT);
+                let logs =
+                    crate::logbuf::global().recent(limit, q.get("level").map(String::as_str));
+                super::json(&serde_json::json!({ "logs": logs, "count": logs.len() }))
+            }),
+    )
+}
+
+/// GET /api/logs/stream — log entries as server-sent events.
+pub fn log_stream(st: AppState) -> BoxedFilter<(Response,)> {
+    boxed(
+        warp::path!("api" / "logs" / "stream")
+            .and(warp::get())
+            .and(auth::require(st.clone(), Permission::Diagnostics))
+            .map(|_caller: Caller| {
+                let live = BroadcastStream::new(crate::logbuf::global().subscribe())
+                    .take_while(|r| r.is_ok())
+                    .filter_map(|r| r.ok())
+                    .map(|e| {
+                        let data = serde_json::to_string(&*e).unwrap_or_default();
+                        Ok::<_, Infallible>(warp::sse::Event::default().event("log").data(data))
+                    });
+                let body = warp::sse::keep_alive()
+                    .interval(Duration::from_secs(15))
+                    .text(" keepalive")
+                    .stream(live);
+                warp::sse::reply(body).into_response()
+            }),
+    )
+}

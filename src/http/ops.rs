@@ -444,7 +444,11 @@ pub fn analytics(st: AppState) -> BoxedFilter<(Response,)> {
                         "recall": t.recall.percentiles(),
                         "mutate": t.mutate.percentiles(),
                     })),
-                    "logs" => json(&json!({ "logs": t.errors(None, None, 100) })),
+                    "logs" => {
+                        let limit = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(100usize).min(crate::logbuf::KEPT);
+                        let logs = crate::logbuf::global().recent(limit, q.get("level").map(String::as_str));
+                        json(&json!({ "logs": logs, "count": logs.len() }))
+                    }
                     other => super::error::ApiError::NotFound(format!("no analytics view '{other}'")).to_response(),
                 }
             }),
