@@ -131,6 +131,7 @@ impl Engine {
                 registry: registry.clone(),
                 settings: config.settings.retention.clone(),
                 writer_timeout: Duration::from_millis(s.actor_timeout_ms),
+                frozen: config.settings.memory.pipeline_v2.mutations_frozen,
             },
             sse: SseArgs {
                 ring_size: s.sse_ring_size.max(1),
@@ -193,6 +194,8 @@ pub struct App {
     /// Supervisor restarts so far.
     pub restarts: Arc<AtomicU64>,
     server: tokio::task::JoinHandle<()>,
+    /// True once shutdown began.
+    stopping: watch::Receiver<bool>,
     engine: Engine,
     pid_file: std::path::PathBuf,
 }
@@ -215,7 +218,10 @@ impl App {
             .with_context(|| format!("cannot write {}", pid_file.display()))?;
 
         let auth = Arc::new(auth_state(&config, &engine).await?);
+        // Stop serving on the caller's signal or when the supervisor dies.
+        let (stop_tx, mut stop_rx) = watch::channel(false);
         let state = AppState {
+            shutdown: stop_rx.clone(),
             auth,
             memories: engine.memories.clone(),
             registry: engine.registry.clone(),
@@ -231,9 +237,8 @@ impl App {
             config: config.clone(),
         };
 
-        // Stop serving on the caller's signal or when the supervisor dies.
-        let (stop_tx, mut stop_rx) = watch::channel(false);
         let stop_on_signal = stop_tx.clone();
+        let stop_rx_for_app = stop_rx.clone();
         tokio::spawn(async move {
             shutdown.await;
             let _ = stop_on_signal.send(true);
@@ -257,6 +262,7 @@ impl App {
             writer_stats: engine.writer_stats.clone(),
             restarts: engine.restarts.clone(),
             server,
+            stopping: stop_rx_for_app,
             engine,
             pid_file,
         })
@@ -264,7 +270,20 @@ impl App {
 
     /// Wait for the server to stop, then drain the writer and checkpoint.
     pub async fn wait(self) -> anyhow::Result<()> {
-        let _ = self.server.await;
+        // Streams end on the stop signal; a request that still has not
+        // finished after the grace period is cut off.
+        let mut server = self.server;
+        let finished = tokio::select! {
+            r = &mut server => r.is_ok(),
+            _ = wait_then(self.stopping.clone(), SHUTDOWN_GRACE) => false,
+        };
+        if !finished {
+            tracing::warn!(
+                grace_s = SHUTDOWN_GRACE.as_secs(),
+                "in-flight requests cut off at shutdown"
+            );
+            server.abort();
+        }
         tracing::info!("server stopped; draining the store writer");
         let res = self.engine.shutdown().await;
         let _ = std::fs::remove_file(&self.pid_file);
@@ -272,6 +291,15 @@ impl App {
         tracing::info!("shutdown complete");
         Ok(())
     }
+}
+
+/// How long shutdown waits for in-flight requests.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// Resolves `grace` after the stop signal.
+async fn wait_then(mut stopping: watch::Receiver<bool>, grace: Duration) {
+    let _ = stopping.wait_for(|s| *s).await;
+    tokio::time::sleep(grace).await;
 }
 
 /// Bind the configured address.

@@ -165,7 +165,10 @@ async fn run(
             let ev = match pending.pop_front() {
                 Some(e) => e,
                 None => match live.recv().await {
-                    Ok(e) => e,
+                    Ok(batch) => {
+                        pending.extend(batch.iter().cloned());
+                        continue;
+                    }
                     Err(RecvError::Lagged(n)) => {
                         tracing::warn!(url = %hook.url, missed = n, "webhook fell behind; resuming from the ring");
                         break;

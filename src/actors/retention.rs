@@ -36,6 +36,8 @@ pub struct SweeperArgs {
     pub registry: Registry,
     pub settings: RetentionSettings,
     pub writer_timeout: Duration,
+    /// The kill switch: while set, the timer does not sweep.
+    pub frozen: bool,
 }
 
 /// The actor.
@@ -113,6 +115,13 @@ impl Actor for Sweeper {
         args: &mut SweeperArgs,
     ) -> Result<(), ActorProcessingErr> {
         let SweeperMsg::Run(reply) = msg;
+        if args.frozen {
+            tracing::debug!("retention sweep skipped: mutations are frozen");
+            if let Some(reply) = reply {
+                let _ = reply.send(Err(crate::memory::FROZEN.to_string()));
+            }
+            return Ok(());
+        }
         let out = sweep(args, chrono::Utc::now().timestamp()).await;
         match &out {
             Ok(r) => tracing::info!(

@@ -31,7 +31,14 @@ pub struct Event {
     pub user: Option<String>,
     /// The JSON body of the `data:` line.
     pub data: serde_json::Value,
+    /// `data` rendered once, shared by every subscriber.
+    #[serde(skip)]
+    pub wire: String,
 }
+
+/// The events of one commit, delivered to subscribers as one message so a
+/// large batch never overflows a client's buffer by itself.
+pub type Batch = Arc<Vec<Arc<Event>>>;
 
 /// An event before the broadcaster numbers it.
 #[derive(Debug, Clone)]
@@ -46,7 +53,7 @@ pub struct Draft {
 /// What a new subscriber gets: the missed events, then the live feed.
 pub struct Subscription {
     pub replay: Vec<Arc<Event>>,
-    pub live: broadcast::Receiver<Arc<Event>>,
+    pub live: broadcast::Receiver<Batch>,
 }
 
 /// Messages to the broadcaster.
@@ -77,7 +84,7 @@ pub struct Broadcaster;
 pub struct SseState {
     ring: VecDeque<Arc<Event>>,
     next_id: u64,
-    tx: broadcast::Sender<Arc<Event>>,
+    tx: broadcast::Sender<Batch>,
     args: SseArgs,
 }
 
@@ -110,6 +117,7 @@ impl Actor for Broadcaster {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             SseMsg::Publish(drafts) => {
+                let mut batch = Vec::with_capacity(drafts.len());
                 for d in drafts {
                     let ev = Arc::new(Event {
                         id: st.next_id,
@@ -117,6 +125,7 @@ impl Actor for Broadcaster {
                         project: d.project,
                         agent: d.agent,
                         user: d.user,
+                        wire: d.data.to_string(),
                         data: d.data,
                     });
                     st.next_id += 1;
@@ -125,9 +134,10 @@ impl Actor for Broadcaster {
                         st.ring.pop_front();
                     }
                     st.ring.push_back(ev.clone());
-                    // No receivers is fine.
-                    let _ = st.tx.send(ev);
+                    batch.push(ev);
                 }
+                // No receivers is fine.
+                let _ = st.tx.send(Arc::new(batch));
             }
             SseMsg::Subscribe { after, reply } => {
                 let replay = match after {

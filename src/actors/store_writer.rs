@@ -515,9 +515,21 @@ fn events_of(o: &Outcome) -> Vec<Draft> {
                 }),
             )]
         }
-        Outcome::Remembered(_) | Outcome::Nothing | Outcome::Swept(_) | Outcome::Repaired(_) => {
-            Vec::new()
-        }
+        Outcome::Repaired(r) => r
+            .deleted
+            .iter()
+            .map(|m| {
+                draft(
+                    "memory.deleted",
+                    m,
+                    serde_json::json!({
+                        "id": m.id, "version": m.version, "contentChanged": null,
+                        "project": m.project, "updated_by": m.updated_by,
+                    }),
+                )
+            })
+            .collect(),
+        Outcome::Remembered(_) | Outcome::Nothing | Outcome::Swept(_) => Vec::new(),
         Outcome::Mutated(list) => list.iter().filter_map(mutation_event).collect(),
         Outcome::Recovered(m) => mutation_event(m).into_iter().collect(),
     }

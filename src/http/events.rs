@@ -60,7 +60,7 @@ fn to_sse(e: &Event) -> warp::sse::Event {
     warp::sse::Event::default()
         .id(e.id.to_string())
         .event(e.kind)
-        .data(e.data.to_string())
+        .data(e.wire.clone())
 }
 
 /// GET /sse and GET /api/events
@@ -117,12 +117,20 @@ async fn open(
     let guard = Arc::new(ClientGuard(st.sse_clients.clone()));
     let f1 = filter.clone();
     let replay = tokio_stream::iter(sub.replay).filter(move |e| f1.admits(e));
-    // A lagging client ends its stream here; it resumes with Last-Event-ID.
-    let live = BroadcastStream::new(sub.live)
+    // A client more than its buffer of commits behind ends its stream
+    // here; it resumes with Last-Event-ID. The stream also ends when the
+    // daemon shuts down, so graceful shutdown never waits on it.
+    let batches = BroadcastStream::new(sub.live)
         .take_while(|r| r.is_ok())
-        .filter_map(|r| r.ok())
-        .filter(move |e| filter.admits(e));
-    let events = replay.chain(live).map(move |e| {
+        .filter_map(|r| r.ok());
+    let live =
+        futures_util::StreamExt::flat_map(batches, |batch| tokio_stream::iter((*batch).clone()))
+            .filter(move |e| filter.admits(e));
+    let mut stop = st.shutdown.clone();
+    let stopped = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    let events = futures_util::StreamExt::take_until(replay.chain(live), stopped).map(move |e| {
         let _alive = &guard;
         Ok::<_, Infallible>(to_sse(&e))
     });
@@ -159,14 +167,19 @@ pub fn log_stream(st: AppState) -> BoxedFilter<(Response,)> {
         warp::path!("api" / "logs" / "stream")
             .and(warp::get())
             .and(auth::require(st.clone(), Permission::Diagnostics))
-            .map(|_caller: Caller| {
-                let live = BroadcastStream::new(crate::logbuf::global().subscribe())
+            .and(with_state(st))
+            .map(|_caller: Caller, st: AppState| {
+                let mut stop = st.shutdown.clone();
+                let stopped = async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                };
+                let entries = BroadcastStream::new(crate::logbuf::global().subscribe())
                     .take_while(|r| r.is_ok())
-                    .filter_map(|r| r.ok())
-                    .map(|e| {
-                        let data = serde_json::to_string(&*e).unwrap_or_default();
-                        Ok::<_, Infallible>(warp::sse::Event::default().event("log").data(data))
-                    });
+                    .filter_map(|r| r.ok());
+                let live = futures_util::StreamExt::take_until(entries, stopped).map(|e| {
+                    let data = serde_json::to_string(&*e).unwrap_or_default();
+                    Ok::<_, Infallible>(warp::sse::Event::default().event("log").data(data))
+                });
                 let body = warp::sse::keep_alive()
                     .interval(Duration::from_secs(15))
                     .text(" keepalive")

@@ -44,6 +44,8 @@ pub struct AppState {
     pub telemetry: Arc<crate::telemetry::Telemetry>,
     pub diagnostics: Arc<ops::DiagnosticsCache>,
     pub events_published: Arc<AtomicU64>,
+    /// Becomes true when the daemon starts shutting down (ends streams).
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
     pub started: Instant,
     pub started_at: String,
     /// The port actually bound.

@@ -64,6 +64,14 @@ async fn run(
                 .map_err(ApiError::Unavailable)?;
             let total =
                 report.tombstones + report.history + report.completed_jobs + report.dead_jobs;
+            st.memories
+                .repair(
+                    &caller,
+                    RepairAction::SweepAudit {
+                        affected: total as i64,
+                    },
+                )
+                .await?;
             let audit_msg = format!(
                 "archived {} tombstones; purged {} history rows, {} completed and {} dead jobs",
                 report.tombstones, report.history, report.completed_jobs, report.dead_jobs

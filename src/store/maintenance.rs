@@ -110,10 +110,21 @@ pub fn sweep_batch(
 pub enum RepairAction {
     RequeueDeadJobs,
     ReleaseLeases,
-    CheckFts { repair: bool },
-    ReEmbed { batch: i64, dry_run: bool },
+    CheckFts {
+        repair: bool,
+    },
+    ReEmbed {
+        batch: i64,
+        dry_run: bool,
+    },
     CleanOrphans,
-    Deduplicate { dry_run: bool },
+    Deduplicate {
+        dry_run: bool,
+    },
+    /// Record a finished retention sweep (its audit row).
+    SweepAudit {
+        affected: i64,
+    },
 }
 
 impl RepairAction {
@@ -126,6 +137,7 @@ impl RepairAction {
             RepairAction::ReEmbed { .. } => "re-embed",
             RepairAction::CleanOrphans => "clean-orphans",
             RepairAction::Deduplicate { .. } => "deduplicate",
+            RepairAction::SweepAudit { .. } => "retention-sweep",
         }
     }
 }
@@ -137,6 +149,9 @@ pub struct RepairOutcome {
     pub success: bool,
     pub affected: i64,
     pub message: String,
+    /// Records soft-deleted by the repair (for events); not serialised.
+    #[serde(skip)]
+    pub deleted: Vec<super::MemoryRecord>,
 }
 
 fn count(conn: &Connection, sql: &str) -> Result<i64, StoreError> {
@@ -150,11 +165,21 @@ pub fn repair(
     audit: &Audit,
 ) -> Result<RepairOutcome, StoreError> {
     let now = now_iso();
+    let mut deleted = Vec::new();
     let (affected, message): (i64, String) = match action {
         RepairAction::RequeueDeadJobs => {
+            // One job per (memory, kind) may be active: requeue the newest
+            // dead one of each, and none where an active job exists.
             let n = conn.execute(
                 "UPDATE memory_jobs SET status = 'pending', attempts = 0, error = NULL, leased_at = NULL,
-                    run_after = NULL, updated_at = ?1 WHERE status = 'dead'",
+                    run_after = NULL, updated_at = ?1
+                 WHERE status = 'dead'
+                   AND rowid = (SELECT MAX(d.rowid) FROM memory_jobs d
+                                WHERE d.memory_id = memory_jobs.memory_id AND d.kind = memory_jobs.kind
+                                  AND d.status = 'dead')
+                   AND NOT EXISTS (SELECT 1 FROM memory_jobs a
+                                   WHERE a.memory_id = memory_jobs.memory_id AND a.kind = memory_jobs.kind
+                                     AND a.status IN ('pending', 'leased'))",
                 [&now],
             )?;
             (n as i64, format!("{n} dead jobs back in the queue"))
@@ -200,19 +225,25 @@ pub fn repair(
                 conn,
                 "SELECT COUNT(*) FROM memories WHERE is_deleted = 0 AND embedding_model IS NULL",
             )?;
+            let unqueued = count(
+                conn,
+                &format!("SELECT COUNT(*) FROM memories m WHERE {UNQUEUED_GAP}"),
+            )?;
             if dry_run {
                 (
-                    gaps.min(batch),
+                    unqueued.min(batch),
                     format!(
-                        "{gaps} memories lack a vector; would queue {}",
-                        gaps.min(batch)
+                        "{gaps} memories lack a vector, {unqueued} not queued; would queue {}",
+                        unqueued.min(batch)
                     ),
                 )
             } else {
                 let n = conn.execute(
-                    "INSERT OR IGNORE INTO memory_jobs(id, memory_id, kind, status, created_at, updated_at)
-                     SELECT lower(hex(randomblob(16))), id, 'embed', 'pending', ?1, ?1 FROM memories
-                     WHERE is_deleted = 0 AND embedding_model IS NULL ORDER BY rowid LIMIT ?2",
+                    &format!(
+                        "INSERT OR IGNORE INTO memory_jobs(id, memory_id, kind, status, created_at, updated_at)
+                         SELECT lower(hex(randomblob(16))), m.id, 'embed', 'pending', ?1, ?1 FROM memories m
+                         WHERE {UNQUEUED_GAP} ORDER BY m.rowid LIMIT ?2"
+                    ),
                     params![now, batch],
                 )?;
                 (
@@ -222,13 +253,15 @@ pub fn repair(
             }
         }
         RepairAction::CleanOrphans => {
+            // An orphan has no memory row at all: a recoverable tombstone
+            // keeps its vector and jobs.
             let v = conn.execute(
-                "DELETE FROM memory_vectors WHERE rowid NOT IN (SELECT rowid FROM memories WHERE is_deleted = 0)",
+                "DELETE FROM memory_vectors WHERE rowid NOT IN (SELECT rowid FROM memories)",
                 [],
             )?;
             let j = conn.execute(
                 "DELETE FROM memory_jobs WHERE status IN ('pending', 'failed', 'dead')
-                   AND memory_id NOT IN (SELECT id FROM memories WHERE is_deleted = 0)",
+                   AND memory_id NOT IN (SELECT id FROM memories)",
                 [],
             )?;
             (
@@ -239,26 +272,27 @@ pub fn repair(
         RepairAction::Deduplicate { dry_run } => {
             // Within each scope partition the unique index prevents live
             // duplicates; across partitions the same content can repeat.
-            let mut stmt = conn.prepare(
-                "SELECT id FROM memories m WHERE m.is_deleted = 0 AND m.pinned = 0 AND EXISTS (
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {RECORD_COLUMNS} FROM memories m WHERE m.is_deleted = 0 AND m.pinned = 0 AND EXISTS (
                    SELECT 1 FROM memories o WHERE o.is_deleted = 0 AND o.content_hash = m.content_hash
-                     AND o.rowid < m.rowid)",
-            )?;
-            let ids: Vec<String> = stmt
-                .query_map([], |r| r.get(0))?
+                     AND o.rowid < m.rowid)"
+            ))?;
+            let dups: Vec<super::MemoryRecord> = stmt
+                .query_map([], super::MemoryRecord::from_row)?
                 .collect::<Result<_, _>>()?;
+            let n = dups.len() as i64;
             if !dry_run {
-                for id in &ids {
+                for d in &dups {
                     conn.execute(
                         "UPDATE memories SET is_deleted = 1, deleted_at = ?1, version = version + 1,
                             updated_at = ?1, updated_by = ?2 WHERE id = ?3",
-                        params![now, audit.changed_by, id],
+                        params![now, audit.changed_by, d.id],
                     )?;
                     write_history(
                         conn,
-                        id,
+                        &d.id,
                         "deleted",
-                        None,
+                        Some(&d.content),
                         None,
                         audit,
                         Some("deduplicate"),
@@ -266,15 +300,25 @@ pub fn repair(
                         &now,
                     )?;
                 }
+                deleted = dups
+                    .into_iter()
+                    .map(|mut d| {
+                        d.is_deleted = true;
+                        d.deleted_at = Some(now.clone());
+                        d.version += 1;
+                        d.updated_by = Some(audit.changed_by.clone());
+                        d
+                    })
+                    .collect();
             }
             let verb = if dry_run { "would remove" } else { "removed" };
             (
-                ids.len() as i64,
-                format!(
-                    "{verb} {} duplicates (the oldest copy of each stays)",
-                    ids.len()
-                ),
+                n,
+                format!("{verb} {n} duplicates (the oldest copy of each stays)"),
             )
+        }
+        RepairAction::SweepAudit { affected } => {
+            (affected, format!("retention sweep removed {affected} rows"))
         }
     };
     let meta = serde_json::json!({ "action": action.name(), "affected": affected }).to_string();
@@ -294,8 +338,13 @@ pub fn repair(
         success: true,
         affected,
         message,
+        deleted,
     })
 }
+
+/// A live memory without a vector and without an active embed job.
+const UNQUEUED_GAP: &str = "m.is_deleted = 0 AND m.embedding_model IS NULL AND NOT EXISTS (
+    SELECT 1 FROM memory_jobs j WHERE j.memory_id = m.id AND j.kind = 'embed' AND j.status IN ('pending', 'leased'))";
 
 /// Duplicate statistics for `GET /api/repair/dedup-stats`.
 pub fn dedup_stats(conn: &Connection) -> Result<serde_json::Value, StoreError> {
