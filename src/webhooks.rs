@@ -166,7 +166,7 @@ async fn run(
                 Some(e) => e,
                 None => match live.recv().await {
                     Ok(batch) => {
-                        pending.extend(batch.iter().cloned());
+                        pending.extend(batch.events.iter().cloned());
                         continue;
                     }
                     Err(RecvError::Lagged(n)) => {

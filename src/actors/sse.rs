@@ -38,7 +38,21 @@ pub struct Event {
 
 /// The events of one commit, delivered to subscribers as one message so a
 /// large batch never overflows a client's buffer by itself.
-pub type Batch = Arc<Vec<Arc<Event>>>;
+#[derive(Debug)]
+pub struct CommitEvents {
+    pub events: Vec<Arc<Event>>,
+    /// The whole batch in SSE wire format, rendered once for every
+    /// subscriber that takes all of it.
+    pub wire: String,
+}
+
+/// A shared [`CommitEvents`].
+pub type Batch = Arc<CommitEvents>;
+
+/// One event in SSE wire format (`event:`, `data:`, `id:`, blank line).
+pub fn frame(e: &Event) -> String {
+    format!("event:{}\ndata:{}\nid:{}\n\n", e.kind, e.wire, e.id)
+}
 
 /// An event before the broadcaster numbers it.
 #[derive(Debug, Clone)]
@@ -136,8 +150,12 @@ impl Actor for Broadcaster {
                     st.ring.push_back(ev.clone());
                     batch.push(ev);
                 }
+                let wire: String = batch.iter().map(|e| frame(e)).collect();
                 // No receivers is fine.
-                let _ = st.tx.send(Arc::new(batch));
+                let _ = st.tx.send(Arc::new(CommitEvents {
+                    events: batch,
+                    wire,
+                }));
             }
             SseMsg::Subscribe { after, reply } => {
                 let replay = match after {

@@ -63,6 +63,24 @@ fn to_sse(e: &Event) -> warp::sse::Event {
         .data(e.wire.clone())
 }
 
+/// A whole commit's events as one stream item. warp's `Event` holds a
+/// single event; its comment field is written verbatim, so the batch's
+/// pre-rendered frames ride behind an empty comment line (`:`), which SSE
+/// clients ignore. The last frame's closing blank line comes from warp's
+/// own terminator. One item (one write) per commit per client instead of
+/// one per event is what keeps hundreds of subscribers cheap.
+fn batch_item(wire: &str) -> warp::sse::Event {
+    let body = wire.strip_suffix("\n\n").unwrap_or(wire);
+    warp::sse::Event::default().comment(format!("\n{body}"))
+}
+
+impl EventFilter {
+    /// True when the filter passes every event (no types, project or scope).
+    fn passes_all(&self) -> bool {
+        self.types.is_none() && self.project.is_none() && self.scope.is_unscoped()
+    }
+}
+
 /// GET /sse and GET /api/events
 pub fn stream(st: AppState) -> BoxedFilter<(Response,)> {
     let paths = warp::path!("sse").or(warp::path!("api" / "events")).unify();
@@ -120,19 +138,31 @@ async fn open(
     // A client more than its buffer of commits behind ends its stream
     // here; it resumes with Last-Event-ID. The stream also ends when the
     // daemon shuts down, so graceful shutdown never waits on it.
+    let all = filter.passes_all();
     let batches = BroadcastStream::new(sub.live)
         .take_while(|r| r.is_ok())
         .filter_map(|r| r.ok());
-    let live =
-        futures_util::StreamExt::flat_map(batches, |batch| tokio_stream::iter((*batch).clone()))
-            .filter(move |e| filter.admits(e));
+    let live = futures_util::StreamExt::flat_map(batches, move |batch| {
+        let items: Vec<warp::sse::Event> = if all {
+            vec![batch_item(&batch.wire)]
+        } else {
+            batch
+                .events
+                .iter()
+                .filter(|e| filter.admits(e))
+                .map(|e| to_sse(e))
+                .collect()
+        };
+        tokio_stream::iter(items)
+    });
+    let replay = replay.map(|e| to_sse(&e));
     let mut stop = st.shutdown.clone();
     let stopped = async move {
         let _ = stop.wait_for(|s| *s).await;
     };
     let events = futures_util::StreamExt::take_until(replay.chain(live), stopped).map(move |e| {
         let _alive = &guard;
-        Ok::<_, Infallible>(to_sse(&e))
+        Ok::<_, Infallible>(e)
     });
     let body = warp::sse::keep_alive()
         .interval(Duration::from_secs(15))
