@@ -24,8 +24,8 @@ use crate::actors::Registry;
 use crate::auth::locality::TrustedProxies;
 use crate::auth::{secret, Revocations};
 use crate::config::{AuthMode, Config};
+use crate::http;
 use crate::http::auth::AuthState;
-use crate::http::{self, AppState};
 use crate::memory::cache::Generation;
 use crate::memory::MemoryService;
 use crate::store::access::AccessTracker;
@@ -220,7 +220,7 @@ impl App {
         let auth = Arc::new(auth_state(&config, &engine).await?);
         // Stop serving on the caller's signal or when the supervisor dies.
         let (stop_tx, mut stop_rx) = watch::channel(false);
-        let state = AppState {
+        let state = Arc::new(crate::http::AppContext {
             shutdown: stop_rx.clone(),
             auth,
             memories: engine.memories.clone(),
@@ -235,7 +235,7 @@ impl App {
             started_at: store::now_iso(),
             port: addr.port(),
             config: config.clone(),
-        };
+        });
 
         let stop_on_signal = stop_tx.clone();
         let stop_rx_for_app = stop_rx.clone();
