@@ -921,7 +921,9 @@ async fn the_retention_sweep_archives_old_tombstones_purges_old_history_and_jobs
         db.history_row(&live, &ago(200 * DAY));
     }
     db.history_row(&live, &ago(170 * DAY));
-    let history_before = db.count("SELECT COUNT(*) FROM memory_history");
+    // Memory history only: the sweep adds its own '_repair' audit row.
+    let history_before =
+        db.count("SELECT COUNT(*) FROM memory_history WHERE memory_id != '_repair'");
 
     // Jobs: completed > 14 d and dead > 30 d go; younger ones and other
     // statuses stay whatever their age.
@@ -999,7 +1001,7 @@ async fn the_retention_sweep_archives_old_tombstones_purges_old_history_and_jobs
 
     // History and jobs.
     assert_eq!(
-        db.count("SELECT COUNT(*) FROM memory_history"),
+        db.count("SELECT COUNT(*) FROM memory_history WHERE memory_id != '_repair'"),
         history_before - 3,
         "exactly the three old history rows are purged"
     );

@@ -62,23 +62,21 @@ async fn run(
                 .await
                 .map_err(|e| ApiError::Unavailable(e.to_string()))?
                 .map_err(ApiError::Unavailable)?;
-            let total =
-                report.tombstones + report.history + report.completed_jobs + report.dead_jobs;
-            st.memories
+            let out = st
+                .memories
                 .repair(
                     &caller,
                     RepairAction::SweepAudit {
-                        affected: total as i64,
+                        tombstones: report.tombstones,
+                        history: report.history,
+                        completed_jobs: report.completed_jobs,
+                        dead_jobs: report.dead_jobs,
                     },
                 )
                 .await?;
-            let audit_msg = format!(
-                "archived {} tombstones; purged {} history rows, {} completed and {} dead jobs",
-                report.tombstones, report.history, report.completed_jobs, report.dead_jobs
-            );
             return Ok(json(&json!({
-                "action": "retention-sweep", "success": true, "affected": total,
-                "message": audit_msg, "counts": report,
+                "action": "retention-sweep", "success": true, "affected": out.affected,
+                "message": out.message, "counts": report,
             })));
         }
         other => return Err(ApiError::NotFound(format!("no repair action '{other}'"))),

@@ -123,7 +123,10 @@ pub enum RepairAction {
     },
     /// Record a finished retention sweep (its audit row).
     SweepAudit {
-        affected: i64,
+        tombstones: usize,
+        history: usize,
+        completed_jobs: usize,
+        dead_jobs: usize,
     },
 }
 
@@ -317,9 +320,18 @@ pub fn repair(
                 format!("{verb} {n} duplicates (the oldest copy of each stays)"),
             )
         }
-        RepairAction::SweepAudit { affected } => {
-            (affected, format!("retention sweep removed {affected} rows"))
-        }
+        RepairAction::SweepAudit {
+            tombstones,
+            history,
+            completed_jobs,
+            dead_jobs,
+        } => (
+            (tombstones + history + completed_jobs + dead_jobs) as i64,
+            format!(
+                "archived {tombstones} tombstones; purged {history} history rows, \
+                 {completed_jobs} completed and {dead_jobs} dead jobs"
+            ),
+        ),
     };
     let meta = serde_json::json!({ "action": action.name(), "affected": affected }).to_string();
     write_history(
