@@ -62,21 +62,10 @@ impl Registry {
         &self,
         timeout: Duration,
     ) -> Result<Result<SweepReport, String>, ActorError> {
-        const NAME: &str = "retention sweeper";
-        let actor = self
-            .sweeper
-            .borrow()
-            .clone()
-            .ok_or(ActorError::Unavailable(NAME))?;
-        let (tx, rx) = oneshot();
-        actor
-            .send_message(SweeperMsg::Run(Some(RpcReplyPort::from(tx))))
-            .map_err(|_| ActorError::Unavailable(NAME))?;
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(_)) => Err(ActorError::Unavailable(NAME)),
-            Err(_) => Err(ActorError::Timeout(NAME)),
-        }
+        ask(&self.sweeper, "retention sweeper", timeout, |reply| {
+            SweeperMsg::Run(Some(reply))
+        })
+        .await
     }
 
     /// Publish the SSE broadcaster's (new) ref.
@@ -104,24 +93,10 @@ impl Registry {
         after: Option<u64>,
         timeout: Duration,
     ) -> Result<Subscription, ActorError> {
-        const NAME: &str = "SSE broadcaster";
-        let actor = self
-            .sse
-            .borrow()
-            .clone()
-            .ok_or(ActorError::Unavailable(NAME))?;
-        let (tx, rx) = oneshot();
-        actor
-            .send_message(SseMsg::Subscribe {
-                after,
-                reply: RpcReplyPort::from(tx),
-            })
-            .map_err(|_| ActorError::Unavailable(NAME))?;
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(_)) => Err(ActorError::Unavailable(NAME)),
-            Err(_) => Err(ActorError::Timeout(NAME)),
-        }
+        ask(&self.sse, "SSE broadcaster", timeout, |reply| {
+            SseMsg::Subscribe { after, reply }
+        })
+        .await
     }
 
     /// Publish the rate-limit ledger's (new) ref.
@@ -136,21 +111,7 @@ impl Registry {
         F: FnOnce(RpcReplyPort<T>) -> LedgerMsg,
         T: Send + 'static,
     {
-        const NAME: &str = "rate-limit ledger";
-        let actor = self
-            .ledger
-            .borrow()
-            .clone()
-            .ok_or(ActorError::Unavailable(NAME))?;
-        let (tx, rx) = oneshot();
-        actor
-            .send_message(make(RpcReplyPort::from(tx)))
-            .map_err(|_| ActorError::Unavailable(NAME))?;
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(_)) => Err(ActorError::Unavailable(NAME)),
-            Err(_) => Err(ActorError::Timeout(NAME)),
-        }
+        ask(&self.ledger, "rate-limit ledger", timeout, make).await
     }
 
     /// Publish the store writer's (new) ref.
@@ -207,6 +168,31 @@ impl Registry {
             }
         }
         Err(ActorError::Unavailable(NAME))
+    }
+}
+
+/// One request to the actor currently published in `slot`, bounded by
+/// `timeout`; an absent, dead or silent actor is an [`ActorError`].
+async fn ask<M, T, F>(
+    slot: &watch::Sender<Option<ActorRef<M>>>,
+    name: &'static str,
+    timeout: Duration,
+    make: F,
+) -> Result<T, ActorError>
+where
+    M: ractor::Message,
+    F: FnOnce(RpcReplyPort<T>) -> M,
+    T: Send + 'static,
+{
+    let actor = slot.borrow().clone().ok_or(ActorError::Unavailable(name))?;
+    let (tx, rx) = oneshot();
+    actor
+        .send_message(make(RpcReplyPort::from(tx)))
+        .map_err(|_| ActorError::Unavailable(name))?;
+    match tokio::time::timeout(timeout, rx).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(_)) => Err(ActorError::Unavailable(name)),
+        Err(_) => Err(ActorError::Timeout(name)),
     }
 }
 
