@@ -195,16 +195,10 @@ pub fn mutation(conn: &Connection, now_secs: i64) -> Result<Value, StoreError> {
 
 /// Duplicate domain: live rows whose content hash another live row shares.
 pub fn duplicate(conn: &Connection) -> Result<Value, StoreError> {
-    let live = scalar(conn, "SELECT COUNT(*) FROM memories WHERE is_deleted = 0")?;
-    let dups = scalar(
-        conn,
-        "SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT COUNT(*) AS n FROM memories WHERE is_deleted = 0 GROUP BY content_hash HAVING n > 1)",
-    )?;
-    let ratio = if live > 0 {
-        dups as f64 / live as f64
-    } else {
-        0.0
-    };
+    // The same figures `GET /api/repair/dedup-stats` reports.
+    let stats = crate::store::maintenance::dedup_stats(conn)?;
+    let dups = stats["duplicates"].as_i64().unwrap_or(0);
+    let ratio = stats["ratio"].as_f64().unwrap_or(0.0);
     let score = if ratio > 0.10 {
         0.5
     } else if ratio > 0.05 {
