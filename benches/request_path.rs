@@ -46,6 +46,7 @@ fn runtime() -> tokio::runtime::Runtime {
 fn engine(rt: &tokio::runtime::Runtime, dir: &std::path::Path, recall_cache: usize) -> Engine {
     let mut cfg = Config::for_workspace(dir);
     cfg.settings.server.recall_cache_entries = recall_cache;
+    cfg.settings.embedding.provider = "none".into();
     rt.block_on(Engine::start(Arc::new(cfg))).expect("engine")
 }
 

@@ -15,7 +15,11 @@ use ractor::{Actor, ActorRef};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::actors::pipeline::{Clock, PipelineArgs, PipelineStats};
 use crate::actors::rate_limit::LedgerArgs;
+use crate::actors::store_writer::JobPolicy;
+use crate::embed::EmbedService;
+use crate::store::vec::VectorIndex;
 use crate::actors::retention::SweeperArgs;
 use crate::actors::sse::SseArgs;
 use crate::actors::store_writer::{WriterArgs, WriterStats};
@@ -98,6 +102,8 @@ pub struct Engine {
     pub events_published: Arc<AtomicU64>,
     /// Webhook delivery tasks and their counters.
     pub webhooks: crate::webhooks::Webhooks,
+    /// Pipeline counters.
+    pub pipeline: Arc<crate::actors::pipeline::PipelineStats>,
     supervisor: ActorRef<SupervisorMsg>,
     supervisor_done: Option<tokio::task::JoinHandle<()>>,
 }
@@ -113,6 +119,18 @@ impl Engine {
         let generation = Arc::new(Generation::default());
         let events_published = Arc::new(AtomicU64::new(0));
         let s = &config.settings.server;
+        let e = &config.settings.embedding;
+        let p = &config.settings.memory.pipeline_v2;
+        let index = Arc::new(VectorIndex::new(e.dimensions));
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let llm = crate::extract::Llm::from_settings(&p.extraction)
+            .map_err(|e| anyhow::anyhow!("memory.pipelineV2.extraction: {e}"))?
+            .map(Arc::new);
+        let jobs = JobPolicy {
+            embed_on_change: e.provider != "none",
+            extract_on_write: p.enabled && llm.is_some(),
+            max_attempts: p.max_attempts,
+        };
         let args = SupervisorArgs {
             registry: registry.clone(),
             writer: WriterArgs {
@@ -126,6 +144,9 @@ impl Engine {
                 checkpoints: Arc::new(CheckpointStats::default()),
                 generation: generation.clone(),
                 registry: registry.clone(),
+                index: index.clone(),
+                jobs,
+                wake: wake.clone(),
             },
             sweeper: SweeperArgs {
                 registry: registry.clone(),
@@ -148,16 +169,42 @@ impl Engine {
             .await
             .map_err(|e| anyhow::anyhow!("cannot start the store: {e}"))?;
         let reads = ReadPool::new(&config.db_path(), s.read_pool_size);
+        let loaded = {
+            let index = index.clone();
+            reads
+                .read(move |c| index.fill(c))
+                .await
+                .context("cannot load the vector index")?
+        };
+        tracing::info!(vectors = loaded, "vector index loaded");
+        let embed = Arc::new(EmbedService::new(e));
+        embed.start(&config.workspace);
         let webhooks = crate::webhooks::start(registry.clone(), config.settings.webhooks.clone());
+        let memories = MemoryService::new(
+            config.clone(),
+            registry.clone(),
+            reads,
+            access,
+            generation,
+            embed.clone(),
+            index,
+        );
+        let pipeline = Arc::new(PipelineStats::default());
+        let pargs = PipelineArgs {
+            config: config.clone(),
+            memories: memories.clone(),
+            embed,
+            llm,
+            wake,
+            stats: pipeline.clone(),
+            clock: Clock::start(),
+        };
+        ractor::call_t!(supervisor, |r| SupervisorMsg::StartPipeline(Box::new(pargs.clone()), r), 10_000)
+            .map_err(|e| anyhow::anyhow!("cannot start the pipeline: {e}"))?;
         Ok(Engine {
             webhooks,
-            memories: MemoryService::new(
-                config.clone(),
-                registry.clone(),
-                reads,
-                access,
-                generation,
-            ),
+            pipeline,
+            memories,
             config,
             registry,
             writer_stats,
@@ -231,6 +278,7 @@ impl App {
             telemetry: Arc::new(crate::telemetry::Telemetry::default()),
             diagnostics: Arc::new(crate::http::ops::DiagnosticsCache::default()),
             events_published: engine.events_published.clone(),
+            pipeline: engine.pipeline.clone(),
             started,
             started_at: store::now_iso(),
             port: addr.port(),

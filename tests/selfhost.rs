@@ -14,6 +14,7 @@ use serde_json::json;
 
 fn signet(args: &[&str], workspace: &Path, home: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_signet"))
+        .env("SIGNET_OFFLINE", "1")
         .args(args)
         .env("SIGNET_PATH", workspace)
         .env("HOME", home)
@@ -261,6 +262,7 @@ async fn a_restored_workspace_serves_the_backed_up_data() {
 fn doctor(ws: &Path) -> (bool, String) {
     let home = tempfile::tempdir().expect("home");
     let out = Command::new(env!("CARGO_BIN_EXE_signet"))
+        .env("SIGNET_OFFLINE", "1")
         .arg("doctor")
         .env("SIGNET_PATH", ws)
         .env("HOME", home.path())

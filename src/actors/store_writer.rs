@@ -27,7 +27,10 @@ use crate::store::memories::{
     self, Audit, ForgetRequest, MemoryRecord, ModifyRequest, MutationOutcome, MutationStatus,
     NewMemory, RecoverRequest, RememberOutcome,
 };
+use crate::store::jobs::{self, Job};
+use crate::store::vec::{self as vectors, NewVector, VectorIndex};
 use crate::store::{self, search, StoreError};
+use chrono::{DateTime, Utc};
 
 /// Reply port of a write.
 pub type Reply<T> = RpcReplyPort<Result<T, StoreError>>;
@@ -73,6 +76,14 @@ pub enum WriteOp {
         audit: Audit,
         reply: Reply<RepairOutcome>,
     },
+    /// Store vectors computed by the pipeline (stale ones are skipped).
+    Embed {
+        items: Vec<NewVector>,
+        model: String,
+        reply: Reply<usize>,
+    },
+    /// One step of the pipeline's job queue.
+    Job { op: JobOp, reply: Reply<JobReply> },
     /// Persist a token revocation (`kind` is `jti` or `sub`).
     Revoke {
         kind: &'static str,
@@ -81,6 +92,67 @@ pub enum WriteOp {
         by: String,
         reply: Reply<()>,
     },
+}
+
+/// A step of the job queue (see [`crate::store::jobs`]); `now` comes from
+/// the pipeline's clock.
+#[derive(Debug, Clone)]
+pub enum JobOp {
+    Enqueue {
+        memory_id: String,
+        kind: &'static str,
+        now: DateTime<Utc>,
+    },
+    Lease {
+        kinds: Vec<&'static str>,
+        now: DateTime<Utc>,
+    },
+    /// Done; an `extract` job also sets the memory's extraction status.
+    Complete {
+        id: String,
+        extraction_status: Option<&'static str>,
+        now: DateTime<Utc>,
+    },
+    Fail {
+        id: String,
+        error: String,
+        now: DateTime<Utc>,
+    },
+    Reap {
+        timeout_secs: i64,
+        now: DateTime<Utc>,
+    },
+    /// Shadow mode: record what the pipeline would have done, as a
+    /// `proposed` history row of the source memory, and nothing else.
+    Propose {
+        memory_id: String,
+        proposal: serde_json::Value,
+        audit: Audit,
+    },
+}
+
+/// What a job step produced.
+#[derive(Debug, Clone)]
+pub enum JobReply {
+    Enqueued(String),
+    Leased(Option<Job>),
+    /// Whether the job was still leased (and is now completed).
+    Completed(bool),
+    /// The job after the failure (pending with a backoff, or dead).
+    Failed(Option<Job>),
+    Reaped(Vec<Job>),
+    Proposed,
+}
+
+/// Which jobs the writer queues by itself as part of a write.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JobPolicy {
+    /// Queue an `embed` job when a memory's content changes.
+    pub embed_on_change: bool,
+    /// Queue an `extract` job for every new memory and content change
+    /// (not for the pipeline's own writes).
+    pub extract_on_write: bool,
+    pub max_attempts: i64,
 }
 
 /// Messages to the store writer.
@@ -142,6 +214,12 @@ pub struct WriterArgs {
     pub generation: Arc<Generation>,
     /// Where committed events go (the SSE broadcaster, via the registry).
     pub registry: Registry,
+    /// The in-memory vector index, updated after each commit.
+    pub index: Arc<VectorIndex>,
+    /// Jobs queued as part of writes.
+    pub jobs: JobPolicy,
+    /// Woken after a commit that added or changed memories (the pipeline).
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 /// The actor (a unit struct; everything lives in [`WriterState`]).
@@ -303,6 +381,11 @@ async fn commit(state: &mut WriterState) -> Result<(), ActorProcessingErr> {
     let stats = state.args.stats.clone();
     let generation = state.args.generation.clone();
     let registry = state.args.registry.clone();
+    let ctx = BatchContext {
+        index: state.args.index.clone(),
+        jobs: state.args.jobs,
+        wake: state.args.wake.clone(),
+    };
     let conn = state
         .conn
         .take()
@@ -312,7 +395,7 @@ async fn commit(state: &mut WriterState) -> Result<(), ActorProcessingErr> {
     // supervisor opens a fresh connection.
     let conn = tokio::task::spawn_blocking(move || {
         let t = std::time::Instant::now();
-        run_batch(&conn, ops, &stats, &generation, &registry);
+        run_batch(&conn, ops, &stats, &generation, &registry, &ctx);
         stats
             .busy_ns
             .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -327,8 +410,19 @@ async fn commit(state: &mut WriterState) -> Result<(), ActorProcessingErr> {
     Ok(())
 }
 
+/// What a batch needs beyond the connection.
+struct BatchContext {
+    index: Arc<VectorIndex>,
+    jobs: JobPolicy,
+    wake: Arc<tokio::sync::Notify>,
+}
+
 /// What one op produced, before its reply is sent.
 enum Outcome {
+    /// Stored vectors, applied to the index after the commit.
+    Embedded(Vec<(i64, Vec<f32>)>),
+    /// A job step and the events it announces.
+    Job(JobReply, Vec<Draft>),
     Remembered(RememberOutcome),
     Mutated(Vec<MutationOutcome>),
     Recovered(MutationOutcome),
@@ -338,16 +432,36 @@ enum Outcome {
 }
 
 /// Execute one op on the open transaction.
-fn execute(conn: &Connection, op: &WriteOp) -> Result<Outcome, StoreError> {
+fn execute(conn: &Connection, op: &WriteOp, ctx: &BatchContext) -> Result<Outcome, StoreError> {
+    let policy = ctx.jobs;
+    let own = |audit: &Audit| audit.actor_type.as_deref() == Some("pipeline");
     Ok(match op {
         WriteOp::Remember { new, audit, .. } => {
-            Outcome::Remembered(memories::insert(conn, new, audit)?)
+            let out = memories::insert(conn, new, audit)?;
+            if !out.deduped && policy.extract_on_write && !own(audit) {
+                jobs::enqueue(conn, &out.record.id, "extract", policy.max_attempts, Utc::now())?;
+            }
+            Outcome::Remembered(out)
         }
-        WriteOp::Modify { reqs, audit, .. } => Outcome::Mutated(
-            reqs.iter()
+        WriteOp::Modify { reqs, audit, .. } => {
+            let outs: Vec<MutationOutcome> = reqs
+                .iter()
                 .map(|r| memories::modify(conn, r, audit))
-                .collect::<Result<_, _>>()?,
-        ),
+                .collect::<Result<_, _>>()?;
+            for o in &outs {
+                if o.status == MutationStatus::Updated && o.content_changed == Some(true) {
+                    content_changed(conn, &o.id, policy, own(audit))?;
+                }
+            }
+            Outcome::Mutated(outs)
+        }
+        WriteOp::Embed { items, model, .. } => {
+            Outcome::Embedded(vectors::store(conn, items, model, ctx.index.dims(), &store::now_iso())?)
+        }
+        WriteOp::Job { op, .. } => {
+            let (reply, drafts) = job_step(conn, op, policy)?;
+            Outcome::Job(reply, drafts)
+        }
         WriteOp::Forget { reqs, audit, .. } => Outcome::Mutated(
             reqs.iter()
                 .map(|r| memories::forget(conn, r, audit))
@@ -383,6 +497,116 @@ fn execute(conn: &Connection, op: &WriteOp) -> Result<Outcome, StoreError> {
             .execute(rusqlite::params![kind, value, at, by])?;
             Outcome::Nothing
         }
+    })
+}
+
+/// A memory's content changed: its vector is stale. Drop it and queue the
+/// follow-up jobs.
+fn content_changed(conn: &Connection, id: &str, policy: JobPolicy, own: bool) -> Result<(), StoreError> {
+    let rowid: Option<i64> = conn
+        .prepare_cached("SELECT rowid FROM memories WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .ok();
+    if let Some(rowid) = rowid {
+        vectors::remove(conn, rowid)?;
+    }
+    if policy.embed_on_change {
+        jobs::enqueue(conn, id, "embed", policy.max_attempts, Utc::now())?;
+    }
+    if policy.extract_on_write && !own {
+        jobs::enqueue(conn, id, "extract", policy.max_attempts, Utc::now())?;
+    }
+    Ok(())
+}
+
+/// Run one job step; `job.completed` / `job.dead` events carry the
+/// memory's scope so scoped SSE clients only see their own.
+fn job_step(
+    conn: &Connection,
+    op: &JobOp,
+    policy: JobPolicy,
+) -> Result<(JobReply, Vec<Draft>), StoreError> {
+    Ok(match op {
+        JobOp::Enqueue { memory_id, kind, now } => (
+            JobReply::Enqueued(jobs::enqueue(conn, memory_id, kind, policy.max_attempts, *now)?),
+            Vec::new(),
+        ),
+        JobOp::Lease { kinds, now } => (JobReply::Leased(jobs::lease(conn, kinds, *now)?), Vec::new()),
+        JobOp::Complete {
+            id,
+            extraction_status,
+            now,
+        } => {
+            let done = jobs::complete(conn, id, *now)?;
+            let mut drafts = Vec::new();
+            if done {
+                if let Some(job) = jobs::get(conn, id)? {
+                    if let Some(status) = extraction_status {
+                        conn.prepare_cached("UPDATE memories SET extraction_status = ?2 WHERE id = ?1")?
+                            .execute(rusqlite::params![job.memory_id, status])?;
+                    }
+                    drafts.push(job_event(conn, "job.completed", &job)?);
+                }
+            }
+            (JobReply::Completed(done), drafts)
+        }
+        JobOp::Fail { id, error, now } => {
+            let job = jobs::fail(conn, id, error, *now)?;
+            let mut drafts = Vec::new();
+            if let Some(j) = job.as_ref().filter(|j| j.status == "dead") {
+                if j.kind == "extract" {
+                    conn.prepare_cached("UPDATE memories SET extraction_status = 'failed' WHERE id = ?1")?
+                        .execute([&j.memory_id])?;
+                }
+                drafts.push(job_event(conn, "job.dead", j)?);
+            }
+            (JobReply::Failed(job), drafts)
+        }
+        JobOp::Reap { timeout_secs, now } => {
+            let back = jobs::reap(conn, *timeout_secs, *now)?;
+            let drafts = back
+                .iter()
+                .filter(|j| j.status == "dead")
+                .map(|j| job_event(conn, "job.dead", j))
+                .collect::<Result<_, _>>()?;
+            (JobReply::Reaped(back), drafts)
+        }
+        JobOp::Propose {
+            memory_id,
+            proposal,
+            audit,
+        } => {
+            memories::write_history(
+                conn,
+                memory_id,
+                "proposed",
+                None,
+                proposal["content"].as_str(),
+                audit,
+                proposal["reason"].as_str(),
+                Some(&proposal.to_string()),
+                &store::now_iso(),
+            )?;
+            (JobReply::Proposed, Vec::new())
+        }
+    })
+}
+
+fn job_event(conn: &Connection, kind: &'static str, job: &Job) -> Result<Draft, StoreError> {
+    let scope: Option<(Option<String>, Option<String>, Option<String>)> = conn
+        .prepare_cached("SELECT project, agent, user FROM memories WHERE id = ?1")?
+        .query_row([&job.memory_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .ok();
+    let (project, agent, user) = scope.unwrap_or((None, None, None));
+    Ok(Draft {
+        kind,
+        project,
+        agent,
+        user,
+        data: serde_json::json!({
+            "id": job.id, "memoryId": job.memory_id, "kind": job.kind, "status": job.status,
+            "attempts": job.attempts, "error": job.error,
+        }),
     })
 }
 
@@ -425,6 +649,7 @@ fn run_batch(
     stats: &WriterStats,
     generation: &Generation,
     registry: &Registry,
+    ctx: &BatchContext,
 ) {
     if let Err(e) = sql(conn, "BEGIN IMMEDIATE") {
         stats.commit_failures.fetch_add(1, Ordering::Relaxed);
@@ -436,7 +661,7 @@ fn run_batch(
     }
     let mut results: Vec<Result<Outcome, StoreError>> = Vec::with_capacity(ops.len());
     for op in &ops {
-        match execute(conn, op) {
+        match execute(conn, op, ctx) {
             Ok(o) => results.push(Ok(o)),
             Err(e) => {
                 tracing::warn!(error = %e, "write failed inside a batch; re-running the batch op by op");
@@ -456,7 +681,7 @@ fn run_batch(
         }
         results = ops
             .iter()
-            .map(|op| in_savepoint(conn, |c| execute(c, op)))
+            .map(|op| in_savepoint(conn, |c| execute(c, op, ctx)))
             .collect();
     }
     let t = std::time::Instant::now();
@@ -475,6 +700,23 @@ fn run_batch(
         }
     }
     if commit.is_ok() {
+        // The index follows SQLite: vectors appear once committed.
+        let mut wake = false;
+        for r in results.iter().flatten() {
+            match r {
+                Outcome::Embedded(stored) => {
+                    for (rowid, v) in stored {
+                        ctx.index.upsert(*rowid, v);
+                    }
+                }
+                Outcome::Remembered(r) if !r.deduped => wake = true,
+                Outcome::Mutated(_) | Outcome::Job(JobReply::Enqueued(_), _) => wake = true,
+                _ => {}
+            }
+        }
+        if wake {
+            ctx.wake.notify_one();
+        }
         // Published only after the commit, before any reply.
         let drafts: Vec<Draft> = results.iter().flatten().flat_map(events_of).collect();
         if !drafts.is_empty() {
@@ -529,7 +771,10 @@ fn events_of(o: &Outcome) -> Vec<Draft> {
                 )
             })
             .collect(),
-        Outcome::Remembered(_) | Outcome::Nothing | Outcome::Swept(_) => Vec::new(),
+        Outcome::Remembered(_) | Outcome::Nothing | Outcome::Swept(_) | Outcome::Embedded(_) => {
+            Vec::new()
+        }
+        Outcome::Job(_, drafts) => drafts.clone(),
         Outcome::Mutated(list) => list.iter().filter_map(mutation_event).collect(),
         Outcome::Recovered(m) => mutation_event(m).into_iter().collect(),
     }
@@ -583,6 +828,18 @@ fn reply(op: WriteOp, res: Result<Outcome, StoreError>) {
         }
         WriteOp::Revoke { reply, .. } => {
             let _ = reply.send(res.map(|_| ()));
+        }
+        WriteOp::Embed { reply, .. } => {
+            let _ = reply.send(res.and_then(|o| match o {
+                Outcome::Embedded(v) => Ok(v.len()),
+                _ => Err(mismatch()),
+            }));
+        }
+        WriteOp::Job { reply, .. } => {
+            let _ = reply.send(res.and_then(|o| match o {
+                Outcome::Job(r, _) => Ok(r),
+                _ => Err(mismatch()),
+            }));
         }
         WriteOp::Sweep { reply, .. } => {
             let _ = reply.send(res.and_then(|o| match o {

@@ -15,6 +15,7 @@ use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
 };
 
+use super::pipeline::{Pipeline, PipelineArgs};
 use super::rate_limit::{LedgerArgs, RateLimiter};
 use super::retention::{Sweeper, SweeperArgs};
 use super::sse::{Broadcaster, SseArgs};
@@ -30,6 +31,9 @@ pub const RESTART_WINDOW: Duration = Duration::from_secs(60);
 pub enum SupervisorMsg {
     /// Drain and stop every child (clean shutdown); replies when done.
     Shutdown(RpcReplyPort<()>),
+    /// Start the extraction pipeline (it needs the memory operations, which
+    /// are built once the writer runs).
+    StartPipeline(Box<PipelineArgs>, RpcReplyPort<()>),
 }
 
 /// The supervised children.
@@ -39,6 +43,7 @@ pub enum Child {
     RateLimiter,
     Broadcaster,
     Sweeper,
+    Pipeline,
 }
 
 impl Child {
@@ -48,6 +53,7 @@ impl Child {
             Child::RateLimiter => "rate-limit ledger",
             Child::Broadcaster => "SSE broadcaster",
             Child::Sweeper => "retention sweeper",
+            Child::Pipeline => "extraction pipeline",
         }
     }
 }
@@ -73,6 +79,7 @@ pub struct SupervisorState {
     running: HashMap<ActorId, (Child, ActorCell)>,
     restarts: HashMap<Child, VecDeque<Instant>>,
     stopping: bool,
+    pipeline: Option<PipelineArgs>,
 }
 
 async fn spawn_child(
@@ -107,6 +114,14 @@ async fn spawn_child(
             st.args.registry.publish_sweeper(Some(r.clone()));
             r.get_cell()
         }
+        Child::Pipeline => {
+            let args = st
+                .pipeline
+                .clone()
+                .ok_or("the pipeline has no arguments yet")?;
+            let (r, _) = Actor::spawn_linked(None, Pipeline, args, me.get_cell()).await?;
+            r.get_cell()
+        }
     };
     st.running.insert(cell.get_id(), (child, cell));
     Ok(())
@@ -118,6 +133,7 @@ fn unpublish(reg: &Registry, child: Child) {
         Child::RateLimiter => reg.publish_ledger(None),
         Child::Broadcaster => reg.publish_sse(None),
         Child::Sweeper => reg.publish_sweeper(None),
+        Child::Pipeline => {}
     }
 }
 
@@ -136,6 +152,7 @@ impl Actor for Supervisor {
             running: HashMap::new(),
             restarts: HashMap::new(),
             stopping: false,
+            pipeline: None,
         };
         // The broadcaster first: the writer publishes into it.
         spawn_child(&me, &mut st, Child::Broadcaster).await?;
@@ -147,17 +164,30 @@ impl Actor for Supervisor {
 
     async fn handle(
         &self,
-        _me: ActorRef<SupervisorMsg>,
+        me: ActorRef<SupervisorMsg>,
         msg: SupervisorMsg,
         st: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
+            SupervisorMsg::StartPipeline(args, reply) => {
+                if st.pipeline.is_none() && !st.stopping {
+                    st.pipeline = Some(*args);
+                    spawn_child(&me, st, Child::Pipeline).await?;
+                }
+                let _ = reply.send(());
+            }
             SupervisorMsg::Shutdown(reply) => {
                 st.stopping = true;
                 // The writer first: it still publishes into the others.
                 let mut children: Vec<(Child, ActorCell)> =
                     st.running.drain().map(|(_, c)| c).collect();
-                children.sort_by_key(|(c, _)| *c != Child::StoreWriter);
+                // The pipeline first (it writes through the writer), then
+                // the writer (it publishes into the others).
+                children.sort_by_key(|(c, _)| match c {
+                    Child::Pipeline => 0,
+                    Child::StoreWriter => 1,
+                    _ => 2,
+                });
                 for (child, cell) in children {
                     unpublish(&st.args.registry, child);
                     // Drain: every queued message is handled first; the

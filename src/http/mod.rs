@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod memory;
 pub mod ops;
+pub mod pipeline;
 pub mod repair;
 pub mod search;
 
@@ -45,6 +46,8 @@ pub struct AppContext {
     pub telemetry: Arc<crate::telemetry::Telemetry>,
     pub diagnostics: Arc<ops::DiagnosticsCache>,
     pub events_published: Arc<AtomicU64>,
+    /// Pipeline counters.
+    pub pipeline: Arc<crate::actors::pipeline::PipelineStats>,
     /// Becomes true when the daemon starts shutting down (ends streams).
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     pub started: Instant,
@@ -80,6 +83,10 @@ pub fn routes(st: AppState) -> BoxedFilter<(Response,)> {
             .or(repair::action(st.clone()))
             .unify()
             .or(repair::report(st.clone()))
+            .unify()
+            .or(pipeline::status(st.clone()))
+            .unify()
+            .or(pipeline::embeddings(st.clone()))
             .unify(),
     );
     let streams_and_auth = boxed(
@@ -104,6 +111,10 @@ pub fn routes(st: AppState) -> BoxedFilter<(Response,)> {
             .or(search::search(st.clone()))
             .unify()
             .or(search::legacy_search(st.clone()))
+            .unify()
+            .or(pipeline::similar(st.clone()))
+            .unify()
+            .or(pipeline::job(st.clone()))
             .unify(),
     );
     let records = boxed(

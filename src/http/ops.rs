@@ -76,7 +76,10 @@ pub fn status(st: AppState) -> BoxedFilter<(Response,)> {
                     "embedding": {
                         "provider": e.provider,
                         "model": e.model,
-                        "available": false,
+                        "dimensions": e.dimensions,
+                        "available": st.memories.embedder().status().available,
+                        "state": st.memories.embedder().status().state,
+                        "error": st.memories.embedder().status().error,
                     },
                     "writer": {
                         "running": writer_up,
@@ -123,10 +126,13 @@ pub async fn diagnostics_report(
             .map(|(_, s)| s.clone())
     });
     let e = &st.config.settings.embedding;
+    let p = st.memories.embedder().status();
     let provider = crate::diagnostics::ProviderHealth {
         provider: e.provider.clone(),
-        available: e.provider == "none",
-        recent: Vec::new(),
+        available: p.available,
+        calls: p.calls.min(100) as usize,
+        success_rate: p.success_rate,
+        error: p.error,
     };
     let embeddings_expected = e.provider != "none";
     let (report, integrity) = st

@@ -14,7 +14,9 @@ use std::time::Duration;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::actors::store_writer::{WriteOp, WriterMsg};
+use crate::actors::store_writer::{JobOp, JobReply, WriteOp, WriterMsg};
+use crate::embed::{EmbedError, EmbedService, Lane};
+use crate::store::vec::{NewVector, VectorIndex};
 use crate::actors::{ActorError, Registry};
 use crate::config::Config;
 use crate::store::access::AccessTracker;
@@ -206,6 +208,8 @@ pub struct MemoryService {
     access: Arc<AccessTracker>,
     cache: Arc<cache::RecallCache>,
     timeout: Duration,
+    embed: Arc<EmbedService>,
+    index: Arc<VectorIndex>,
 }
 
 impl MemoryService {
@@ -216,6 +220,8 @@ impl MemoryService {
         reads: ReadPool,
         access: Arc<AccessTracker>,
         generation: Arc<cache::Generation>,
+        embed: Arc<EmbedService>,
+        index: Arc<VectorIndex>,
     ) -> Self {
         let timeout = Duration::from_millis(config.settings.server.actor_timeout_ms);
         let cache = Arc::new(cache::RecallCache::new(
@@ -229,7 +235,19 @@ impl MemoryService {
             access,
             cache,
             timeout,
+            embed,
+            index,
         }
+    }
+
+    /// The embedding provider service.
+    pub fn embedder(&self) -> &Arc<EmbedService> {
+        &self.embed
+    }
+
+    /// The in-memory vector index.
+    pub fn index(&self) -> &Arc<VectorIndex> {
+        &self.index
     }
 
     /// The read pool (for status and diagnostics).
@@ -264,11 +282,13 @@ impl MemoryService {
     ) -> Result<Remembered, MemoryError> {
         self.check_writable()?;
         let claimed = req.who.clone().filter(|w| !w.trim().is_empty());
+        let req_wait = req.wait_for_embedding.unwrap_or(false);
         let new = req.into_new_memory(caller, self.config.settings.memory.max_content_bytes)?;
         let mut audit = caller.audit(claimed.as_deref());
         if claimed.is_none() && !caller.verified && audit.changed_by == ANONYMOUS {
             audit.changed_by = new.who.clone();
         }
+        let wait = req_wait;
         let out = self
             .write(|reply| WriteOp::Remember {
                 new: Box::new(new.clone()),
@@ -276,7 +296,20 @@ impl MemoryService {
                 reply,
             })
             .await?;
-        let r = out.record;
+        let mut r = out.record;
+        if wait && r.embedding_model.is_none() && self.embed.is_ready() {
+            // Embed this one now, bounded; on timeout or failure the
+            // backfill still picks it up later.
+            let item = vec![(0, r.id.clone(), r.content.clone(), r.content_hash.clone())];
+            let embedded = tokio::time::timeout(
+                self.embed.wait_timeout(),
+                self.embed_and_store(item, Lane::Query),
+            )
+            .await;
+            if matches!(embedded, Ok(Ok(1))) {
+                r.embedding_model = Some(self.embed.model().to_string());
+            }
+        }
         Ok(Remembered {
             id: r.id,
             kind: r.kind,
@@ -622,7 +655,8 @@ impl MemoryService {
         })
     }
 
-    /// Keyword recall (the vector leg joins with the embeddings issue).
+    /// Hybrid recall (SPEC §6): the keyword leg, plus the vector leg when
+    /// a provider can embed the query; `method` says which ran.
     pub async fn recall(
         &self,
         caller: &Caller,
@@ -636,27 +670,55 @@ impl MemoryService {
         if !(1..=200).contains(&limit) {
             return Err(MemoryError::BadRequest("limit must be 1..200".into()));
         }
-        let Some(expr) = search::fts_query(&query) else {
+        let expr = search::fts_query(&query);
+        // The query vector first (cached per query text); a failing
+        // provider means keyword-only, never a failed recall.
+        let qvec = if self.embed.usable_for_query() {
+            self.embed.embed_query(&query).await.ok()
+        } else {
+            None
+        };
+        let method = if qvec.is_some() { "hybrid" } else { "keyword" };
+        if expr.is_none() && qvec.is_none() {
             return Ok(Recalled {
                 results: Vec::new(),
                 query,
-                method: "keyword",
+                method,
             });
-        };
+        }
         let s = &self.config.settings.search;
         let candidates = (s.top_k as i64).max(limit);
         let mut filter = req.filter;
         filter.scope = caller.scope.clone();
-        let key = format!("{expr}\u{1}{limit}\u{1}{filter:?}");
+        let key = format!("{expr:?}\u{1}{method}\u{1}{limit}\u{1}{filter:?}");
         let results = match self.cache.get(&key) {
             Some(hit) => hit,
             None => {
                 let at = self.cache.generation();
-                let hits = self
+                let index = self.index.clone();
+                let (alpha, min_score) = (s.alpha, s.min_score);
+                let scored = self
                     .reads
-                    .read(move |c| search::keyword(c, &expr, &filter, candidates))
+                    .read(move |c| {
+                        let kw = match &expr {
+                            Some(e) => search::keyword(c, e, &filter, candidates)?,
+                            None => Vec::new(),
+                        };
+                        let vec = match &qvec {
+                            Some(q) => {
+                                search::vector(c, &index, q, &filter, candidates as usize, None)?
+                            }
+                            None => Vec::new(),
+                        };
+                        Ok(search::finish(
+                            search::fuse(kw, vec, alpha),
+                            min_score,
+                            limit as usize,
+                            chrono::Utc::now(),
+                        ))
+                    })
                     .await?;
-                let scored = Arc::new(search::score_keyword(hits, s.min_score, limit as usize));
+                let scored = Arc::new(scored);
                 self.cache.put(key, at, scored.clone());
                 scored
             }
@@ -665,8 +727,192 @@ impl MemoryService {
         Ok(Recalled {
             results: results.to_vec(),
             query,
-            method: "keyword",
+            method,
         })
+    }
+
+    /// The `k` nearest memories of memory `id` by vector (in the caller's
+    /// scope, live, itself excluded). `None` when it has no vector yet.
+    pub async fn similar(
+        &self,
+        caller: &Caller,
+        id: String,
+        k: usize,
+    ) -> Result<Option<Vec<Scored>>, MemoryError> {
+        let scope = caller.scope.clone();
+        let index = self.index.clone();
+        let min_score = self.config.settings.search.min_score;
+        let out = self
+            .reads
+            .read(move |c| {
+                let rec = match memories::lookup(c, &id, &scope)? {
+                    memories::Lookup::Found(r) if !r.is_deleted => r,
+                    memories::Lookup::OutOfScope => return Ok(Err(true)),
+                    _ => return Ok(Err(false)),
+                };
+                let rowid: i64 = c.query_row("SELECT rowid FROM memories WHERE id = ?1", [&rec.id], |r| r.get(0))?;
+                let Some(q) = rec.embedding_model.as_ref().and_then(|_| index.get(rowid)) else {
+                    return Ok(Ok(None));
+                };
+                let filter = RecallFilter {
+                    scope,
+                    ..RecallFilter::default()
+                };
+                let hits = search::vector(c, &index, &q, &filter, k, Some(rowid))?;
+                Ok(Ok(Some(search::finish(
+                    search::fuse(Vec::new(), hits, 1.0),
+                    min_score,
+                    k,
+                    chrono::Utc::now(),
+                ))))
+            })
+            .await?;
+        match out {
+            Ok(v) => Ok(v),
+            Err(true) => Err(out_of_scope()),
+            Err(false) => Err(MemoryError::NotFound),
+        }
+    }
+
+    /// The `k` live memories in `scope` most similar to `text` (vector leg
+    /// when a provider is ready, else keyword), as (id, content): the
+    /// candidates of an extraction decision.
+    pub async fn neighbours(
+        &self,
+        text: &str,
+        scope: &Scope,
+        exclude: Option<String>,
+        k: usize,
+    ) -> Result<Vec<(String, String)>, MemoryError> {
+        let filter = RecallFilter {
+            scope: scope.clone(),
+            ..RecallFilter::default()
+        };
+        let qvec = if self.embed.is_ready() {
+            self.embed
+                .embed(&[text.to_string()], Lane::Background)
+                .await
+                .ok()
+                .and_then(|mut v| v.pop())
+        } else {
+            None
+        };
+        let any = search::fts_query(text).map(|_| text_terms_or(text));
+        let index = self.index.clone();
+        Ok(self
+            .reads
+            .read(move |c| {
+                let hits: Vec<search::Hit> = match (&qvec, &any) {
+                    (Some(q), _) => search::vector(c, &index, q, &filter, k + 1, None)?
+                        .into_iter()
+                        .map(|(h, _)| h)
+                        .collect(),
+                    // Any shared word is a candidate; BM25 ranks them.
+                    (None, Some(any)) if !any.is_empty() => {
+                        search::keyword(c, any, &filter, k as i64 + 1)?
+                    }
+                    (None, _) => Vec::new(),
+                };
+                Ok(hits
+                    .into_iter()
+                    .filter(|h| Some(&h.id) != exclude.as_ref())
+                    .take(k)
+                    .map(|h| (h.id, h.content))
+                    .collect())
+            })
+            .await?)
+    }
+
+    /// Live memories without a vector after rowid `cursor`, in rowid
+    /// order: (rowid, id, content, content hash).
+    pub async fn embedding_gaps_after(
+        &self,
+        cursor: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, String, String, String)>, MemoryError> {
+        Ok(self
+            .reads
+            .read(move |c| crate::store::vec::gaps_after(c, cursor, limit))
+            .await?)
+    }
+
+    /// Embed (id, content, hash) items and store their vectors through the
+    /// writer. Returns how many were stored (a memory whose content changed
+    /// meanwhile is skipped).
+    pub async fn embed_and_store(
+        &self,
+        items: Vec<(i64, String, String, String)>,
+        lane: Lane,
+    ) -> Result<usize, EmbedOrStore> {
+        if items.is_empty() {
+            return Ok(0);
+        }
+        let texts: Vec<String> = items.iter().map(|i| i.2.clone()).collect();
+        let vectors = self.embed.embed(&texts, lane).await?;
+        let items: Vec<NewVector> = items
+            .into_iter()
+            .zip(vectors)
+            .map(|((_, id, _, hash), vector)| NewVector {
+                memory_id: id,
+                content_hash: hash,
+                vector,
+            })
+            .collect();
+        let model = self.embed.model().to_string();
+        Ok(self
+            .write(|reply| WriteOp::Embed {
+                items: items.clone(),
+                model: model.clone(),
+                reply,
+            })
+            .await?)
+    }
+
+    /// One step of the job queue, through the writer.
+    pub async fn job(&self, op: JobOp) -> Result<JobReply, MemoryError> {
+        self.write(|reply| WriteOp::Job {
+            op: op.clone(),
+            reply,
+        })
+        .await
+    }
+
+    /// A record whatever its scope or state (the pipeline's own reads).
+    pub async fn record_unscoped(&self, id: &str) -> Result<Option<MemoryRecord>, MemoryError> {
+        let id = id.to_string();
+        Ok(self
+            .reads
+            .read(move |c| {
+                Ok(match memories::lookup(c, &id, &Scope::default())? {
+                    memories::Lookup::Found(r) => Some(*r),
+                    _ => None,
+                })
+            })
+            .await?)
+    }
+
+    /// A job by id, if its memory lies in the caller's scope.
+    pub async fn job_status(
+        &self,
+        caller: &Caller,
+        id: String,
+    ) -> Result<crate::store::jobs::Job, MemoryError> {
+        let scope = caller.scope.clone();
+        let out = self
+            .reads
+            .read(move |c| {
+                let Some(job) = crate::store::jobs::get(c, &id)? else {
+                    return Ok(Err(MemoryError::NotFound));
+                };
+                if !scope.is_unscoped() {
+                    if let memories::Lookup::OutOfScope = memories::lookup(c, &job.memory_id, &scope)? {
+                        return Ok(Err(out_of_scope()));
+                    }
+                }
+                Ok(Ok(job))
+            })
+            .await?;
+        out
     }
 
     /// Persist a revocation; once this returns the caller must add it to
@@ -718,6 +964,25 @@ impl MemoryService {
             .read(move |c| search::distinct_who(c, &scope))
             .await?)
     }
+}
+
+/// Why embedding and storing vectors failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedOrStore {
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    #[error(transparent)]
+    Store(#[from] MemoryError),
+}
+
+/// The words of `text` as an FTS5 OR query (each quoted).
+fn text_terms_or(text: &str) -> String {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().count() > 2)
+        .take(32)
+        .map(|w| format!("\"{w}\""))
+        .collect::<Vec<_>>()
+        .join(" OR ")
 }
 
 fn item_changed_by(req: &(ModifyRequest, Option<String>)) -> Option<&str> {

@@ -78,7 +78,7 @@ pub fn sweep_batch(
                     "INSERT OR REPLACE INTO memories_archive(id, record, deleted_at, archived_at) VALUES (?1, ?2, ?3, ?4)",
                 )?
                 .execute(params![rec.id, json, rec.deleted_at, now])?;
-                conn.prepare_cached("DELETE FROM memory_vectors WHERE rowid = ?1")?.execute([rowid])?;
+                super::vec::remove(conn, *rowid)?;
                 conn.prepare_cached("DELETE FROM memory_jobs WHERE memory_id = ?1")?.execute([&rec.id])?;
                 conn.prepare_cached("DELETE FROM memories WHERE rowid = ?1")?.execute([rowid])?;
             }
@@ -260,6 +260,10 @@ pub fn repair(
             // keeps its vector and jobs.
             let v = conn.execute(
                 "DELETE FROM memory_vectors WHERE rowid NOT IN (SELECT rowid FROM memories)",
+                [],
+            )?;
+            conn.execute(
+                "DELETE FROM memory_embeddings WHERE memory_rowid NOT IN (SELECT rowid FROM memories)",
                 [],
             )?;
             let j = conn.execute(

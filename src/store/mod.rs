@@ -37,6 +37,10 @@ pub enum StoreError {
     /// A blocking task running SQLite work died.
     #[error("storage task failed: {0}")]
     Task(String),
+    /// A write carried data the store refuses (e.g. a vector of the wrong
+    /// dimension).
+    #[error("invalid write: {0}")]
+    Invalid(String),
 }
 
 /// Current time as an RFC 3339 UTC string with millisecond precision, the

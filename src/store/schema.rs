@@ -160,6 +160,23 @@ CREATE TABLE memories_archive (
 );
 "#,
     },
+    Migration {
+        version: 4,
+        name: "embeddings",
+        sql: r#"
+-- Each live vector as a little-endian f32 blob, keyed by the memory's rowid
+-- (the same key as the vec0 table), with the content hash it was computed
+-- from: a vector whose hash no longer matches the memory is stale.
+CREATE TABLE memory_embeddings (
+    memory_rowid INTEGER NOT NULL PRIMARY KEY,
+    model        TEXT NOT NULL,
+    dims         INTEGER NOT NULL,
+    content_hash TEXT NOT NULL,
+    vector       BLOB NOT NULL,
+    created_at   TEXT NOT NULL
+);
+"#,
+    },
 ];
 
 /// Hex sha256 of a migration's SQL text.

