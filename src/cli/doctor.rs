@@ -260,22 +260,21 @@ fn check_model(config: &Config, out: &mut Vec<Finding>) {
         ));
         return;
     }
-    let dir = config.workspace.join("models").join(&e.model);
-    let present = ["model.safetensors", "tokenizer.json"]
-        .iter()
-        .all(|f| dir.join(f).is_file());
-    if present {
-        out.push(finding(
+    match crate::embed::model_files::find_local(e, &config.workspace) {
+        Ok(Some(dir)) => out.push(finding(
             Level::Ok,
             "embedding",
             format!("model files present in {}", dir.display()),
-        ));
-    } else {
-        out.push(finding(
+        )),
+        Ok(None) => out.push(finding(
             Level::Warn,
             "embedding",
-            format!("native model files not found in {}; recall stays keyword-only until they are installed", dir.display()),
-        ));
+            format!(
+                "native model not found locally; {}; recall stays keyword-only until it is installed (`signet model fetch`)",
+                if e.auto_fetch { "the daemon will fetch it at start" } else { "embedding.autoFetch is off" }
+            ),
+        )),
+        Err(err) => out.push(finding(Level::Fail, "embedding", err.to_string())),
     }
 }
 

@@ -175,21 +175,32 @@ impl EmbedService {
                 let workspace = workspace.to_path_buf();
                 tokio::spawn(async move {
                     let settings = me.settings.clone();
-                    match native::NativeEmbedder::find_or_fetch(&settings, &workspace).await {
-                        Ok(p) if p.dims() != me.dims => me.mark_unavailable(format!(
-                            "model {} produces {} dimensions, embedding.dimensions is {}",
-                            settings.model,
-                            p.dims(),
-                            me.dims
-                        )),
-                        Ok(p) => {
-                            tracing::info!(model = %settings.model, "native embedding model loaded");
-                            me.install(Arc::new(p));
+                    // Until a model loads: retry (files may be installed, or
+                    // the network come back), 30 s doubling to 10 min.
+                    let mut wait = Duration::from_secs(30);
+                    loop {
+                        match native::NativeEmbedder::find_or_fetch(&settings, &workspace).await {
+                            Ok(p) if p.dims() != me.dims => {
+                                me.mark_unavailable(format!(
+                                    "model {} produces {} dimensions, embedding.dimensions is {}",
+                                    settings.model,
+                                    p.dims(),
+                                    me.dims
+                                ));
+                                return;
+                            }
+                            Ok(p) => {
+                                tracing::info!(model = %settings.model, "native embedding model loaded");
+                                me.install(Arc::new(p));
+                                return;
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, retry_s = wait.as_secs(), "native embedding model unavailable; recall is keyword-only");
+                                me.mark_unavailable(e.to_string());
+                            }
                         }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "native embedding model unavailable; recall is keyword-only");
-                            me.mark_unavailable(e.to_string());
-                        }
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(Duration::from_secs(600));
                     }
                 });
             }
@@ -291,15 +302,13 @@ impl EmbedService {
             return Ok(Vec::new());
         }
         let limit = self.settings.timeout_ms;
-        let res = match tokio::time::timeout(
-            Duration::from_millis(limit),
-            provider.embed(texts, lane),
-        )
-        .await
-        {
-            Ok(r) => r,
-            Err(_) => Err(EmbedError::Timeout(limit)),
-        };
+        let res =
+            match tokio::time::timeout(Duration::from_millis(limit), provider.embed(texts, lane))
+                .await
+            {
+                Ok(r) => r,
+                Err(_) => Err(EmbedError::Timeout(limit)),
+            };
         let res = res.and_then(|vs| {
             if vs.len() != texts.len() {
                 return Err(EmbedError::Provider(format!(
@@ -351,19 +360,15 @@ impl EmbedService {
 
     /// Where the provider stands and how its calls went.
     pub fn status(&self) -> ProviderStatus {
-        let (state, error) = self
-            .state
-            .read()
-            .map(|s| s.clone())
-            .unwrap_or((ProviderState::Unavailable, Some("state lock poisoned".into())));
+        let (state, error) = self.state.read().map(|s| s.clone()).unwrap_or((
+            ProviderState::Unavailable,
+            Some("state lock poisoned".into()),
+        ));
         let success_rate = self.outcomes.lock().ok().and_then(|o| {
             (!o.is_empty()).then(|| o.iter().filter(|ok| **ok).count() as f64 / o.len() as f64)
         });
         let (entries, capacity) = match &self.cache {
-            Some(c) => c
-                .lock()
-                .map(|m| (m.len(), m.cap().get()))
-                .unwrap_or((0, 0)),
+            Some(c) => c.lock().map(|m| (m.len(), m.cap().get())).unwrap_or((0, 0)),
             None => (0, 0),
         };
         let successes = self.successes.load(Ordering::Relaxed);

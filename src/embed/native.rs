@@ -30,7 +30,10 @@ struct Model {
     dims: usize,
 }
 
-type Job = (Vec<String>, tokio::sync::oneshot::Sender<Result<Vec<Vec<f32>>, EmbedError>>);
+type Job = (
+    Vec<String>,
+    tokio::sync::oneshot::Sender<Result<Vec<Vec<f32>>, EmbedError>>,
+);
 
 /// The loaded model and its background thread.
 pub struct NativeEmbedder {
@@ -40,7 +43,10 @@ pub struct NativeEmbedder {
 
 impl NativeEmbedder {
     /// Find the model locally, else fetch it (when `autoFetch`), then load.
-    pub async fn find_or_fetch(settings: &EmbeddingSettings, workspace: &Path) -> Result<Self, ModelError> {
+    pub async fn find_or_fetch(
+        settings: &EmbeddingSettings,
+        workspace: &Path,
+    ) -> Result<Self, ModelError> {
         let dir = match model_files::find_local(settings, workspace)? {
             Some(d) => d,
             None if settings.auto_fetch => {
@@ -68,8 +74,8 @@ impl NativeEmbedder {
             &std::fs::read(dir.join("config.json")).map_err(|e| err("config.json", &e))?,
         )
         .map_err(|e| err("config.json", &e))?;
-        let mut tokenizer =
-            Tokenizer::from_file(dir.join("tokenizer.json")).map_err(|e| err("tokenizer.json", &e))?;
+        let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
+            .map_err(|e| err("tokenizer.json", &e))?;
         tokenizer
             .with_truncation(Some(TruncationParams {
                 max_length: MAX_TOKENS,
@@ -77,8 +83,8 @@ impl NativeEmbedder {
             }))
             .map_err(|e| err("tokenizer", &e))?;
         tokenizer.with_padding(Some(PaddingParams::default()));
-        let weights =
-            std::fs::read(dir.join("model.safetensors")).map_err(|e| err("model.safetensors", &e))?;
+        let weights = std::fs::read(dir.join("model.safetensors"))
+            .map_err(|e| err("model.safetensors", &e))?;
         let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)
             .map_err(|e| err("model.safetensors", &e))?;
         let bert = BertModel::load(vb, &config).map_err(|e| err("model", &e))?;

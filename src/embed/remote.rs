@@ -164,8 +164,17 @@ mod tests {
 
     #[test]
     fn v1_is_not_doubled() {
-        assert_eq!(join("http://h:1/v1/", "/v1/embeddings"), "http://h:1/v1/embeddings");
-        assert_eq!(join("http://h:1", "/v1/embeddings"), "http://h:1/v1/embeddings");
-        assert_eq!(join("http://h:1/", "/api/embeddings"), "http://h:1/api/embeddings");
+        assert_eq!(
+            join("http://h:1/v1/", "/v1/embeddings"),
+            "http://h:1/v1/embeddings"
+        );
+        assert_eq!(
+            join("http://h:1", "/v1/embeddings"),
+            "http://h:1/v1/embeddings"
+        );
+        assert_eq!(
+            join("http://h:1/", "/api/embeddings"),
+            "http://h:1/api/embeddings"
+        );
     }
 }

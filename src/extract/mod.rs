@@ -56,7 +56,12 @@ impl Llm {
     pub fn from_settings(s: &ExtractionSettings) -> Result<Option<Llm>, LlmError> {
         let (flavor, default_endpoint, path, default_model) = match s.provider.as_str() {
             "none" => return Ok(None),
-            "ollama" => (Flavor::Ollama, "http://127.0.0.1:11434", "/api/generate", "llama3.2"),
+            "ollama" => (
+                Flavor::Ollama,
+                "http://127.0.0.1:11434",
+                "/api/generate",
+                "llama3.2",
+            ),
             "openai" => (
                 Flavor::OpenAi,
                 "https://api.openai.com",
@@ -154,7 +159,11 @@ impl Llm {
     }
 
     /// Decide what `fact` does to the `candidates` (id, content).
-    pub async fn decide(&self, fact: &Fact, candidates: &[(String, String)]) -> Result<Decision, LlmError> {
+    pub async fn decide(
+        &self,
+        fact: &Fact,
+        candidates: &[(String, String)],
+    ) -> Result<Decision, LlmError> {
         let reply = self.complete(&decide_prompt(fact, candidates)).await?;
         let d = parse::decision(&reply).map_err(LlmError::Reply)?;
         if matches!(d.action, Action::Update | Action::Delete)

@@ -63,7 +63,8 @@ pub fn first_json(text: &str) -> Result<serde_json::Value, String> {
         if c != '{' && c != '[' {
             continue;
         }
-        let mut stream = serde_json::Deserializer::from_str(&cleaned[i..]).into_iter::<serde_json::Value>();
+        let mut stream =
+            serde_json::Deserializer::from_str(&cleaned[i..]).into_iter::<serde_json::Value>();
         if let Some(Ok(v)) = stream.next() {
             if v.is_object() || v.is_array() {
                 return Ok(v);
@@ -101,7 +102,8 @@ pub fn facts(reply: &str) -> Result<Vec<Fact>, String> {
 /// A decision from a reply.
 pub fn decision(reply: &str) -> Result<Decision, String> {
     let v = first_json(reply)?;
-    let d: Decision = serde_json::from_value(v).map_err(|e| format!("decision has the wrong shape: {e}"))?;
+    let d: Decision =
+        serde_json::from_value(v).map_err(|e| format!("decision has the wrong shape: {e}"))?;
     if d.action == Action::Update && d.content.as_deref().is_none_or(|c| c.trim().is_empty()) {
         return Err("UPDATE without content".into());
     }
@@ -112,7 +114,8 @@ pub fn decision(reply: &str) -> Result<Decision, String> {
 mod tests {
     use super::*;
 
-    const GOOD: &str = r#"{"facts":[{"content":"Prefers tabs","type":"preference","confidence":0.9}]}"#;
+    const GOOD: &str =
+        r#"{"facts":[{"content":"Prefers tabs","type":"preference","confidence":0.9}]}"#;
 
     #[test]
     fn plain_fenced_think_and_prose_wrapped_json_parse() {
@@ -147,10 +150,17 @@ mod tests {
 
     #[test]
     fn decisions_parse_and_update_needs_content() {
-        let d = decision(r#"<think>hm</think>{"action":"UPDATE","targetId":"a","content":"merged"}"#)
-            .expect("update");
-        assert_eq!((d.action, d.target_id.as_deref()), (Action::Update, Some("a")));
-        assert_eq!(decision(r#"{"action":"NONE"}"#).expect("none").action, Action::None);
+        let d =
+            decision(r#"<think>hm</think>{"action":"UPDATE","targetId":"a","content":"merged"}"#)
+                .expect("update");
+        assert_eq!(
+            (d.action, d.target_id.as_deref()),
+            (Action::Update, Some("a"))
+        );
+        assert_eq!(
+            decision(r#"{"action":"NONE"}"#).expect("none").action,
+            Action::None
+        );
         assert!(decision(r#"{"action":"UPDATE","targetId":"a"}"#).is_err());
         assert!(decision(r#"{"action":"MERGE"}"#).is_err());
         assert!(decision("ADD").is_err());

@@ -15,16 +15,16 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::actors::store_writer::{JobOp, JobReply, WriteOp, WriterMsg};
-use crate::embed::{EmbedError, EmbedService, Lane};
-use crate::store::vec::{NewVector, VectorIndex};
 use crate::actors::{ActorError, Registry};
 use crate::config::Config;
+use crate::embed::{EmbedError, EmbedService, Lane};
 use crate::store::access::AccessTracker;
 use crate::store::memories::{
     self, Audit, BatchSelector, Candidate, ForgetRequest, HistoryEntry, ListStats, MemoryRecord,
     ModifyRequest, MutationOutcome, MutationStatus, NewMemory, RecoverRequest, Scope,
 };
 use crate::store::search::{self, RecallFilter, Scored};
+use crate::store::vec::{NewVector, VectorIndex};
 use crate::store::{ReadPool, StoreError};
 
 pub use requests::{BatchForgetRequest, BatchModifyItem, RecallRequest, RememberRequest};
@@ -750,7 +750,10 @@ impl MemoryService {
                     memories::Lookup::OutOfScope => return Ok(Err(true)),
                     _ => return Ok(Err(false)),
                 };
-                let rowid: i64 = c.query_row("SELECT rowid FROM memories WHERE id = ?1", [&rec.id], |r| r.get(0))?;
+                let rowid: i64 =
+                    c.query_row("SELECT rowid FROM memories WHERE id = ?1", [&rec.id], |r| {
+                        r.get(0)
+                    })?;
                 let Some(q) = rec.embedding_model.as_ref().and_then(|_| index.get(rowid)) else {
                     return Ok(Ok(None));
                 };
@@ -774,9 +777,10 @@ impl MemoryService {
         }
     }
 
-    /// The `k` live memories in `scope` most similar to `text` (vector leg
-    /// when a provider is ready, else keyword), as (id, content): the
-    /// candidates of an extraction decision.
+    /// The `k` live memories of the partition `scope` names exactly (unset
+    /// fields must be unset) most similar to `text` (vector leg when a
+    /// provider is ready, else keyword), as (id, content): the candidates
+    /// of an extraction decision.
     pub async fn neighbours(
         &self,
         text: &str,
@@ -785,7 +789,11 @@ impl MemoryService {
         k: usize,
     ) -> Result<Vec<(String, String)>, MemoryError> {
         let filter = RecallFilter {
-            scope: scope.clone(),
+            partition: Some([
+                scope.project.clone(),
+                scope.agent.clone(),
+                scope.user.clone(),
+            ]),
             ..RecallFilter::default()
         };
         let qvec = if self.embed.is_ready() {
@@ -905,7 +913,9 @@ impl MemoryService {
                     return Ok(Err(MemoryError::NotFound));
                 };
                 if !scope.is_unscoped() {
-                    if let memories::Lookup::OutOfScope = memories::lookup(c, &job.memory_id, &scope)? {
+                    if let memories::Lookup::OutOfScope =
+                        memories::lookup(c, &job.memory_id, &scope)?
+                    {
                         return Ok(Err(out_of_scope()));
                     }
                 }

@@ -87,7 +87,9 @@ fn job_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
 /// A job by id.
 pub fn get(conn: &Connection, id: &str) -> Result<Option<Job>, StoreError> {
     Ok(conn
-        .prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM memory_jobs WHERE id = ?1"))?
+        .prepare_cached(&format!(
+            "SELECT {JOB_COLUMNS} FROM memory_jobs WHERE id = ?1"
+        ))?
         .query_row([id], job_from_row)
         .optional()?)
 }
@@ -126,7 +128,11 @@ pub fn enqueue(
 }
 
 /// Lease the oldest eligible pending job of one of `kinds`.
-pub fn lease(conn: &Connection, kinds: &[&str], now: DateTime<Utc>) -> Result<Option<Job>, StoreError> {
+pub fn lease(
+    conn: &Connection,
+    kinds: &[&str],
+    now: DateTime<Utc>,
+) -> Result<Option<Job>, StoreError> {
     if kinds.is_empty() {
         return Ok(None);
     }
@@ -172,7 +178,12 @@ pub fn complete(conn: &Connection, id: &str, now: DateTime<Utc>) -> Result<bool,
 
 /// Record a failed attempt: back to pending after the backoff, or dead at
 /// `max_attempts`. Returns the job as it is now.
-pub fn fail(conn: &Connection, id: &str, error: &str, now: DateTime<Utc>) -> Result<Option<Job>, StoreError> {
+pub fn fail(
+    conn: &Connection,
+    id: &str,
+    error: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Job>, StoreError> {
     let Some(job) = get(conn, id)? else {
         return Ok(None);
     };
@@ -183,7 +194,12 @@ pub fn fail(conn: &Connection, id: &str, error: &str, now: DateTime<Utc>) -> Res
     get(conn, id)
 }
 
-fn set_failed(conn: &Connection, job: &Job, error: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+fn set_failed(
+    conn: &Connection,
+    job: &Job,
+    error: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     let attempts = job.attempts + 1;
     let error: String = error.chars().take(1000).collect();
     if attempts >= job.max_attempts {
@@ -205,7 +221,11 @@ fn set_failed(conn: &Connection, job: &Job, error: &str, now: DateTime<Utc>) -> 
 
 /// Take back leases older than `timeout_secs` (their worker died); each
 /// counts as a failed attempt. Returns the jobs as they are now.
-pub fn reap(conn: &Connection, timeout_secs: i64, now: DateTime<Utc>) -> Result<Vec<Job>, StoreError> {
+pub fn reap(
+    conn: &Connection,
+    timeout_secs: i64,
+    now: DateTime<Utc>,
+) -> Result<Vec<Job>, StoreError> {
     let cutoff = to_iso(now - chrono::Duration::seconds(timeout_secs));
     let stale: Vec<Job> = conn
         .prepare_cached(&format!(
@@ -246,7 +266,9 @@ mod tests {
     }
 
     fn t(s: i64) -> DateTime<Utc> {
-        Utc.timestamp_opt(1_700_000_000 + s, 0).single().expect("time")
+        Utc.timestamp_opt(1_700_000_000 + s, 0)
+            .single()
+            .expect("time")
     }
 
     #[test]
@@ -268,9 +290,18 @@ mod tests {
         assert_ne!(a, b);
         let e = enqueue(&c, "m1", "embed", 3, t(3)).expect("other kind");
         assert_ne!(e, a);
-        assert_eq!(lease(&c, &["extract"], t(5)).expect("l").map(|j| j.id), Some(a.clone()));
-        assert_eq!(enqueue(&c, "m1", "extract", 3, t(6)).expect("leased dup"), a);
-        assert_eq!(lease(&c, &["extract"], t(5)).expect("l").map(|j| j.id), Some(b));
+        assert_eq!(
+            lease(&c, &["extract"], t(5)).expect("l").map(|j| j.id),
+            Some(a.clone())
+        );
+        assert_eq!(
+            enqueue(&c, "m1", "extract", 3, t(6)).expect("leased dup"),
+            a
+        );
+        assert_eq!(
+            lease(&c, &["extract"], t(5)).expect("l").map(|j| j.id),
+            Some(b)
+        );
         assert_eq!(lease(&c, &["extract"], t(5)).expect("l"), None);
         assert!(complete(&c, &a, t(7)).expect("done"));
         assert!(!complete(&c, &a, t(8)).expect("twice"));
@@ -285,14 +316,25 @@ mod tests {
         lease(&c, &["extract"], t(0)).expect("lease").expect("job");
         let j = fail(&c, &id, "boom", t(0)).expect("fail").expect("job");
         assert_eq!((j.status.as_str(), j.attempts), ("pending", 1));
-        assert_eq!(lease(&c, &["extract"], t(9)).expect("early"), None, "10 s backoff");
+        assert_eq!(
+            lease(&c, &["extract"], t(9)).expect("early"),
+            None,
+            "10 s backoff"
+        );
         assert!(lease(&c, &["extract"], t(10)).expect("due").is_some());
         let j = fail(&c, &id, "boom", t(10)).expect("fail").expect("job");
         assert_eq!((j.status.as_str(), j.attempts), ("pending", 2));
-        assert_eq!(lease(&c, &["extract"], t(29)).expect("early"), None, "20 s backoff");
+        assert_eq!(
+            lease(&c, &["extract"], t(29)).expect("early"),
+            None,
+            "20 s backoff"
+        );
         assert!(lease(&c, &["extract"], t(30)).expect("due").is_some());
         let j = fail(&c, &id, "boom", t(30)).expect("fail").expect("job");
-        assert_eq!((j.status.as_str(), j.attempts, j.error.as_deref()), ("dead", 3, Some("boom")));
+        assert_eq!(
+            (j.status.as_str(), j.attempts, j.error.as_deref()),
+            ("dead", 3, Some("boom"))
+        );
         assert_eq!(lease(&c, &["extract"], t(10_000)).expect("never"), None);
     }
 
@@ -305,8 +347,13 @@ mod tests {
         let back = reap(&c, 300, t(301)).expect("stale");
         assert_eq!(back.len(), 1);
         assert_eq!((back[0].status.as_str(), back[0].attempts), ("pending", 1));
-        assert!(!complete(&c, &id, t(302)).expect("late worker"), "a reaped lease cannot complete");
-        lease(&c, &["embed"], t(400)).expect("lease").expect("again");
+        assert!(
+            !complete(&c, &id, t(302)).expect("late worker"),
+            "a reaped lease cannot complete"
+        );
+        lease(&c, &["embed"], t(400))
+            .expect("lease")
+            .expect("again");
         let dead = reap(&c, 300, t(800)).expect("stale again");
         assert_eq!(dead[0].status, "dead");
     }

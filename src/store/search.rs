@@ -54,6 +54,10 @@ pub struct RecallFilter {
     pub until: Option<String>,
     pub project: Option<String>,
     pub scope: Scope,
+    /// Exactly this (project, agent, user) partition, unset fields
+    /// included (the pipeline compares a memory only with its own
+    /// partition, the one dedupe uses).
+    pub partition: Option<[Option<String>; 3]>,
 }
 
 impl RecallFilter {
@@ -67,6 +71,7 @@ impl RecallFilter {
             && self.until.is_none()
             && self.project.is_none()
             && self.scope.is_unscoped()
+            && self.partition.is_none()
     }
 
     fn push_sql(&self, sql: &mut String, args: &mut Vec<Box<dyn ToSql>>) {
@@ -98,6 +103,12 @@ impl RecallFilter {
         }
         push_tags_sql("m", &self.tags, sql, args);
         self.scope.push_sql("m", sql, args);
+        if let Some(p) = &self.partition {
+            for (col, v) in ["project", "agent", "user"].iter().zip(p) {
+                sql.push_str(&format!(" AND COALESCE(m.{col}, '') = ?"));
+                args.push(Box::new(v.clone().unwrap_or_default()));
+            }
+        }
     }
 }
 
@@ -318,7 +329,12 @@ pub fn finish(
 
 /// Score keyword hits alone (no vector leg).
 pub fn score_keyword(hits: Vec<Hit>, min_score: f64, limit: usize) -> Vec<Scored> {
-    finish(fuse(hits, Vec::new(), 0.0), min_score, limit, chrono::Utc::now())
+    finish(
+        fuse(hits, Vec::new(), 0.0),
+        min_score,
+        limit,
+        chrono::Utc::now(),
+    )
 }
 
 /// The vector leg: the best `limit` live rows by cosine similarity to `q`
@@ -522,19 +538,52 @@ mod tests {
         rehearsed.access_count = 10;
         rehearsed.last_accessed = Some(crate::store::to_iso(now));
         let cands = vec![
-            Candidate { hit: hit("low", 0.0), score: 0.09, source: "vector" },
-            Candidate { hit: hit("mid", 0.0), score: 0.456, source: "hybrid" },
-            Candidate { hit: rehearsed, score: 0.4, source: "keyword" },
-            Candidate { hit: hit("edge", 0.0), score: 0.1, source: "keyword" },
+            Candidate {
+                hit: hit("low", 0.0),
+                score: 0.09,
+                source: "vector",
+            },
+            Candidate {
+                hit: hit("mid", 0.0),
+                score: 0.456,
+                source: "hybrid",
+            },
+            Candidate {
+                hit: rehearsed,
+                score: 0.4,
+                source: "keyword",
+            },
+            Candidate {
+                hit: hit("edge", 0.0),
+                score: 0.1,
+                source: "keyword",
+            },
         ];
         let out = finish(cands, 0.1, 10, now);
         let ids: Vec<&str> = out.iter().map(|s| s.id.as_str()).collect();
-        assert_eq!(ids, vec!["r", "mid", "edge"], "0.09 dropped, 0.1 kept, boosted first");
+        assert_eq!(
+            ids,
+            vec!["r", "mid", "edge"],
+            "0.09 dropped, 0.1 kept, boosted first"
+        );
         assert_eq!(out[1].score, 0.46);
         assert_eq!(out[0].score, round2(0.4 * (1.0 + 0.1 * 11f64.ln())));
         assert_eq!(out[0].score, 0.5);
         assert_eq!(out[2].source, "keyword");
-        assert_eq!(finish(vec![Candidate { hit: hit("x", 0.0), score: 0.5, source: "vector" }], 0.1, 0, now).len(), 0);
+        assert_eq!(
+            finish(
+                vec![Candidate {
+                    hit: hit("x", 0.0),
+                    score: 0.5,
+                    source: "vector"
+                }],
+                0.1,
+                0,
+                now
+            )
+            .len(),
+            0
+        );
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub fn to_blob(v: &[f32]) -> Vec<u8> {
 /// Decode little-endian f32 bytes; `None` when the length is not a whole
 /// number of floats.
 pub fn from_blob(b: &[u8]) -> Option<Vec<f32>> {
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return None;
     }
     Some(
@@ -196,7 +196,9 @@ impl VectorIndex {
         if v.len() != self.dims {
             return;
         }
-        let Ok(mut s) = self.inner.write() else { return };
+        let Ok(mut s) = self.inner.write() else {
+            return;
+        };
         match s.slot.get(&rowid).copied() {
             Some(i) => s.data[i * self.dims..(i + 1) * self.dims].copy_from_slice(v),
             None => {
@@ -210,8 +212,12 @@ impl VectorIndex {
 
     /// Remove a memory's vector.
     pub fn remove(&self, rowid: i64) {
-        let Ok(mut s) = self.inner.write() else { return };
-        let Some(i) = s.slot.remove(&rowid) else { return };
+        let Ok(mut s) = self.inner.write() else {
+            return;
+        };
+        let Some(i) = s.slot.remove(&rowid) else {
+            return;
+        };
         let last = s.rowids.len() - 1;
         let d = self.dims;
         if i != last {
