@@ -585,6 +585,43 @@ async fn apply(
 mod tests {
     use super::*;
 
+    use crate::store::jobs;
+
+    /// The queue rules driven by the pipeline's clock under paused tokio
+    /// time: backoff, dead letter, and the reaper.
+    #[tokio::test(start_paused = true)]
+    async fn backoff_dead_letter_and_reaper_follow_paused_time() {
+        let dir = tempfile::tempdir().expect("tmp");
+        crate::store::register_vec_extension();
+        let mut c = rusqlite::Connection::open(dir.path().join("q.db")).expect("open");
+        crate::store::schema::migrate(&mut c).expect("migrate");
+        let clock = Clock::start();
+        let id = jobs::enqueue(&c, "m1", "extract", 3, clock.now()).expect("enqueue");
+        let lease = |c: &rusqlite::Connection| jobs::lease(c, &["extract"], clock.now()).expect("lease");
+
+        assert!(lease(&c).is_some());
+        jobs::fail(&c, &id, "llm down", clock.now()).expect("fail");
+        tokio::time::advance(Duration::from_secs(9)).await;
+        assert!(lease(&c).is_none(), "still backing off after 9 s");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(lease(&c).is_some(), "eligible after 10 s");
+
+        // The worker dies holding the lease: 5 min later the reaper takes it
+        // back as a failed attempt (2 of 3).
+        tokio::time::advance(Duration::from_secs(299)).await;
+        assert!(jobs::reap(&c, 300, clock.now()).expect("reap").is_empty());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let back = jobs::reap(&c, 300, clock.now()).expect("reap");
+        assert_eq!((back[0].status.as_str(), back[0].attempts), ("pending", 2));
+
+        tokio::time::advance(Duration::from_secs(20)).await;
+        assert!(lease(&c).is_some(), "eligible after the 20 s backoff");
+        let dead = jobs::fail(&c, &id, "still down", clock.now()).expect("fail").expect("job");
+        assert_eq!((dead.status.as_str(), dead.attempts), ("dead", 3));
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        assert!(lease(&c).is_none(), "a dead job is never leased");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn the_clock_follows_tokio_time() {
         let c = Clock::start();

@@ -47,6 +47,11 @@ impl EventFilter {
     }
 }
 
+/// How long a client's stream gathers commits into one write.
+const COALESCE: Duration = Duration::from_millis(5);
+/// Most commits gathered into one write.
+const COALESCE_MAX: usize = 64;
+
 /// Counts connected clients while alive.
 struct ClientGuard(Arc<AtomicU64>);
 
@@ -142,13 +147,18 @@ async fn open(
     let batches = BroadcastStream::new(sub.live)
         .take_while(|r| r.is_ok())
         .filter_map(|r| r.ok());
-    let live = futures_util::StreamExt::flat_map(batches, move |batch| {
+    // Commits that arrive within COALESCE of each other go out in one
+    // write: with hundreds of subscribers, a write per commit per client
+    // costs the daemon more than the commits themselves.
+    let chunks = batches.chunks_timeout(COALESCE_MAX, COALESCE);
+    let live = futures_util::StreamExt::flat_map(chunks, move |chunk| {
         let items: Vec<warp::sse::Event> = if all {
-            vec![batch_item(&batch.wire)]
+            let wire: String = chunk.iter().map(|b| b.wire.as_str()).collect();
+            vec![batch_item(&wire)]
         } else {
-            batch
-                .events
+            chunk
                 .iter()
+                .flat_map(|b| b.events.iter())
                 .filter(|e| filter.admits(e))
                 .map(|e| to_sse(e))
                 .collect()
