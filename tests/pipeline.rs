@@ -1442,9 +1442,8 @@ async fn a_job_leased_when_the_daemon_stopped_is_reaped_after_restart_and_comple
     );
     t.stop().await;
 
-    // BUG: see the report. Stopping waits for the in-flight LLM call (the
-    // supervisor drains the pipeline for up to 30 s) instead of abandoning
-    // it; the lease is left for the reaper anyway.
+    // Stopping abandons the in-flight LLM call (the lease is left for the
+    // reaper) instead of waiting for it.
     assert!(
         stop_took < STOP_BOUND,
         "stopping with an LLM call in flight took {stop_took:?} (bound {STOP_BOUND:?})"
@@ -1497,8 +1496,7 @@ async fn a_stale_lease_reaped_at_max_attempts_is_dead_announced_and_marks_extrac
         .await;
     assert_eq!(ev["id"], leased.id.as_str(), "{ev}");
     assert!(healthy.calls().is_empty(), "a dead job is not run");
-    // BUG: see the report. The Fail path marks a dead extract job's memory
-    // 'failed'; the reaper's path to dead does not.
+    // The reaper's path to dead marks the memory 'failed' too.
     let r = live_record(&t, &src).await;
     assert_eq!(r["extraction_status"], "failed", "{r}");
     drop(sse);
@@ -1560,8 +1558,8 @@ async fn release_leases_puts_a_hung_job_back_and_the_rerun_does_not_duplicate_th
     );
     let st = pipeline_status(&t).await;
     assert_eq!(st["queues"]["memory"]["completed"], 1, "{st}");
-    // BUG (minor): see the report. The released run's completion is
-    // refused by the store (the job was no longer leased) but still counted.
+    // The released run's completion is refused by the store (the job was
+    // no longer leased) and not counted.
     assert_eq!(
         st["stats"]["jobsCompleted"], 1,
         "one job completed once: {st}"

@@ -190,6 +190,39 @@ async fn wait_ready(t: &TestApp) {
     .await;
 }
 
+/// Wait until no recent provider failure keeps recall off the vector leg
+/// (the 5 s circuit closed), so the next recall calls the provider.
+async fn wait_circuit_closed(t: &TestApp) {
+    wait_status(
+        t,
+        None,
+        Duration::from_secs(25),
+        "the failure circuit to close",
+        |s| s["provider"]["available"] == true,
+    )
+    .await;
+}
+
+/// A recall while the circuit is closed: it asks the failing provider,
+/// answers fast, keyword-only, with the keyword match.
+async fn recall_through_a_failing_provider(t: &TestApp, query: &str, want: &str) {
+    wait_circuit_closed(t).await;
+    let started = Instant::now();
+    let r = recall_q(t, query, 5).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "recall with a failing provider took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(r["method"], "keyword", "{}", show(&r));
+    assert_eq!(ids(&r, "results"), vec![want.to_string()], "{}", show(&r));
+    let s = embed_status(t, None).await;
+    assert_eq!(
+        s["provider"]["available"], false,
+        "the failed query call opened the circuit: {s}"
+    );
+}
+
 /// `/memory/similar` (or its `/api` alias) as `tok`.
 async fn similar(t: &TestApp, query: &str, tok: Option<&str>) -> Resp {
     call(t, "GET", &format!("/memory/similar?{query}"), None, tok).await
@@ -248,8 +281,8 @@ struct Stub {
     fail: Arc<AtomicBool>,
     /// Embedding requests received (failed ones included).
     requests: Arc<AtomicUsize>,
-    /// The last request: (method, path, JSON body).
-    last: Arc<Mutex<Option<(String, String, Value)>>>,
+    /// Every embedding request: (method, path, JSON body).
+    seen: Arc<Mutex<Vec<(String, String, Value)>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -264,7 +297,7 @@ struct StubState {
     dims: usize,
     fail: Arc<AtomicBool>,
     requests: Arc<AtomicUsize>,
-    last: Arc<Mutex<Option<(String, String, Value)>>>,
+    seen: Arc<Mutex<Vec<(String, String, Value)>>>,
 }
 
 /// The stub's deterministic embedding of `text`.
@@ -299,7 +332,7 @@ impl Stub {
             dims,
             fail: Arc::new(AtomicBool::new(failing)),
             requests: Arc::new(AtomicUsize::new(0)),
-            last: Arc::new(Mutex::new(None)),
+            seen: Arc::new(Mutex::new(Vec::new())),
         };
         let s2 = st.clone();
         let task = tokio::spawn(async move {
@@ -311,13 +344,22 @@ impl Stub {
             url,
             fail: st.fail,
             requests: st.requests,
-            last: st.last,
+            seen: st.seen,
             task,
         }
     }
 
     fn last(&self) -> Option<(String, String, Value)> {
-        self.last.lock().expect("stub lock").clone()
+        self.seen.lock().expect("stub lock").last().cloned()
+    }
+
+    /// Whether a request embedded exactly `texts`.
+    fn saw_input(&self, texts: &[&str]) -> bool {
+        self.seen
+            .lock()
+            .expect("stub lock")
+            .iter()
+            .any(|(_, _, b)| b["input"] == json!(texts))
     }
 }
 
@@ -373,7 +415,10 @@ fn stub_answer(st: &StubState, method: &str, path: &str, body: Value) -> (&'stat
         );
     }
     st.requests.fetch_add(1, Ordering::SeqCst);
-    *st.last.lock().expect("stub lock") = Some((method.into(), path.into(), body.clone()));
+    st.seen
+        .lock()
+        .expect("stub lock")
+        .push((method.into(), path.into(), body.clone()));
     if st.fail.load(Ordering::SeqCst) {
         return (
             "500 Internal Server Error",
@@ -1175,6 +1220,13 @@ async fn a_failing_provider_degrades_to_keyword_recall_and_the_backfill_catches_
         assert_eq!(ids(&r, "results"), vec![zebra.clone()], "{}", show(&r));
         assert_eq!(r["results"][0]["source"], "keyword", "{}", show(&r));
     }
+    // Once the circuit closed, a recall asks the provider again, which
+    // still fails: keyword results, no error, no delay.
+    recall_through_a_failing_provider(&t, "zebra", &zebra).await;
+    assert!(
+        stub.saw_input(&["zebra"]),
+        "the recall's query went to the stub"
+    );
     let d = t.get("/api/diagnostics/provider").await;
     assert_eq!(d.status, 200, "{:?}", d.body);
     let rate = d.body["provider"]["successRate"]
@@ -1284,6 +1336,13 @@ async fn a_provider_on_a_closed_port_never_slows_or_fails_remember_and_recall() 
     .await;
     assert_eq!(s["pending"], 2, "{s}");
     assert_eq!(s["vectorTableRows"], 0, "{s}");
+    let calls = s["provider"]["calls"].as_u64().expect("calls");
+    recall_through_a_failing_provider(&t, "zebra", &zebra).await;
+    let s = embed_status(&t, None).await;
+    assert!(
+        s["provider"]["calls"].as_u64() > Some(calls),
+        "the recall tried the provider: {s}"
+    );
     let started = Instant::now();
     let st = t.get("/api/status").await;
     assert!(started.elapsed() < Duration::from_secs(2));
@@ -1362,14 +1421,10 @@ async fn vectors_of_the_wrong_dimension_are_never_stored_and_count_as_failures()
 // 8. re-embed jobs after a backfill failure
 // ---------------------------------------------------------------------------
 
-// BUG: src/actors/pipeline.rs — `run_jobs` only leases `embed` jobs while
-// `backfill_retry_at.is_none()`, and `backfill` clears `backfill_retry_at`
-// only after a successful batch. When a batch failed and its gap then
-// disappeared without a backfill success (the memory was deleted, or
-// embedded by a `waitForEmbedding` remember), `backfill` finds no gap after
-// its cursor and returns early, leaving `backfill_retry_at` set in the past:
-// embed jobs (re-embeds after PATCH) stall until the 60 s cursor rescan,
-// and meanwhile `schedule` re-ticks the actor every 10 ms.
+// A failed backfill batch whose gap then disappears (the memory was deleted,
+// or embedded by a `waitForEmbedding` remember) must not leave the backoff
+// gating embed jobs: a re-embed after PATCH runs at once, not at the next
+// 60 s cursor rescan.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backfill_failure_whose_gap_went_away_does_not_stall_re_embedding() {
     let stub = Stub::start(384, false).await;

@@ -9,7 +9,7 @@
 //!    rowid order from a cursor, embedded in one provider call (the native
 //!    model runs it on its low-priority thread) and stored through the
 //!    writer. New memories need no job row: the remember path stays one
-//!    insert. A failing provider backs the backfill off (1 s doubling to
+//!    insert. A failing provider backs the backfill off (2 s doubling to
 //!    60 s); the cursor only moves past stored vectors, so nothing is lost.
 //! 3. **Jobs** from SQLite: `embed` (re-embed after a content change or a
 //!    repair) and `extract` (LLM facts and decisions), with the lease,
@@ -276,8 +276,11 @@ async fn backfill(st: &mut PipelineState) -> bool {
     if !embed.is_ready() {
         return false;
     }
-    if st.backfill_retry_at.is_some_and(|t| Instant::now() < t) {
-        return false;
+    match st.backfill_retry_at {
+        Some(t) if Instant::now() < t => return false,
+        // The backoff is over: whatever happens next decides anew.
+        Some(_) => st.backfill_retry_at = None,
+        None => {}
     }
     if st.last_rescan.elapsed() >= RESCAN_EVERY {
         st.cursor = 0;
@@ -334,7 +337,7 @@ async fn backfill(st: &mut PipelineState) -> bool {
 async fn run_jobs(st: &mut PipelineState) -> bool {
     let p = &st.args.config.settings.memory.pipeline_v2;
     let mut kinds = Vec::new();
-    if st.args.embed.is_ready() && st.backfill_retry_at.is_none() {
+    if st.args.embed.is_ready() && st.backfill_retry_at.is_none_or(|t| Instant::now() >= t) {
         kinds.push("embed");
     }
     if p.enabled && st.args.llm.is_some() && !p.mutations_frozen {
@@ -597,7 +600,8 @@ mod tests {
         crate::store::schema::migrate(&mut c).expect("migrate");
         let clock = Clock::start();
         let id = jobs::enqueue(&c, "m1", "extract", 3, clock.now()).expect("enqueue");
-        let lease = |c: &rusqlite::Connection| jobs::lease(c, &["extract"], clock.now()).expect("lease");
+        let lease =
+            |c: &rusqlite::Connection| jobs::lease(c, &["extract"], clock.now()).expect("lease");
 
         assert!(lease(&c).is_some());
         jobs::fail(&c, &id, "llm down", clock.now()).expect("fail");
@@ -616,7 +620,9 @@ mod tests {
 
         tokio::time::advance(Duration::from_secs(20)).await;
         assert!(lease(&c).is_some(), "eligible after the 20 s backoff");
-        let dead = jobs::fail(&c, &id, "still down", clock.now()).expect("fail").expect("job");
+        let dead = jobs::fail(&c, &id, "still down", clock.now())
+            .expect("fail")
+            .expect("job");
         assert_eq!((dead.status.as_str(), dead.attempts), ("dead", 3));
         tokio::time::advance(Duration::from_secs(3600)).await;
         assert!(lease(&c).is_none(), "a dead job is never leased");
