@@ -109,6 +109,8 @@ pub fn embeddings(st: AppState) -> BoxedFilter<(Response,)> {
                     "index": {
                         "vectors": st.memories.index().len(),
                         "dimensions": st.memories.index().dims(),
+                        "bytes": st.memories.index().bytes(),
+                        "encoding": "int8",
                     },
                     "backfill": {
                         "embedded": stats.embedded.load(Ordering::Relaxed),

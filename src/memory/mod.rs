@@ -750,11 +750,17 @@ impl MemoryService {
                     memories::Lookup::OutOfScope => return Ok(Err(true)),
                     _ => return Ok(Err(false)),
                 };
-                let rowid: i64 =
-                    c.query_row("SELECT rowid FROM memories WHERE id = ?1", [&rec.id], |r| {
-                        r.get(0)
-                    })?;
-                let Some(q) = rec.embedding_model.as_ref().and_then(|_| index.get(rowid)) else {
+                let found: Option<(i64, Vec<u8>)> = c
+                    .prepare_cached(
+                        "SELECT m.rowid, e.vector FROM memories m
+                         JOIN memory_embeddings e ON e.memory_rowid = m.rowid AND e.content_hash = m.content_hash
+                         WHERE m.id = ?1 AND m.embedding_model IS NOT NULL",
+                    )?
+                    .query_row([&rec.id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .ok();
+                let Some((rowid, q)) =
+                    found.and_then(|(r, b)| crate::store::vec::from_blob(&b).map(|v| (r, v)))
+                else {
                     return Ok(Ok(None));
                 };
                 let filter = RecallFilter {

@@ -339,10 +339,11 @@ pub fn score_keyword(hits: Vec<Hit>, min_score: f64, limit: usize) -> Vec<Scored
 
 /// The vector leg: the best `limit` live rows by cosine similarity to `q`
 /// (a unit vector) that pass `filter`, best first, excluding `exclude`.
-/// Candidates come from the in-memory index best first, in growing
-/// batches, each checked in SQLite (live, in scope, filters, vector
-/// current), until `limit` passed or the index is exhausted, so a
-/// selective filter or scope never loses results to the limit.
+/// Candidates come from the in-memory index best first (by its quantised
+/// scores), in growing batches, each checked in SQLite (live, in scope,
+/// filters, vector current) and scored exactly from its stored vector,
+/// until `limit` passed or the index is exhausted: a selective filter or
+/// scope never loses results to the limit.
 pub fn vector(
     conn: &Connection,
     index: &super::vec::VectorIndex,
@@ -352,50 +353,42 @@ pub fn vector(
     exclude: Option<i64>,
 ) -> Result<Vec<(Hit, f64)>, StoreError> {
     let mut ranked = super::vec::Ranked::new(index.scores(q));
-    let mut out: Vec<(Hit, f64)> = Vec::with_capacity(limit);
+    let mut out: Vec<(Hit, f64)> = Vec::with_capacity(limit * 2);
+    // Twice the limit at first: the exact scores may reorder the
+    // quantised ones near the cut.
     let mut batch = (limit * 2).max(32);
-    while out.len() < limit {
-        let chunk: Vec<(f32, i64)> = ranked
+    while out.len() < limit && !ranked.is_exhausted() {
+        let ids: Vec<i64> = ranked
             .take(batch)
             .iter()
-            .filter(|(_, r)| Some(*r) != exclude)
-            .copied()
+            .map(|c| c.1)
+            .filter(|r| Some(*r) != exclude)
             .collect();
-        if chunk.is_empty() && ranked_done(&ranked) {
-            break;
-        }
-        if !chunk.is_empty() {
-            let ids: Vec<i64> = chunk.iter().map(|c| c.1).collect();
-            let mut found = check_candidates(conn, &ids, filter)?;
-            for (score, rowid) in &chunk {
-                if let Some(h) = found.remove(rowid) {
-                    out.push((h, *score as f64));
-                    if out.len() == limit {
-                        break;
-                    }
-                }
+        if !ids.is_empty() {
+            for (hit, v) in check_candidates(conn, &ids, filter, q.len())?.into_values() {
+                out.push((hit, f64::from(super::vec::dot(q, &v))));
             }
         }
         batch = batch.saturating_mul(4);
     }
+    out.sort_by(|a, b| b.1.total_cmp(&a.1));
+    out.truncate(limit);
     Ok(out)
 }
 
-fn ranked_done(r: &super::vec::Ranked) -> bool {
-    r.is_exhausted()
-}
-
 /// Of `rowids`, the rows that are live, carry a current vector and pass
-/// `filter`, by rowid.
+/// `filter`, by rowid, with that vector.
 fn check_candidates(
     conn: &Connection,
     rowids: &[i64],
     filter: &RecallFilter,
-) -> Result<std::collections::HashMap<i64, Hit>, StoreError> {
+    dims: usize,
+) -> Result<std::collections::HashMap<i64, (Hit, Vec<f32>)>, StoreError> {
     let list = serde_json::to_string(rowids).map_err(|e| StoreError::Task(e.to_string()))?;
     let mut args: Vec<Box<dyn ToSql>> = vec![Box::new(list)];
     let mut sql = format!(
-        "SELECT {HIT_COLUMNS}, m.rowid FROM memories m
+        "SELECT {HIT_COLUMNS}, m.rowid, e.vector FROM memories m
+         JOIN memory_embeddings e ON e.memory_rowid = m.rowid AND e.content_hash = m.content_hash
          WHERE m.rowid IN (SELECT value FROM json_each(?)) AND m.is_deleted = 0
            AND m.embedding_model IS NOT NULL"
     );
@@ -403,25 +396,33 @@ fn check_candidates(
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
         let rowid: i64 = r.get(11)?;
+        let blob: Vec<u8> = r.get(12)?;
         Ok((
             rowid,
-            Hit {
-                id: r.get(0)?,
-                content: r.get(1)?,
-                kind: r.get(2)?,
-                tags: r.get(3)?,
-                pinned: r.get::<_, i64>(4)? != 0,
-                importance: r.get(5)?,
-                who: r.get(6)?,
-                project: r.get(7)?,
-                created_at: r.get(8)?,
-                access_count: r.get(9)?,
-                last_accessed: r.get(10)?,
-                raw: 0.0,
-            },
+            (
+                Hit {
+                    id: r.get(0)?,
+                    content: r.get(1)?,
+                    kind: r.get(2)?,
+                    tags: r.get(3)?,
+                    pinned: r.get::<_, i64>(4)? != 0,
+                    importance: r.get(5)?,
+                    who: r.get(6)?,
+                    project: r.get(7)?,
+                    created_at: r.get(8)?,
+                    access_count: r.get(9)?,
+                    last_accessed: r.get(10)?,
+                    raw: 0.0,
+                },
+                super::vec::from_blob(&blob).unwrap_or_default(),
+            ),
         ))
     })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    Ok(rows
+        .collect::<Result<std::collections::HashMap<_, _>, _>>()?
+        .into_iter()
+        .filter(|(_, (_, v))| v.len() == dims)
+        .collect())
 }
 
 /// Merge small keyword-index segments for up to `budget`, a bounded step
