@@ -53,7 +53,10 @@ fn scan_vs_vec0(c: &mut Criterion) {
     }
     let mut g = c.benchmark_group("vector_leg_100k");
     g.sample_size(20);
-    g.bench_function("memory_index_top20", |b| {
+    g.bench_function("memory_index_int8_top40", |b| {
+        b.iter(|| index.top(&q, 40).len())
+    });
+    g.bench_function("memory_index_int8_full_ranking", |b| {
         b.iter(|| {
             let mut r = Ranked::new(index.scores(&q));
             r.take(40).len()

@@ -352,24 +352,30 @@ pub fn vector(
     limit: usize,
     exclude: Option<i64>,
 ) -> Result<Vec<(Hit, f64)>, StoreError> {
-    let mut ranked = super::vec::Ranked::new(index.scores(q));
     let mut out: Vec<(Hit, f64)> = Vec::with_capacity(limit * 2);
-    // Twice the limit at first: the exact scores may reorder the
-    // quantised ones near the cut.
-    let mut batch = (limit * 2).max(32);
-    while out.len() < limit && !ranked.is_exhausted() {
-        let ids: Vec<i64> = ranked
-            .take(batch)
-            .iter()
-            .map(|c| c.1)
-            .filter(|r| Some(*r) != exclude)
-            .collect();
+    let check = |ids: Vec<i64>, out: &mut Vec<(Hit, f64)>| -> Result<(), StoreError> {
+        let ids: Vec<i64> = ids.into_iter().filter(|r| Some(*r) != exclude).collect();
         if !ids.is_empty() {
             for (hit, v) in check_candidates(conn, &ids, filter, q.len())?.into_values() {
                 out.push((hit, f64::from(super::vec::dot(q, &v))));
             }
         }
-        batch = batch.saturating_mul(4);
+        Ok(())
+    };
+    // Twice the limit at first: the exact scores may reorder the
+    // quantised ones near the cut. Usually this first batch is enough.
+    let first = (limit * 2).max(32);
+    check(index.top(q, first).iter().map(|c| c.1).collect(), &mut out)?;
+    if out.len() < limit && index.len() > first {
+        // A selective scope or filter: walk on through the full ranking.
+        let mut ranked = super::vec::Ranked::new(index.scores(q));
+        ranked.take(first);
+        let mut batch = first.saturating_mul(4);
+        while out.len() < limit && !ranked.is_exhausted() {
+            let ids = ranked.take(batch).iter().map(|c| c.1).collect();
+            check(ids, &mut out)?;
+            batch = batch.saturating_mul(4);
+        }
     }
     out.sort_by(|a, b| b.1.total_cmp(&a.1));
     out.truncate(limit);

@@ -295,8 +295,81 @@ impl VectorIndex {
     }
 }
 
-/// Integer dot products of `q` with each `dims`-long row of `codes`.
+impl VectorIndex {
+    /// The `n` best approximate scores, best first: one scan and a bounded
+    /// heap, without materialising every score (the common case: the
+    /// first batch of candidates is enough).
+    pub fn top(&self, q: &[f32], n: usize) -> Vec<(f32, i64)> {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        if q.len() != self.dims || n == 0 {
+            return Vec::new();
+        }
+        let (qc, qs) = quantise(q);
+        let Ok(s) = self.inner.read() else {
+            return Vec::new();
+        };
+        let mut raw = vec![0_i32; s.rowids.len()];
+        scan(&s.codes, self.dims, &qc, &mut raw);
+        // A min-heap of the best n so far: most rows lose one comparison.
+        let mut heap: BinaryHeap<Reverse<(OrdF32, usize)>> = BinaryHeap::with_capacity(n + 1);
+        for (i, (r, vs)) in raw.iter().zip(&s.scales).enumerate() {
+            let score = OrdF32(*r as f32 * qs * vs);
+            if heap.len() < n {
+                heap.push(Reverse((score, i)));
+            } else if heap.peek().is_some_and(|Reverse((min, _))| score > *min) {
+                heap.pop();
+                heap.push(Reverse((score, i)));
+            }
+        }
+        let mut out: Vec<(f32, i64)> = heap
+            .into_iter()
+            .map(|Reverse((sc, i))| (sc.0, s.rowids[i]))
+            .collect();
+        out.sort_by(|a, b| b.0.total_cmp(&a.0));
+        out
+    }
+}
+
+/// An f32 with a total order (for the heap).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct OrdF32(f32);
+
+impl Eq for OrdF32 {}
+
+impl PartialOrd for OrdF32 {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for OrdF32 {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// Rows above which a scan is split across two threads.
+const PARALLEL_ROWS: usize = 32_768;
+
+/// Integer dot products of `q` with each `dims`-long row of `codes`; a
+/// large index is scanned in two halves at once (a lone recall then takes
+/// half the time; under load the halves just share the cores).
 fn scan(codes: &[i8], dims: usize, q: &[i8], out: &mut [i32]) {
+    if out.len() >= PARALLEL_ROWS {
+        let half = out.len() / 2;
+        let (c1, c2) = codes.split_at(half * dims);
+        let (o1, o2) = out.split_at_mut(half);
+        std::thread::scope(|s| {
+            s.spawn(|| scan_rows(c2, dims, q, o2));
+            scan_rows(c1, dims, q, o1);
+        });
+    } else {
+        scan_rows(codes, dims, q, out);
+    }
+}
+
+fn scan_rows(codes: &[i8], dims: usize, q: &[i8], out: &mut [i32]) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::is_x86_feature_detected!("avx2") {
@@ -445,6 +518,22 @@ mod tests {
             let naive: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
             assert!((dot(&a, &b) - naive).abs() < 1e-4, "n = {n}");
         }
+    }
+
+    #[test]
+    fn top_matches_the_full_ranking() {
+        let ix = VectorIndex::new(2);
+        for i in 0..100_i64 {
+            let a = i as f32 * 0.031;
+            ix.upsert(i, &[a.cos(), a.sin()]);
+        }
+        let q = [1.0_f32, 0.0];
+        let top = ix.top(&q, 5);
+        let mut full = Ranked::new(ix.scores(&q));
+        let want: Vec<i64> = full.take(5).iter().map(|x| x.1).collect();
+        assert_eq!(top.iter().map(|x| x.1).collect::<Vec<_>>(), want);
+        assert_eq!(ix.top(&q, 500).len(), 100);
+        assert!(ix.top(&q, 0).is_empty());
     }
 
     #[test]
