@@ -198,6 +198,7 @@ impl Engine {
             wake,
             stats: pipeline.clone(),
             clock: Clock::start(),
+            writer: writer_stats.clone(),
         };
         ractor::call_t!(
             supervisor,

@@ -11,6 +11,8 @@
 //!    writer. New memories need no job row: the remember path stays one
 //!    insert. A failing provider backs the backfill off (2 s doubling to
 //!    60 s); the cursor only moves past stored vectors, so nothing is lost.
+//!    While the daemon takes more than 200 writes/s the backfill paces
+//!    itself to one batch per second.
 //! 3. **Jobs** from SQLite: `embed` (re-embed after a content change or a
 //!    repair) and `extract` (LLM facts and decisions), with the lease,
 //!    backoff and dead-letter rules of [`crate::store::jobs`].
@@ -115,6 +117,8 @@ pub struct PipelineArgs {
     pub wake: Arc<tokio::sync::Notify>,
     pub stats: Arc<PipelineStats>,
     pub clock: Clock,
+    /// The writer's counters: the backfill reads the write rate from them.
+    pub writer: Arc<super::store_writer::WriterStats>,
 }
 
 /// Messages to the pipeline.
@@ -136,6 +140,8 @@ pub struct PipelineState {
     last_reap: Option<Instant>,
     last_rescan: Instant,
     waiter: Option<tokio::task::JoinHandle<()>>,
+    /// Writer ops and time at the last backfill batch (the load signal).
+    last_batch: (u64, Instant),
 }
 
 /// How often stale leases are looked for.
@@ -143,6 +149,12 @@ const REAP_EVERY: Duration = Duration::from_secs(30);
 /// How often the backfill cursor restarts from the first row (a rowid
 /// below the cursor can reappear after a hard delete).
 const RESCAN_EVERY: Duration = Duration::from_secs(60);
+/// Writes per second above which the daemon counts as busy: the backfill
+/// then runs at most one batch per [`BUSY_PACE`], so a write storm keeps
+/// (nearly) all the CPU and the backfill still makes progress.
+const BUSY_WRITES_PER_SEC: f64 = 200.0;
+const BUSY_PACE: Duration = Duration::from_secs(1);
+
 /// Jobs run per round before the actor yields.
 const JOBS_PER_ROUND: usize = 4;
 
@@ -179,6 +191,7 @@ impl Actor for Pipeline {
             last_reap: None,
             last_rescan: Instant::now(),
             waiter: None,
+            last_batch: (0, Instant::now()),
         })
     }
 
@@ -318,6 +331,15 @@ async fn backfill(st: &mut PipelineState) -> bool {
             st.cursor = last;
             st.backfill_failures = 0;
             st.backfill_retry_at = None;
+            // Busy: pace the next batch instead of competing for the CPU.
+            let ops = st.args.writer.ops.load(Ordering::Relaxed);
+            let (before, at) = st.last_batch;
+            let rate = ops.saturating_sub(before) as f64 / at.elapsed().as_secs_f64().max(1e-3);
+            st.last_batch = (ops, Instant::now());
+            if rate > BUSY_WRITES_PER_SEC {
+                st.backfill_retry_at = Some(Instant::now() + BUSY_PACE);
+                return false;
+            }
             true
         }
         Err(e) => {

@@ -2,14 +2,14 @@
 //! all-MiniLM-L6-v2, 384 dimensions) run in-process on the CPU with candle.
 //!
 //! Recall's query embeddings run on the blocking pool at normal priority.
-//! The background backfill runs on one dedicated thread whose scheduling
-//! priority is lowered (nice 10 on Linux), so when requests keep both cores
-//! busy the backfill yields to them instead of halving the remember rate.
-//! Matrix products run single-threaded in the calling thread
+//! The background backfill runs inside its own one-thread rayon pool whose
+//! thread has the lowest scheduling priority (nice 19 on Linux): candle's
+//! parallel element-wise ops run on the current rayon pool, so every part of
+//! a backfill batch, not only the matrix products, yields to requests when
+//! they keep both cores busy. Matrix products run on the calling thread
 //! (`RAYON_NUM_THREADS=1`, set by `main` unless the operator set it).
 
 use std::path::Path;
-use std::sync::mpsc;
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
@@ -30,15 +30,10 @@ struct Model {
     dims: usize,
 }
 
-type Job = (
-    Vec<String>,
-    tokio::sync::oneshot::Sender<Result<Vec<Vec<f32>>, EmbedError>>,
-);
-
-/// The loaded model and its background thread.
+/// The loaded model and the low-priority pool of the backfill.
 pub struct NativeEmbedder {
     model: Arc<Model>,
-    background: std::sync::Mutex<mpsc::Sender<Job>>,
+    background: Arc<rayon::ThreadPool>,
 }
 
 impl NativeEmbedder {
@@ -98,20 +93,15 @@ impl NativeEmbedder {
         model
             .embed(&["warm up".to_string()])
             .map_err(|e| err("warm-up", &e))?;
-        let (tx, rx) = mpsc::channel::<Job>();
-        let m = model.clone();
-        std::thread::Builder::new()
-            .name("embed-backfill".into())
-            .spawn(move || {
-                lower_priority();
-                for (texts, reply) in rx {
-                    let _ = reply.send(m.embed(&texts));
-                }
-            })
-            .map_err(|e| err("backfill thread", &e))?;
+        let background = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .thread_name(|_| "embed-backfill".into())
+            .start_handler(|_| lower_priority())
+            .build()
+            .map_err(|e| err("backfill pool", &e))?;
         Ok(NativeEmbedder {
             model,
-            background: std::sync::Mutex::new(tx),
+            background: Arc::new(background),
         })
     }
 
@@ -132,7 +122,7 @@ fn lower_priority() {
     // with a thread id changes only that thread on Linux.
     unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+        libc::setpriority(libc::PRIO_PROCESS, tid, 19);
     }
 }
 
@@ -189,14 +179,11 @@ impl Embedder for NativeEmbedder {
                         .map_err(|e| EmbedError::Provider(e.to_string()))?
                 }
                 Lane::Background => {
-                    let (tx, rx) = tokio::sync::oneshot::channel();
-                    self.background
-                        .lock()
-                        .map_err(|_| EmbedError::Provider("backfill queue poisoned".into()))?
-                        .send((texts, tx))
-                        .map_err(|_| EmbedError::Provider("backfill thread stopped".into()))?;
-                    rx.await
-                        .map_err(|_| EmbedError::Provider("backfill thread stopped".into()))?
+                    let m = self.model.clone();
+                    let pool = self.background.clone();
+                    tokio::task::spawn_blocking(move || pool.install(|| m.embed(&texts)))
+                        .await
+                        .map_err(|e| EmbedError::Provider(e.to_string()))?
                 }
             }
         })
