@@ -221,18 +221,33 @@ pub fn insert(
             audit.changed_by,
         ])?;
     if inserted == 0 {
-        let existing = conn
+        // Two lookups, each served by its partial unique index (an `OR` of
+        // the two would scan the table on every duplicate).
+        let partition = "AND COALESCE(project, '') = COALESCE(?2, '') AND COALESCE(agent, '') = COALESCE(?3, '')
+                   AND COALESCE(user, '') = COALESCE(?4, '')";
+        let mut existing = conn
             .prepare_cached(&format!(
                 "SELECT {RECORD_COLUMNS} FROM memories
-                 WHERE is_deleted = 0 AND (content_hash = ?1 OR (source_type = ?2 AND source_id = ?3))
-                   AND COALESCE(project, '') = COALESCE(?4, '') AND COALESCE(agent, '') = COALESCE(?5, '') AND COALESCE(user, '') = COALESCE(?6, '')
-                 ORDER BY content_hash = ?1 DESC LIMIT 1"
+                 WHERE content_hash = ?1 AND is_deleted = 0 {partition}"
             ))?
             .query_row(
-                params![new.content_hash, new.source_type, new.source_id, new.project, new.agent, new.user],
+                params![new.content_hash, new.project, new.agent, new.user],
                 MemoryRecord::from_row,
             )
             .optional()?;
+        if existing.is_none() && new.source_id.is_some() {
+            existing = conn
+                .prepare_cached(&format!(
+                    "SELECT {RECORD_COLUMNS} FROM memories
+                     WHERE source_type = ?1 AND source_id = ?5 AND source_id IS NOT NULL
+                       AND is_deleted = 0 {partition}"
+                ))?
+                .query_row(
+                    params![new.source_type, new.project, new.agent, new.user, new.source_id],
+                    MemoryRecord::from_row,
+                )
+                .optional()?;
+        }
         return match existing {
             Some(record) => Ok(RememberOutcome {
                 record,
