@@ -47,8 +47,10 @@ impl EventFilter {
     }
 }
 
-/// How long a client's stream gathers commits into one write.
-const COALESCE: Duration = Duration::from_millis(5);
+/// How long a client's stream gathers commits into one write (measured:
+/// 5 ms → 66–70% of the no-subscriber remember rate with 200 subscribers,
+/// 15 ms → 78% with delivery p99 25 ms, 30 ms → 77% with p99 40 ms).
+const COALESCE: Duration = Duration::from_millis(15);
 /// Most commits gathered into one write.
 const COALESCE_MAX: usize = 64;
 
