@@ -243,7 +243,13 @@ pub fn insert(
                        AND is_deleted = 0 {partition}"
                 ))?
                 .query_row(
-                    params![new.source_type, new.project, new.agent, new.user, new.source_id],
+                    params![
+                        new.source_type,
+                        new.project,
+                        new.agent,
+                        new.user,
+                        new.source_id
+                    ],
                     MemoryRecord::from_row,
                 )
                 .optional()?;
