@@ -98,11 +98,6 @@ pub enum WriteOp {
 /// the pipeline's clock.
 #[derive(Debug, Clone)]
 pub enum JobOp {
-    Enqueue {
-        memory_id: String,
-        kind: &'static str,
-        now: DateTime<Utc>,
-    },
     Lease {
         kinds: Vec<&'static str>,
         now: DateTime<Utc>,
@@ -134,7 +129,6 @@ pub enum JobOp {
 /// What a job step produced.
 #[derive(Debug, Clone)]
 pub enum JobReply {
-    Enqueued(String),
     Leased(Option<Job>),
     /// Whether the job was still leased (and is now completed).
     Completed(bool),
@@ -469,7 +463,7 @@ fn execute(conn: &Connection, op: &WriteOp, ctx: &BatchContext) -> Result<Outcom
             &store::now_iso(),
         )?),
         WriteOp::Job { op, .. } => {
-            let (reply, drafts) = job_step(conn, op, policy)?;
+            let (reply, drafts) = job_step(conn, op)?;
             Outcome::Job(reply, drafts)
         }
         WriteOp::Forget { reqs, audit, .. } => Outcome::Mutated(
@@ -536,26 +530,8 @@ fn content_changed(
 
 /// Run one job step; `job.completed` / `job.dead` events carry the
 /// memory's scope so scoped SSE clients only see their own.
-fn job_step(
-    conn: &Connection,
-    op: &JobOp,
-    policy: JobPolicy,
-) -> Result<(JobReply, Vec<Draft>), StoreError> {
+fn job_step(conn: &Connection, op: &JobOp) -> Result<(JobReply, Vec<Draft>), StoreError> {
     Ok(match op {
-        JobOp::Enqueue {
-            memory_id,
-            kind,
-            now,
-        } => (
-            JobReply::Enqueued(jobs::enqueue(
-                conn,
-                memory_id,
-                kind,
-                policy.max_attempts,
-                *now,
-            )?),
-            Vec::new(),
-        ),
         JobOp::Lease { kinds, now } => (
             JobReply::Leased(jobs::lease(conn, kinds, *now)?),
             Vec::new(),
@@ -746,7 +722,7 @@ fn run_batch(
                     }
                 }
                 Outcome::Remembered(r) if !r.deduped => wake = true,
-                Outcome::Mutated(_) | Outcome::Job(JobReply::Enqueued(_), _) => wake = true,
+                Outcome::Mutated(_) => wake = true,
                 _ => {}
             }
         }

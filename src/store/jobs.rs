@@ -243,15 +243,6 @@ pub fn reap(
     Ok(out)
 }
 
-/// Jobs waiting or running (pending plus leased).
-pub fn pending_depth(conn: &Connection) -> Result<i64, StoreError> {
-    Ok(conn.query_row(
-        "SELECT COUNT(*) FROM memory_jobs WHERE status IN ('pending', 'leased')",
-        [],
-        |r| r.get(0),
-    )?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
