@@ -524,6 +524,11 @@ impl Config {
                 x.extraction.provider
             )));
         }
+        if !(1..=604_800).contains(&x.lease_timeout_seconds) || x.max_attempts > 100 {
+            return Err(ConfigError::Invalid(
+                "memory.pipelineV2.leaseTimeoutSeconds must be within 1..604800 and maxAttempts at most 100".into(),
+            ));
+        }
         if x.max_attempts < 1 || x.poll_ms == 0 || x.extraction.timeout_ms == 0 {
             return Err(ConfigError::Invalid(
                 "memory.pipelineV2: maxAttempts, pollMs and extraction.timeoutMs must be at least 1".into(),

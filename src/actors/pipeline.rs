@@ -315,11 +315,46 @@ async fn backfill(st: &mut PipelineState) -> bool {
         return false;
     };
     let t = std::time::Instant::now();
-    let res = st
+    let single = rows.len() == 1;
+    let mut res = st
         .args
         .memories
-        .embed_and_store(rows, Lane::Background)
+        .embed_and_store(rows.clone(), Lane::Background)
         .await;
+    if res.is_err() && !single {
+        // One bad input (say, longer than the provider accepts) must not
+        // hold back every memory after it: retry one by one and move past
+        // the ones that fail alone, unless all fail (the provider is down).
+        let mut stored = 0;
+        let mut failed = 0u64;
+        for row in rows {
+            match st
+                .args
+                .memories
+                .embed_and_store(vec![row], Lane::Background)
+                .await
+            {
+                Ok(n) => stored += n,
+                Err(_) => failed += 1,
+            }
+        }
+        if stored > 0 {
+            if failed > 0 {
+                tracing::warn!(
+                    failed,
+                    "memories the embedding provider refused were skipped"
+                );
+                st.args
+                    .stats
+                    .embed_failures
+                    .fetch_add(failed, Ordering::Relaxed);
+            }
+            res = Ok(stored);
+        }
+    }
+    if res.is_err() {
+        st.args.embed.trip();
+    }
     let stats = &st.args.stats;
     stats
         .embed_ns

@@ -701,6 +701,18 @@ fn run_batch(
     stats
         .commit_ns
         .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    if commit.is_ok() {
+        // The index follows SQLite: vectors appear once committed, and
+        // before the generation moves (a recall cached at the new
+        // generation must see them).
+        for r in results.iter().flatten() {
+            if let Outcome::Embedded(stored) = r {
+                for (rowid, v) in stored {
+                    ctx.index.upsert(*rowid, v);
+                }
+            }
+        }
+    }
     match &commit {
         // Before any reply: a caller that reads after its write must never
         // be served a cached recall from before it.
@@ -712,20 +724,11 @@ fn run_batch(
         }
     }
     if commit.is_ok() {
-        // The index follows SQLite: vectors appear once committed.
-        let mut wake = false;
-        for r in results.iter().flatten() {
-            match r {
-                Outcome::Embedded(stored) => {
-                    for (rowid, v) in stored {
-                        ctx.index.upsert(*rowid, v);
-                    }
-                }
-                Outcome::Remembered(r) if !r.deduped => wake = true,
-                Outcome::Mutated(_) => wake = true,
-                _ => {}
-            }
-        }
+        let wake = results.iter().flatten().any(|r| match r {
+            Outcome::Remembered(r) => !r.deduped,
+            Outcome::Mutated(_) => true,
+            _ => false,
+        });
         if wake {
             ctx.wake.notify_one();
         }

@@ -266,7 +266,15 @@ impl EmbedService {
         }
     }
 
-    fn record(&self, ok: bool) {
+    /// Open the circuit now (the backfill found the provider down), so
+    /// recall skips the vector leg for a while.
+    pub fn trip(&self) {
+        if let Ok(mut g) = self.open_until.lock() {
+            *g = Some(Instant::now() + CIRCUIT_OPEN);
+        }
+    }
+
+    fn record(&self, ok: bool, lane: Lane) {
         if ok {
             self.successes.fetch_add(1, Ordering::Relaxed);
         } else {
@@ -278,12 +286,17 @@ impl EmbedService {
             }
             o.push_back(ok);
         }
-        if let Ok(mut g) = self.open_until.lock() {
-            *g = if ok {
-                None
-            } else {
-                Some(Instant::now() + CIRCUIT_OPEN)
-            };
+        // Any success closes the circuit; only recall's own failures open
+        // it (a background batch can fail for one bad input while the
+        // provider is fine; the backfill trips it when all inputs fail).
+        if ok || lane == Lane::Query {
+            if let Ok(mut g) = self.open_until.lock() {
+                *g = if ok {
+                    None
+                } else {
+                    Some(Instant::now() + CIRCUIT_OPEN)
+                };
+            }
         }
     }
 
@@ -330,7 +343,7 @@ impl EmbedService {
                 })
                 .collect()
         });
-        self.record(res.is_ok());
+        self.record(res.is_ok(), lane);
         if let Err(e) = &res {
             tracing::warn!(error = %e, provider = provider.provider(), "embedding call failed");
         }

@@ -194,7 +194,9 @@ async fn from_hub(settings: &EmbeddingSettings, dir: &Path) -> Result<(), ModelE
     let repo = repo_id(&settings.model);
     for file in MODEL_FILES {
         let body = download(&client, &format!("{base}/{repo}/resolve/main/{file}")).await?;
-        std::fs::write(dir.join(file), &body).map_err(|e| ModelError::Fetch(e.to_string()))?;
+        tokio::fs::write(dir.join(file), &body)
+            .await
+            .map_err(|e| ModelError::Fetch(e.to_string()))?;
     }
     Ok(())
 }
