@@ -79,17 +79,8 @@ pub fn embeddings(st: AppState) -> BoxedFilter<(Response,)> {
                     .memories
                     .reads()
                     .read(|c| {
-                        let live: i64 = c.query_row(
-                            "SELECT COUNT(*) FROM memories WHERE is_deleted = 0",
-                            [],
-                            |r| r.get(0),
-                        )?;
-                        let embedded: i64 = c.query_row(
-                            "SELECT COUNT(*) FROM memories WHERE is_deleted = 0 AND embedding_model IS NOT NULL",
-                            [],
-                            |r| r.get(0),
-                        )?;
-                        Ok((live, embedded, crate::store::vec::count(c)?))
+                        let s = crate::store::memories::stats(c, &Default::default())?;
+                        Ok((s.total, s.with_embeddings, crate::store::vec::count(c)?))
                     })
                     .await
                     .map_err(MemoryError::from);

@@ -393,7 +393,7 @@ fn check_candidates(
     let list = serde_json::to_string(rowids).map_err(|e| StoreError::Task(e.to_string()))?;
     let mut args: Vec<Box<dyn ToSql>> = vec![Box::new(list)];
     let mut sql = format!(
-        "SELECT {HIT_COLUMNS}, m.rowid, e.vector FROM memories m
+        "SELECT {HIT_COLUMNS}, 0.0, m.rowid, e.vector FROM memories m
          JOIN memory_embeddings e ON e.memory_rowid = m.rowid AND e.content_hash = m.content_hash
          WHERE m.rowid IN (SELECT value FROM json_each(?)) AND m.is_deleted = 0
            AND m.embedding_model IS NOT NULL"
@@ -401,25 +401,12 @@ fn check_candidates(
     filter.push_sql(&mut sql, &mut args);
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
-        let rowid: i64 = r.get(11)?;
-        let blob: Vec<u8> = r.get(12)?;
+        let rowid: i64 = r.get(12)?;
+        let blob: Vec<u8> = r.get(13)?;
         Ok((
             rowid,
             (
-                Hit {
-                    id: r.get(0)?,
-                    content: r.get(1)?,
-                    kind: r.get(2)?,
-                    tags: r.get(3)?,
-                    pinned: r.get::<_, i64>(4)? != 0,
-                    importance: r.get(5)?,
-                    who: r.get(6)?,
-                    project: r.get(7)?,
-                    created_at: r.get(8)?,
-                    access_count: r.get(9)?,
-                    last_accessed: r.get(10)?,
-                    raw: 0.0,
-                },
+                hit_from_row(r)?,
                 super::vec::from_blob(&blob).unwrap_or_default(),
             ),
         ))
