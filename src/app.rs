@@ -157,6 +157,7 @@ impl Engine {
             sse: SseArgs {
                 ring_size: s.sse_ring_size.max(1),
                 channel_size: s.sse_client_buffer.max(1),
+                coalesce: Duration::from_millis(s.sse_coalesce_ms.min(1_000)),
                 published: events_published.clone(),
             },
             ledger: LedgerArgs {

@@ -305,6 +305,10 @@ pub struct ServerSettings {
     pub sse_ring_size: usize,
     /// Events a slow SSE client may fall behind before it is dropped.
     pub sse_client_buffer: usize,
+    /// Longest an event waits to go out with the commits after it; under
+    /// load every SSE client then wakes once per window, not per commit
+    /// (0 sends each commit on its own).
+    pub sse_coalesce_ms: u64,
 }
 
 impl Default for ServerSettings {
@@ -319,6 +323,7 @@ impl Default for ServerSettings {
             recall_cache_entries: 1024,
             sse_ring_size: 1024,
             sse_client_buffer: 256,
+            sse_coalesce_ms: 15,
         }
     }
 }

@@ -6,11 +6,27 @@
 //! which never waits: a slow consumer can only fall behind its own bounded
 //! channel and is then dropped by its stream (it reconnects with
 //! `Last-Event-ID`), so no consumer can stall writers.
+//!
+//! Commits are gathered into windows of at most `coalesce`: the first
+//! commit after a quiet spell goes out at once, and under load the commits
+//! of each window go out together, rendered to SSE text once. Every
+//! subscriber then wakes once per window rather than once per commit, and
+//! the ones that take everything write the shared bytes as they are. With
+//! hundreds of subscribers, per-commit wakes and per-client copies cost
+//! more than the commits themselves (see `benches/README.md`).
+//!
+//! Subscribers are dealt into [`GROUPS`] groups, and a fan-out task hands
+//! each window to one group after another, spread over half a window.
+//! Waking every subscriber at once would keep both workers writing to
+//! sockets for milliseconds while requests wait in the run queue behind
+//! them; a group at a time, requests slip in between.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use bytes::{Bytes, BytesMut};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::Serialize;
 use tokio::sync::broadcast;
@@ -31,27 +47,30 @@ pub struct Event {
     pub user: Option<String>,
     /// The JSON body of the `data:` line.
     pub data: serde_json::Value,
-    /// `data` rendered once, shared by every subscriber.
+    /// This event in SSE wire format: a slice of its window's buffer.
     #[serde(skip)]
-    pub wire: String,
+    pub frame: Bytes,
 }
 
-/// The events of one commit, delivered to subscribers as one message so a
+/// The events of one window, delivered to subscribers as one message so a
 /// large batch never overflows a client's buffer by itself.
 #[derive(Debug)]
-pub struct CommitEvents {
+pub struct EventBatch {
     pub events: Vec<Arc<Event>>,
-    /// The whole batch in SSE wire format, rendered once for every
+    /// The whole window in SSE wire format, rendered once for every
     /// subscriber that takes all of it.
-    pub wire: String,
+    pub wire: Bytes,
 }
 
-/// A shared [`CommitEvents`].
-pub type Batch = Arc<CommitEvents>;
+/// A shared [`EventBatch`].
+pub type Batch = Arc<EventBatch>;
 
-/// One event in SSE wire format (`event:`, `data:`, `id:`, blank line).
-pub fn frame(e: &Event) -> String {
-    format!("event:{}\ndata:{}\nid:{}\n\n", e.kind, e.wire, e.id)
+/// Appends one event in SSE wire format (`event:`, `data:`, `id:`, blank
+/// line). `data` is compact JSON, so it holds no line break.
+fn write_frame(out: &mut BytesMut, kind: &str, data: &serde_json::Value, id: u64) {
+    use std::fmt::Write;
+    // Writing into a growable buffer cannot fail.
+    let _ = write!(out, "event:{kind}\ndata:{data}\nid:{id}\n\n");
 }
 
 /// An event before the broadcaster numbers it.
@@ -68,12 +87,21 @@ pub struct Draft {
 pub struct Subscription {
     pub replay: Vec<Arc<Event>>,
     pub live: broadcast::Receiver<Batch>,
+    /// The last event committed before the subscription: the live feed may
+    /// still carry windows up to it (its group's turn had not come), and
+    /// those are skipped.
+    pub seen: u64,
 }
+
+/// Subscriber groups the fan-out visits one after another.
+pub const GROUPS: usize = 8;
 
 /// Messages to the broadcaster.
 pub enum SseMsg {
     /// Number, remember and fan out committed events (from the writer).
     Publish(Vec<Draft>),
+    /// The current window is over: send what it gathered.
+    Flush,
     /// Subscribe, replaying what followed `after` (if still in the ring).
     Subscribe {
         after: Option<u64>,
@@ -85,8 +113,11 @@ pub enum SseMsg {
 #[derive(Clone)]
 pub struct SseArgs {
     pub ring_size: usize,
-    /// Per-subscriber buffer before a slow consumer is dropped.
+    /// Per-subscriber buffer (in windows) before a slow consumer is dropped.
     pub channel_size: usize,
+    /// Longest a committed event waits to be sent with the commits after it
+    /// (zero sends each commit on its own).
+    pub coalesce: Duration,
     /// Events published so far (shared with metrics).
     pub published: Arc<AtomicU64>,
 }
@@ -98,8 +129,62 @@ pub struct Broadcaster;
 pub struct SseState {
     ring: VecDeque<Arc<Event>>,
     next_id: u64,
-    tx: broadcast::Sender<Batch>,
+    /// One channel per subscriber group.
+    groups: Vec<broadcast::Sender<Batch>>,
+    /// Where the next subscriber goes.
+    next_group: usize,
+    /// Windows to the fan-out task.
+    fanout: tokio::sync::mpsc::UnboundedSender<Batch>,
     args: SseArgs,
+    /// Drafts of the open window.
+    pending: Vec<Draft>,
+    /// When the last window was sent.
+    last_flush: Option<Instant>,
+    /// A `Flush` is on its way.
+    flush_due: bool,
+}
+
+impl SseState {
+    /// Number the open window's drafts, keep them in the ring and send them.
+    fn flush(&mut self) {
+        self.last_flush = Some(Instant::now());
+        if self.pending.is_empty() {
+            return;
+        }
+        let drafts = std::mem::take(&mut self.pending);
+        let mut buf = BytesMut::with_capacity(drafts.len() * 320);
+        let mut spans = Vec::with_capacity(drafts.len());
+        for (i, d) in drafts.iter().enumerate() {
+            let start = buf.len();
+            write_frame(&mut buf, d.kind, &d.data, self.next_id + i as u64);
+            spans.push(start..buf.len());
+        }
+        let wire = buf.freeze();
+        let mut batch = Vec::with_capacity(drafts.len());
+        for (d, span) in drafts.into_iter().zip(spans) {
+            let ev = Arc::new(Event {
+                id: self.next_id,
+                kind: d.kind,
+                project: d.project,
+                agent: d.agent,
+                user: d.user,
+                data: d.data,
+                frame: wire.slice(span),
+            });
+            self.next_id += 1;
+            self.args.published.fetch_add(1, Ordering::Relaxed);
+            if self.ring.len() == self.args.ring_size {
+                self.ring.pop_front();
+            }
+            self.ring.push_back(ev.clone());
+            batch.push(ev);
+        }
+        // The fan-out task ends only with this state.
+        let _ = self.fanout.send(Arc::new(EventBatch {
+            events: batch,
+            wire,
+        }));
+    }
 }
 
 impl Actor for Broadcaster {
@@ -112,62 +197,104 @@ impl Actor for Broadcaster {
         _me: ActorRef<SseMsg>,
         args: SseArgs,
     ) -> Result<SseState, ActorProcessingErr> {
-        let (tx, _) = broadcast::channel(args.channel_size.max(1));
+        let groups: Vec<broadcast::Sender<Batch>> = (0..GROUPS)
+            .map(|_| broadcast::channel(args.channel_size.max(1)).0)
+            .collect();
+        let (fanout, windows) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(fan_out(windows, groups.clone(), args.coalesce / 2));
         // Ids continue across a restart of this actor within one process.
         let next_id = args.published.load(Ordering::Relaxed) + 1;
         Ok(SseState {
             ring: VecDeque::with_capacity(args.ring_size),
             next_id,
-            tx,
+            groups,
+            next_group: 0,
+            fanout,
             args,
+            pending: Vec::new(),
+            last_flush: None,
+            flush_due: false,
         })
     }
 
     async fn handle(
         &self,
-        _me: ActorRef<SseMsg>,
+        me: ActorRef<SseMsg>,
         msg: SseMsg,
         st: &mut SseState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             SseMsg::Publish(drafts) => {
-                let mut batch = Vec::with_capacity(drafts.len());
-                for d in drafts {
-                    let ev = Arc::new(Event {
-                        id: st.next_id,
-                        kind: d.kind,
-                        project: d.project,
-                        agent: d.agent,
-                        user: d.user,
-                        wire: d.data.to_string(),
-                        data: d.data,
-                    });
-                    st.next_id += 1;
-                    st.args.published.fetch_add(1, Ordering::Relaxed);
-                    if st.ring.len() == st.args.ring_size {
-                        st.ring.pop_front();
-                    }
-                    st.ring.push_back(ev.clone());
-                    batch.push(ev);
+                st.pending.extend(drafts);
+                if st.flush_due {
+                    return Ok(());
                 }
-                let wire: String = batch.iter().map(|e| frame(e)).collect();
-                // No receivers is fine.
-                let _ = st.tx.send(Arc::new(CommitEvents {
-                    events: batch,
-                    wire,
-                }));
+                let since = st.last_flush.map(|t| t.elapsed());
+                match since {
+                    Some(s) if s < st.args.coalesce => {
+                        // Inside a window: send with whatever else comes.
+                        st.flush_due = true;
+                        // Detached: the timer task ends by itself.
+                        drop(me.send_after(st.args.coalesce - s, || SseMsg::Flush));
+                    }
+                    _ => st.flush(),
+                }
+            }
+            SseMsg::Flush => {
+                st.flush_due = false;
+                st.flush();
             }
             SseMsg::Subscribe { after, reply } => {
+                // Close the open window first: the ring then holds every
+                // committed event, and the new subscriber's feed starts
+                // exactly after it.
+                st.flush();
                 let replay = match after {
                     Some(a) => st.ring.iter().filter(|e| e.id > a).cloned().collect(),
                     None => Vec::new(),
                 };
+                let g = st.next_group % st.groups.len();
+                st.next_group = st.next_group.wrapping_add(1);
                 let _ = reply.send(Subscription {
                     replay,
-                    live: st.tx.subscribe(),
+                    live: st.groups[g].subscribe(),
+                    seen: st.next_id - 1,
                 });
             }
         }
         Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _me: ActorRef<SseMsg>,
+        st: &mut SseState,
+    ) -> Result<(), ActorProcessingErr> {
+        st.flush();
+        Ok(())
+    }
+}
+
+/// Hands each window to every group in turn, spreading the groups over
+/// `spread`. Windows that queue up meanwhile go out together, in order, so
+/// a group never sees a window before an earlier one.
+async fn fan_out(
+    mut windows: tokio::sync::mpsc::UnboundedReceiver<Batch>,
+    groups: Vec<broadcast::Sender<Batch>>,
+    spread: Duration,
+) {
+    let gap = spread / groups.len().max(1) as u32;
+    let mut due = Vec::new();
+    while windows.recv_many(&mut due, 64).await > 0 {
+        for (i, g) in groups.iter().enumerate() {
+            if i > 0 && !gap.is_zero() {
+                tokio::time::sleep(gap).await;
+            }
+            for b in &due {
+                // A group with no subscribers is fine.
+                let _ = g.send(b.clone());
+            }
+        }
+        due.clear();
     }
 }

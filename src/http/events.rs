@@ -6,13 +6,18 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::{Bytes, BytesMut};
 use tokio_stream::wrappers::BroadcastStream;
-use tokio_stream::StreamExt;
+use tokio_stream::{Stream, StreamExt};
 use warp::filters::BoxedFilter;
+use warp::http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
@@ -47,13 +52,6 @@ impl EventFilter {
     }
 }
 
-/// How long a client's stream gathers commits into one write (measured:
-/// 5 ms → 66–70% of the no-subscriber remember rate with 200 subscribers,
-/// 15 ms → 78% with delivery p99 25 ms, 30 ms → 77% with p99 40 ms).
-const COALESCE: Duration = Duration::from_millis(15);
-/// Most commits gathered into one write.
-const COALESCE_MAX: usize = 64;
-
 /// Counts connected clients while alive.
 struct ClientGuard(Arc<AtomicU64>);
 
@@ -63,28 +61,73 @@ impl Drop for ClientGuard {
     }
 }
 
-fn to_sse(e: &Event) -> warp::sse::Event {
-    warp::sse::Event::default()
-        .id(e.id.to_string())
-        .event(e.kind)
-        .data(e.wire.clone())
-}
-
-/// A whole commit's events as one stream item. warp's `Event` holds a
-/// single event; its comment field is written verbatim, so the batch's
-/// pre-rendered frames ride behind an empty comment line (`:`), which SSE
-/// clients ignore. The last frame's closing blank line comes from warp's
-/// own terminator. One item (one write) per commit per client instead of
-/// one per event is what keeps hundreds of subscribers cheap.
-fn batch_item(wire: &str) -> warp::sse::Event {
-    let body = wire.strip_suffix("\n\n").unwrap_or(wire);
-    warp::sse::Event::default().comment(format!("\n{body}"))
-}
-
 impl EventFilter {
     /// True when the filter passes every event (no types, project or scope).
     fn passes_all(&self) -> bool {
         self.types.is_none() && self.project.is_none() && self.scope.is_unscoped()
+    }
+
+    /// The SSE text of the admitted events among `events` (`None` if none).
+    fn render<'a>(&self, events: impl Iterator<Item = &'a Arc<Event>>) -> Option<Bytes> {
+        let mut out = BytesMut::new();
+        for e in events.filter(|e| self.admits(e)) {
+            out.extend_from_slice(&e.frame);
+        }
+        (!out.is_empty()).then(|| out.freeze())
+    }
+}
+
+/// The comment a quiet stream sends so proxies keep it open.
+const KEEPALIVE: &[u8] = b": keepalive\n\n";
+/// How long a stream stays quiet before a keepalive.
+const KEEPALIVE_EVERY: Duration = Duration::from_secs(15);
+
+/// Sends [`KEEPALIVE`] whenever `inner` has been quiet for `every`.
+struct KeepAlive<S> {
+    inner: S,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    every: Duration,
+}
+
+impl<S: Stream<Item = Bytes> + Unpin> Stream for KeepAlive<S> {
+    type Item = Bytes;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let every = self.every;
+        match Pin::new(&mut self.inner).poll_next(cx) {
+            Poll::Ready(Some(b)) => {
+                self.sleep
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + every);
+                Poll::Ready(Some(b))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => match self.sleep.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    self.sleep
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + every);
+                    Poll::Ready(Some(Bytes::from_static(KEEPALIVE)))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}
+
+/// A stream that is `Sync` because only `&mut` ever reaches it (warp's
+/// streaming body asks for `Sync`; the broadcast receiver is not).
+struct Exclusive<S>(std::sync::Mutex<S>);
+
+impl<S: Stream + Unpin> Stream for Exclusive<S> {
+    type Item = S::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        match self.0.get_mut() {
+            Ok(s) => Pin::new(s).poll_next(cx),
+            // A panic inside an earlier poll: end the stream.
+            Err(_) => Poll::Ready(None),
+        }
     }
 }
 
@@ -139,48 +182,52 @@ async fn open(
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     st.sse_clients.fetch_add(1, Ordering::Relaxed);
-    let guard = Arc::new(ClientGuard(st.sse_clients.clone()));
-    let f1 = filter.clone();
-    let replay = tokio_stream::iter(sub.replay).filter(move |e| f1.admits(e));
-    // A client more than its buffer of commits behind ends its stream
+    let guard = ClientGuard(st.sse_clients.clone());
+    let replay = filter.render(sub.replay.iter());
+    let seen = sub.seen;
+    // A client more than its buffer of windows behind ends its stream
     // here; it resumes with Last-Event-ID. The stream also ends when the
     // daemon shuts down, so graceful shutdown never waits on it.
     let all = filter.passes_all();
-    let batches = BroadcastStream::new(sub.live)
+    let live = BroadcastStream::new(sub.live)
         .take_while(|r| r.is_ok())
-        .filter_map(|r| r.ok());
-    // Commits that arrive within COALESCE of each other go out in one
-    // write: with hundreds of subscribers, a write per commit per client
-    // costs the daemon more than the commits themselves.
-    let chunks = batches.chunks_timeout(COALESCE_MAX, COALESCE);
-    let live = futures_util::StreamExt::flat_map(chunks, move |chunk| {
-        let items: Vec<warp::sse::Event> = if all {
-            let wire: String = chunk.iter().map(|b| b.wire.as_str()).collect();
-            vec![batch_item(&wire)]
-        } else {
-            chunk
-                .iter()
-                .flat_map(|b| b.events.iter())
-                .filter(|e| filter.admits(e))
-                .map(|e| to_sse(e))
-                .collect()
-        };
-        tokio_stream::iter(items)
-    });
-    let replay = replay.map(|e| to_sse(&e));
+        .filter_map(move |r| {
+            let batch = r.ok()?;
+            // Windows are whole: one is either all before or all after the
+            // subscription, and the ones before came in the replay.
+            if batch.events.last().is_none_or(|e| e.id <= seen) {
+                return None;
+            }
+            if all {
+                // The window's shared bytes, written as they are.
+                Some(batch.wire.clone())
+            } else {
+                filter.render(batch.events.iter())
+            }
+        });
     let mut stop = st.shutdown.clone();
     let stopped = async move {
         let _ = stop.wait_for(|s| *s).await;
     };
-    let events = futures_util::StreamExt::take_until(replay.chain(live), stopped).map(move |e| {
+    let events = futures_util::StreamExt::take_until(
+        tokio_stream::iter(replay).chain(live),
+        Box::pin(stopped),
+    )
+    .map(move |b| {
         let _alive = &guard;
-        Ok::<_, Infallible>(e)
+        b
     });
-    let body = warp::sse::keep_alive()
-        .interval(Duration::from_secs(15))
-        .text(" keepalive")
-        .stream(events);
-    Ok(warp::sse::reply(body).into_response())
+    let body = KeepAlive {
+        inner: Box::pin(events),
+        sleep: Box::pin(tokio::time::sleep(KEEPALIVE_EVERY)),
+        every: KEEPALIVE_EVERY,
+    }
+    .map(Ok::<_, Infallible>);
+    let mut res = warp::reply::stream(Exclusive(std::sync::Mutex::new(body))).into_response();
+    let h = res.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(res)
 }
 
 /// GET /api/logs?limit=100&level=warn
