@@ -3,17 +3,19 @@
 # workspace: wrk runs the shared remember script while `examples/sse_load.rs`
 # holds N reading subscribers, one that never reads and one that measures
 # delivery latency.
-# usage: benches/sse_fanout.sh [rounds] [subscribers]
+# usage: benches/sse_fanout.sh [rounds] [subscribers] [gzip]
+#   gzip: the subscribers ask for compressed streams
 #   SIGNET_SERVER_YAML='sseCoalesceMs: 30' adds lines to the `server:` section
 #   (needs target/release/signet and target/release/examples/sse_load, wrk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS="${1:-2}"
 SUBS="${2:-200}"
+MODE="${3:-}"
 BIN=target/release/signet
 LOAD=target/release/examples/sse_load
 LUA=../shared/bench/remember.lua
-PORT=39852
+PORT=${SIGNET_BENCH_PORT:-39852}
 
 run() { # subscribers
   local ws; ws="$(mktemp -d)"
@@ -23,7 +25,7 @@ run() { # subscribers
   for _ in $(seq 100); do curl -sf "localhost:$PORT/health" >/dev/null && break; sleep 0.1; done
   local sse=""
   if [ "$1" -gt 0 ]; then
-    "$LOAD" "127.0.0.1:$PORT" "$1" 15 > "$ws/sse.out" &
+    "$LOAD" "127.0.0.1:$PORT" "$1" 15 $MODE > "$ws/sse.out" &
     sse=$!
     sleep 1
   fi

@@ -4,8 +4,9 @@
 //! Covered: the lifecycle events and their order, `Last-Event-ID` resumes
 //! (header and query), the bounded ring, `?types=` and `?project=`, token
 //! scopes in team mode, publish-after-commit (refused writes publish
-//! nothing), keepalive comments, dropping a lagging client, and that 200
-//! idle subscribers plus one that never reads do not stall remember.
+//! nothing), keepalive comments, gzip-encoded streams, dropping a lagging
+//! client, and that 200 idle subscribers plus one that never reads do not
+//! stall remember.
 //!
 //! Every read has a timeout, so no test can hang on a silent stream.
 
@@ -86,6 +87,8 @@ struct SseClient {
     comments: Vec<String>,
     ended: bool,
     failed: Option<String>,
+    /// Set when the stream is gzip-encoded: chunks go through it first.
+    gunzip: Option<flate2::write::GzDecoder<Vec<u8>>>,
 }
 
 impl SseClient {
@@ -98,7 +101,15 @@ impl SseClient {
             comments: Vec::new(),
             ended: false,
             failed: None,
+            gunzip: None,
         }
+    }
+
+    /// A client for a gzip-encoded stream.
+    fn gzip(resp: reqwest::Response) -> Self {
+        let mut c = SseClient::new(resp);
+        c.gunzip = Some(flate2::write::GzDecoder::new(Vec::new()));
+        c
     }
 
     /// Split complete (blank-line terminated) blocks off the buffer.
@@ -159,7 +170,17 @@ impl SseClient {
         match tokio::time::timeout(left, self.resp.chunk()).await {
             Err(_) => false,
             Ok(Ok(Some(bytes))) => {
-                self.buf.extend_from_slice(&bytes);
+                match &mut self.gunzip {
+                    None => self.buf.extend_from_slice(&bytes),
+                    Some(z) => {
+                        use std::io::Write;
+                        if let Err(e) = z.write_all(&bytes).and_then(|()| z.flush()) {
+                            self.failed = Some(format!("gzip: {e}"));
+                            return true;
+                        }
+                        self.buf.append(z.get_mut());
+                    }
+                }
                 self.parse();
                 true
             }
@@ -306,6 +327,37 @@ async fn subscribe(t: &TestApp, path: &str, token: Option<&str>, last: Option<&s
         "GET {path}: content-type {ct:?}"
     );
     SseClient::new(resp)
+}
+
+/// Open `path` asking for gzip; returns the response and its
+/// `content-encoding`.
+async fn open_gzip(t: &TestApp, path: &str, last: Option<&str>) -> (reqwest::Response, String) {
+    let mut req = t
+        .client
+        .get(t.url(path))
+        .header("accept", "text/event-stream")
+        .header("accept-encoding", "br, gzip;q=0.8");
+    if let Some(l) = last {
+        req = req.header("last-event-id", l);
+    }
+    let resp = tokio::time::timeout(READ, req.send())
+        .await
+        .expect("response head in time")
+        .expect("SSE request");
+    assert_eq!(resp.status().as_u16(), 200);
+    let enc = resp
+        .headers()
+        .get("content-encoding")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let vary = resp
+        .headers()
+        .get("vary")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    assert!(vary.contains("accept-encoding"), "vary: {vary:?}");
+    (resp, enc)
 }
 
 /// Any request with an optional JSON body and bearer token.
@@ -1006,6 +1058,62 @@ async fn with_mutations_frozen_refused_writes_publish_no_event() {
 // ---------------------------------------------------------------------------
 // 6. slow consumers never stall writers
 // ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_gzip_client_decodes_the_same_events_and_resumes_and_a_filtered_one_gets_plain_text() {
+    let _g = HEAVY.read().await;
+    let t = spawn_app().await;
+    let mut plain = subscribe(&t, "/sse", None, None).await;
+    let (resp, enc) = open_gzip(&t, "/sse", None).await;
+    assert_eq!(
+        enc, "gzip",
+        "an unfiltered client that accepts gzip gets it"
+    );
+    let mut gz = SseClient::gzip(resp);
+    // Filtered streams differ per client and go out as they are.
+    let (resp, enc) = open_gzip(&t, "/sse?types=memory.deleted", None).await;
+    assert_eq!(enc, "", "a filtered stream is not compressed");
+    let mut deleted_only = SseClient::new(resp);
+
+    let a = remember(&t, "gzip stream first memory about harbors").await;
+    let b = remember(&t, "gzip stream second memory about maples").await;
+    ok(&delete(&t, &a, None).await, "deleted", "delete a");
+    let want = expect(&[
+        (1, "memory.created", a.as_str()),
+        (2, "memory.created", b.as_str()),
+        (3, "memory.deleted", a.as_str()),
+    ]);
+    assert_eq!(summary(&plain.take(3).await), want);
+    let got = gz.take(3).await;
+    assert_eq!(summary(&got), want);
+    assert_eq!(
+        got[0].data["content"], "gzip stream first memory about harbors",
+        "{:?}",
+        got[0]
+    );
+    assert_eq!(
+        summary(&deleted_only.take(1).await),
+        expect(&[(3, "memory.deleted", a.as_str())])
+    );
+
+    // A gzip resume: the replay is compressed too, then live events follow.
+    let (resp, enc) = open_gzip(&t, "/sse", Some("1")).await;
+    assert_eq!(enc, "gzip");
+    let mut resumed = SseClient::gzip(resp);
+    assert_eq!(
+        summary(&resumed.take(2).await),
+        expect(&[
+            (2, "memory.created", b.as_str()),
+            (3, "memory.deleted", a.as_str())
+        ])
+    );
+    let c = remember(&t, "gzip stream third memory about cedars").await;
+    let live = expect(&[(4, "memory.created", c.as_str())]);
+    assert_eq!(summary(&resumed.take(1).await), live);
+    assert_eq!(summary(&gz.take(1).await), live);
+    gz.assert_quiet("after the live event").await;
+    shutdown(t, [plain, gz, deleted_only, resumed]).await;
+}
 
 /// `n` remembers through `workers` concurrent tasks; each must succeed.
 async fn burst(t: &TestApp, tag: &str, n: usize, workers: usize) -> Duration {

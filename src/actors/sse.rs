@@ -23,7 +23,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -60,6 +60,37 @@ pub struct EventBatch {
     /// The whole window in SSE wire format, rendered once for every
     /// subscriber that takes all of it.
     pub wire: Bytes,
+    /// `wire` compressed, made by the first gzip subscriber that needs it.
+    deflated: OnceLock<Bytes>,
+}
+
+impl EventBatch {
+    /// The window as a self-contained run of deflate blocks (see
+    /// [`deflate_block`]), shared by every gzip subscriber.
+    pub fn deflated(&self) -> &Bytes {
+        self.deflated.get_or_init(|| deflate_block(&self.wire))
+    }
+}
+
+/// The 10-byte gzip member header that opens a compressed event stream.
+pub const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+
+/// `data` as raw deflate blocks that need nothing before them and end on
+/// a byte boundary (a sync flush, no final block): a fresh dictionary per
+/// call, so such runs concatenate into one valid stream after
+/// [`GZIP_HEADER`]. That is what lets one compression of a window serve
+/// every subscriber, each of which joined the stream at a different point.
+pub fn deflate_block(data: &[u8]) -> Bytes {
+    use std::io::Write;
+    let mut enc = flate2::write::DeflateEncoder::new(
+        Vec::with_capacity(data.len() / 3 + 64),
+        flate2::Compression::fast(),
+    );
+    // Writing to a Vec cannot fail; `flush` is the sync flush.
+    let _ = enc.write_all(data);
+    let _ = enc.flush();
+    // Taken before the encoder drops, so its final block goes nowhere.
+    Bytes::from(std::mem::take(enc.get_mut()))
 }
 
 /// A shared [`EventBatch`].
@@ -183,6 +214,7 @@ impl SseState {
         let _ = self.fanout.send(Arc::new(EventBatch {
             events: batch,
             wire,
+            deflated: OnceLock::new(),
         }));
     }
 }
@@ -296,5 +328,30 @@ async fn fan_out(
             }
         }
         due.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn deflate_blocks_concatenate_into_one_gzip_stream() {
+        let parts: [&[u8]; 3] = [
+            b"event:memory.created\ndata:{\"id\":\"a\"}\nid:1\n\n",
+            b": keepalive\n\n",
+            b"event:memory.deleted\ndata:{\"id\":\"a\"}\nid:2\n\n",
+        ];
+        let mut stream = GZIP_HEADER.to_vec();
+        for p in parts {
+            stream.extend_from_slice(&deflate_block(p));
+        }
+        // A stream cut off without a trailer, as when a client disconnects:
+        // everything sent so far decodes.
+        let mut out = Vec::new();
+        let mut dec = flate2::read::GzDecoder::new(&stream[..]);
+        let _ = dec.read_to_end(&mut out);
+        assert_eq!(out, parts.concat());
     }
 }

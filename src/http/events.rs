@@ -1,6 +1,8 @@
 //! `GET /sse` (alias `/api/events`): committed events as server-sent
 //! events, filtered by `?types=`, `?project=` and the caller's scope,
 //! resumable with `Last-Event-ID`, with a `: keepalive` comment every 15 s.
+//! Unfiltered clients that accept gzip get the stream compressed (each
+//! window compressed once for all of them).
 //! A client that falls further behind than its buffer is disconnected (it
 //! resumes with `Last-Event-ID`); it never slows the writer.
 
@@ -17,14 +19,14 @@ use bytes::{Bytes, BytesMut};
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::{Stream, StreamExt};
 use warp::filters::BoxedFilter;
-use warp::http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use warp::http::header::{HeaderValue, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, VARY};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
 use super::auth::{self, Permission};
 use super::error::ApiError;
 use super::{boxed, with_state, AppState};
-use crate::actors::sse::Event;
+use crate::actors::sse::{deflate_block, Event, GZIP_HEADER};
 use crate::memory::Caller;
 use crate::store::Scope;
 
@@ -82,11 +84,12 @@ const KEEPALIVE: &[u8] = b": keepalive\n\n";
 /// How long a stream stays quiet before a keepalive.
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(15);
 
-/// Sends [`KEEPALIVE`] whenever `inner` has been quiet for `every`.
+/// Sends `ping` (a keepalive) whenever `inner` has been quiet for `every`.
 struct KeepAlive<S> {
     inner: S,
     sleep: Pin<Box<tokio::time::Sleep>>,
     every: Duration,
+    ping: Bytes,
 }
 
 impl<S: Stream<Item = Bytes> + Unpin> Stream for KeepAlive<S> {
@@ -107,7 +110,7 @@ impl<S: Stream<Item = Bytes> + Unpin> Stream for KeepAlive<S> {
                     self.sleep
                         .as_mut()
                         .reset(tokio::time::Instant::now() + every);
-                    Poll::Ready(Some(Bytes::from_static(KEEPALIVE)))
+                    Poll::Ready(Some(self.ping.clone()))
                 }
                 Poll::Pending => Poll::Pending,
             },
@@ -139,11 +142,17 @@ pub fn stream(st: AppState) -> BoxedFilter<(Response,)> {
             .and(warp::get())
             .and(auth::require(st.clone(), Permission::Recall))
             .and(warp::header::optional::<String>("last-event-id"))
+            .and(warp::header::optional::<String>("accept-encoding"))
             .and(warp::query::<HashMap<String, String>>())
             .and(with_state(st))
             .and_then(
-                |caller: Caller, last: Option<String>, q: HashMap<String, String>, st: AppState| async move {
-                    Ok::<_, Infallible>(match open(caller, last, q, st).await {
+                |caller: Caller,
+                 last: Option<String>,
+                 enc: Option<String>,
+                 q: HashMap<String, String>,
+                 st: AppState| async move {
+                    let gzip = enc.as_deref().is_some_and(accepts_gzip);
+                    Ok::<_, Infallible>(match open(caller, last, gzip, q, st).await {
                         Ok(r) => r,
                         Err(e) => e.to_response(),
                     })
@@ -152,9 +161,30 @@ pub fn stream(st: AppState) -> BoxedFilter<(Response,)> {
     )
 }
 
+/// Whether an `Accept-Encoding` value admits gzip (`gzip;q=0` refuses it).
+fn accepts_gzip(v: &str) -> bool {
+    v.split(',').any(|item| {
+        let mut parts = item.split(';').map(str::trim);
+        let coding = parts.next().unwrap_or("");
+        let refused = parts.any(|p| {
+            p.strip_prefix("q=")
+                .and_then(|q| q.parse::<f32>().ok())
+                .is_some_and(|q| q <= 0.0)
+        });
+        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+    })
+}
+
+/// A quiet gzip stream's keepalive, compressed once.
+fn deflated_keepalive() -> Bytes {
+    static PING: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
+    PING.get_or_init(|| deflate_block(KEEPALIVE)).clone()
+}
+
 async fn open(
     caller: Caller,
     last: Option<String>,
+    gzip: bool,
     q: HashMap<String, String>,
     st: AppState,
 ) -> Result<Response, ApiError> {
@@ -183,12 +213,25 @@ async fn open(
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     st.sse_clients.fetch_add(1, Ordering::Relaxed);
     let guard = ClientGuard(st.sse_clients.clone());
-    let replay = filter.render(sub.replay.iter());
     let seen = sub.seen;
+    // Subscribers that take every event and accept gzip share each
+    // window's one compression; a filtered stream differs per client, so
+    // it goes out as it is.
+    let all = filter.passes_all();
+    let gzip = gzip && all;
+    let replay = filter.render(sub.replay.iter());
+    let opening = if gzip {
+        let mut head = BytesMut::from(&GZIP_HEADER[..]);
+        if let Some(r) = &replay {
+            head.extend_from_slice(&deflate_block(r));
+        }
+        Some(head.freeze())
+    } else {
+        replay
+    };
     // A client more than its buffer of windows behind ends its stream
     // here; it resumes with Last-Event-ID. The stream also ends when the
     // daemon shuts down, so graceful shutdown never waits on it.
-    let all = filter.passes_all();
     let live = BroadcastStream::new(sub.live)
         .take_while(|r| r.is_ok())
         .filter_map(move |r| {
@@ -198,7 +241,9 @@ async fn open(
             if batch.events.last().is_none_or(|e| e.id <= seen) {
                 return None;
             }
-            if all {
+            if gzip {
+                Some(batch.deflated().clone())
+            } else if all {
                 // The window's shared bytes, written as they are.
                 Some(batch.wire.clone())
             } else {
@@ -210,7 +255,7 @@ async fn open(
         let _ = stop.wait_for(|s| *s).await;
     };
     let events = futures_util::StreamExt::take_until(
-        tokio_stream::iter(replay).chain(live),
+        tokio_stream::iter(opening).chain(live),
         Box::pin(stopped),
     )
     .map(move |b| {
@@ -221,12 +266,21 @@ async fn open(
         inner: Box::pin(events),
         sleep: Box::pin(tokio::time::sleep(KEEPALIVE_EVERY)),
         every: KEEPALIVE_EVERY,
+        ping: if gzip {
+            deflated_keepalive()
+        } else {
+            Bytes::from_static(KEEPALIVE)
+        },
     }
     .map(Ok::<_, Infallible>);
     let mut res = warp::reply::stream(Exclusive(std::sync::Mutex::new(body))).into_response();
     let h = res.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(VARY, HeaderValue::from_static("accept-encoding"));
+    if gzip {
+        h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
     Ok(res)
 }
 
@@ -276,4 +330,20 @@ pub fn log_stream(st: AppState) -> BoxedFilter<(Response,)> {
                 warp::sse::reply(body).into_response()
             }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accepts_gzip;
+
+    #[test]
+    fn accept_encoding_admits_gzip_unless_refused() {
+        assert!(accepts_gzip("gzip"));
+        assert!(accepts_gzip("br, GZIP;q=0.8, deflate"));
+        assert!(accepts_gzip("*"));
+        assert!(!accepts_gzip("gzip;q=0"));
+        assert!(!accepts_gzip("identity, br"));
+        assert!(!accepts_gzip("x-gzip-ish"));
+        assert!(!accepts_gzip(""));
+    }
 }
