@@ -147,12 +147,14 @@ impl Engine {
                 index: index.clone(),
                 jobs,
                 wake: wake.clone(),
+                clock: config.clock.clone(),
             },
             sweeper: SweeperArgs {
                 registry: registry.clone(),
                 settings: config.settings.retention.clone(),
                 writer_timeout: Duration::from_millis(s.actor_timeout_ms),
                 frozen: config.settings.memory.pipeline_v2.mutations_frozen,
+                clock: config.clock.clone(),
             },
             sse: SseArgs {
                 ring_size: s.sse_ring_size.max(1),
@@ -198,7 +200,7 @@ impl Engine {
             llm,
             wake,
             stats: pipeline.clone(),
-            clock: Clock::start(),
+            clock: Clock::following(config.clock.clone()),
             writer: writer_stats.clone(),
         };
         ractor::call_t!(
@@ -285,12 +287,14 @@ impl App {
             diagnostics: Arc::new(crate::http::ops::DiagnosticsCache::default()),
             events_published: engine.events_published.clone(),
             pipeline: engine.pipeline.clone(),
+            pipeline_status: watch::channel(None).0,
             started,
             started_at: store::now_iso(),
             port: addr.port(),
             config: config.clone(),
         });
 
+        tokio::spawn(crate::http::pipeline::publish_status(state.clone()));
         let stop_on_signal = stop_tx.clone();
         let stop_rx_for_app = stop_rx.clone();
         tokio::spawn(async move {

@@ -398,6 +398,9 @@ pub struct Config {
     pub settings: FileSettings,
     /// Unknown keys found in the file (warned about at start).
     pub unknown_keys: Vec<String>,
+    /// Where stamps and retention read the time (the system clock; tests
+    /// move it forward).
+    pub clock: crate::clock::Clock,
 }
 
 impl Config {
@@ -413,6 +416,7 @@ impl Config {
             config_file: None,
             settings: FileSettings::default(),
             unknown_keys: Vec::new(),
+            clock: Default::default(),
         }
     }
 

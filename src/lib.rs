@@ -16,6 +16,7 @@ pub mod actors;
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod diagnostics;
 pub mod embed;

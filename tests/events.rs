@@ -4,9 +4,9 @@
 //! Covered: the lifecycle events and their order, `Last-Event-ID` resumes
 //! (header and query), the bounded ring, `?types=` and `?project=`, token
 //! scopes in team mode, publish-after-commit (refused writes publish
-//! nothing), keepalive comments, gzip-encoded streams, dropping a lagging
-//! client, and that 200 idle subscribers plus one that never reads do not
-//! stall remember.
+//! nothing), keepalive comments, gzip-encoded streams, opt-in
+//! `pipeline.status` snapshots, dropping a lagging client, and that 200
+//! idle subscribers plus one that never reads do not stall remember.
 //!
 //! Every read has a timeout, so no test can hang on a silent stream.
 
@@ -1113,6 +1113,105 @@ async fn a_gzip_client_decodes_the_same_events_and_resumes_and_a_filtered_one_ge
     assert_eq!(summary(&gz.take(1).await), live);
     gz.assert_quiet("after the live event").await;
     shutdown(t, [plain, gz, deleted_only, resumed]).await;
+}
+
+#[tokio::test]
+async fn pipeline_status_is_opt_in_comes_without_an_id_first_on_connect_then_on_each_change() {
+    let _g = HEAVY.read().await;
+    let t = spawn_app().await;
+    remember(&t, "status stream memory one about lumen").await;
+    remember(&t, "status stream memory two about kelp").await;
+    let mut both = subscribe(&t, "/sse?types=pipeline.status,memory.created", None, None).await;
+    let mut plain = subscribe(&t, "/sse", None, None).await;
+
+    // The current state first, with no id: it is a snapshot, not a logged
+    // event, so it never moves a client's Last-Event-ID.
+    let first = match both.next(READ).await {
+        Next::Event(e) => e,
+        other => panic!("no pipeline.status on connect: {other:?}"),
+    };
+    assert_eq!(first.kind(), "pipeline.status", "{first:?}");
+    assert_eq!(first.id, None, "{first:?}");
+    assert!(first.data["mode"].is_string(), "{first:?}");
+    assert_eq!(first.data["queues"]["memory"]["pending"], 0, "{first:?}");
+    assert!(
+        first.data["workers"]["embedding"]["provider"].is_string(),
+        "{first:?}"
+    );
+
+    // Queue two embed jobs: the next comparison sends the changed state.
+    let r = t
+        .post("/api/repair/re-embed", json!({ "batchSize": 2 }))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["affected"], 2, "{:?}", r.body);
+    let changed = match both.next(READ).await {
+        Next::Event(e) => e,
+        other => panic!("no pipeline.status after the queue changed: {other:?}"),
+    };
+    assert_eq!(changed.kind(), "pipeline.status", "{changed:?}");
+    assert_eq!(changed.id, None);
+    assert_ne!(
+        changed.data["queues"], first.data["queues"],
+        "a status goes out only when the state changed"
+    );
+    let q = &changed.data["queues"]["memory"];
+    let queued: i64 = ["pending", "leased", "completed", "failed", "dead"]
+        .iter()
+        .map(|k| q[*k].as_i64().unwrap_or(0))
+        .sum();
+    assert_eq!(queued, 2, "both jobs counted somewhere: {q}");
+
+    // Memory events keep their ids beside the snapshots.
+    let c = remember(&t, "status stream memory three about onyx").await;
+    let mut got = Vec::new();
+    while got.is_empty() {
+        match both.next(READ).await {
+            Next::Event(e) if e.kind() == "pipeline.status" => {}
+            Next::Event(e) => got.push(e),
+            other => panic!("memory.created missing: {other:?}"),
+        }
+    }
+    assert_eq!(summary(&got), expect(&[(3, "memory.created", c.as_str())]));
+    // Without the opt-in, no status at all.
+    assert_eq!(
+        summary(&plain.take(1).await),
+        expect(&[(3, "memory.created", c.as_str())])
+    );
+    plain
+        .assert_quiet("a client that did not ask for pipeline.status")
+        .await;
+    shutdown(t, [both, plain]).await;
+}
+
+#[tokio::test]
+async fn in_team_mode_pipeline_status_needs_the_diagnostics_permission() {
+    let _g = HEAVY.read().await;
+    let t = spawn_with(team).await;
+    let agent = token(&t, Role::Agent, "agent-a", None);
+    let operator = token(&t, Role::Operator, "op-1", None);
+    let resp = open_sse(&t, "/sse?types=pipeline.status", Some(&agent), None).await;
+    assert_eq!(resp.status().as_u16(), 403);
+    let body: Value = resp.json().await.expect("JSON error body");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("diagnostics")),
+        "{body}"
+    );
+    // The same agent may still stream memory events.
+    let resp = open_sse(&t, "/sse?types=memory.created", Some(&agent), None).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    drop(resp);
+    let resp = open_sse(&t, "/sse?types=pipeline.status", Some(&operator), None).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let mut c = SseClient::new(resp);
+    let e = match c.next(READ).await {
+        Next::Event(e) => e,
+        other => panic!("no status for an operator: {other:?}"),
+    };
+    assert_eq!(e.kind(), "pipeline.status");
+    shutdown(t, [c]).await;
 }
 
 /// `n` remembers through `workers` concurrent tasks; each must succeed.

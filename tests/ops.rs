@@ -885,6 +885,144 @@ fn the_exposition_validator_accepts_the_format_and_rejects_its_violations() {
 // 1. retention
 // ===========================================================================
 
+/// Poll `sql` (a count) until it reaches `want`, at most 60 s.
+async fn wait_count(db: &Db, sql: &str, want: i64, what: &str) {
+    let start = std::time::Instant::now();
+    loop {
+        let n = db.count(sql);
+        if n == want {
+            return;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "{what}: {sql} is {n}, want {want}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Retention driven by the daemon's own clock: every row is written by the
+/// daemon (real vectors from the native model, real history and job rows),
+/// then the clock moves a month on, as if the daemon had run that long.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_clock_moved_a_month_on_old_tombstones_vanish_from_memories_fts_and_vectors_young_ones_stay(
+) {
+    let clock = signet::clock::Clock::default();
+    let c = clock.clone();
+    let t = spawn_with(move |cfg| {
+        quiet(cfg);
+        cfg.settings.embedding.provider = "native".into();
+        cfg.settings.embedding.model_path = Some(model_dir().to_string_lossy().into_owned());
+        cfg.clock = c;
+    })
+    .await;
+    let db = Db::open(&t);
+    flush_startup_sweep(&t).await;
+
+    let old1 = t.remember("clocked retention harbor lights at dusk").await;
+    let old2 = t.remember("clocked retention maple syrup season").await;
+    let young = t.remember("clocked retention onyx chess pieces").await;
+    let live = t.remember("clocked retention prairie wind farm").await;
+    wait_count(
+        &db,
+        "SELECT COUNT(*) FROM memory_vectors",
+        4,
+        "all four embedded",
+    )
+    .await;
+    // A content change queues an embed job; it completes at day 0.
+    let r = t
+        .send(
+            "PATCH",
+            &format!("/api/memory/{live}"),
+            json!({ "content": "clocked retention prairie wind farm, rebuilt", "reason": "edit" }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    wait_count(
+        &db,
+        "SELECT COUNT(*) FROM memory_jobs WHERE kind = 'embed' AND status = 'completed'",
+        1,
+        "the re-embed job done",
+    )
+    .await;
+    let rows: Vec<i64> = [&old1, &old2, &young, &live]
+        .iter()
+        .map(|id| db.rowid(id))
+        .collect();
+
+    // Day 0: two tombstones. Day 20: a third.
+    delete(&t, &old1).await;
+    delete(&t, &old2).await;
+    clock.advance(std::time::Duration::from_secs(20 * DAY as u64));
+    delete(&t, &young).await;
+    let old1_at: String =
+        db.0.query_row(
+            "SELECT deleted_at FROM memories WHERE id = ?1",
+            [&old1],
+            |r| r.get(0),
+        )
+        .expect("deleted_at");
+    // Day 31.
+    clock.advance(std::time::Duration::from_secs(11 * DAY as u64));
+
+    let r = repair(&t, "retention-sweep", json!({})).await;
+    assert_eq!(
+        r["counts"],
+        json!({ "tombstones": 2, "history": 0, "completedJobs": 1, "deadJobs": 0 }),
+        "the day-0 tombstones and the 31-day-old completed job: {r:?}"
+    );
+    for id in [&old1, &old2] {
+        assert!(!db.exists(id), "{id}: past 30 days, hard-deleted");
+    }
+    assert!(
+        db.exists(&young) && db.exists(&live),
+        "11 days and live stay"
+    );
+    assert_eq!(db.fts_rows(), db.live(), "FTS rows == live rows");
+    for (i, row) in rows.iter().enumerate() {
+        let kept = i >= 2;
+        assert_eq!(db.has_vector(*row), kept, "vec0 row {i}");
+        assert_eq!(
+            db.count_p(
+                "SELECT COUNT(*) FROM memory_embeddings WHERE memory_rowid = ?1",
+                [row]
+            ) == 1,
+            kept,
+            "stored vector {i}"
+        );
+    }
+    // The cold table keeps the archived rows as they were.
+    let (record, archived_at): (String, String) =
+        db.0.query_row(
+            "SELECT record, archived_at FROM memories_archive WHERE id = ?1",
+            [&old1],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("old1 archived");
+    let rec: Value = serde_json::from_str(&record).expect("record is JSON");
+    assert_eq!(rec["content"], "clocked retention harbor lights at dusk");
+    assert_eq!(rec["deleted_at"], old1_at.as_str());
+    let archived = chrono::DateTime::parse_from_rfc3339(&archived_at).expect("archived_at");
+    let deleted = chrono::DateTime::parse_from_rfc3339(&old1_at).expect("deleted_at");
+    assert!(
+        archived - deleted >= chrono::Duration::days(31),
+        "archived on the daemon's day 31: {archived_at} vs {old1_at}"
+    );
+    assert_eq!(db.count("SELECT COUNT(*) FROM memories_archive"), 2);
+
+    // Over HTTP: swept is gone for good, the 11-day tombstone recovers.
+    assert_error(&recover(&t, &old1).await, 404, "recover swept");
+    assert_error(
+        &t.get(&format!("/api/memory/{old2}")).await,
+        404,
+        "get swept",
+    );
+    let r = recover(&t, &young).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    t.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_retention_sweep_archives_old_tombstones_purges_old_history_and_jobs_and_keeps_the_rest(
 ) {

@@ -39,26 +39,34 @@ use crate::store::jobs::Job;
 use crate::store::memories::Scope;
 
 /// Wall time that advances with tokio's clock (so a paused test runtime
-/// moves it with `tokio::time::advance`).
-#[derive(Debug, Clone, Copy)]
+/// moves it with `tokio::time::advance`), plus the daemon clock's offset
+/// (so job stamps age with the rest of the store when tests move it).
+#[derive(Debug, Clone)]
 pub struct Clock {
     wall: DateTime<Utc>,
     at: Instant,
+    base: crate::clock::Clock,
 }
 
 impl Clock {
     /// A clock reading the real time now.
     pub fn start() -> Self {
+        Clock::following(crate::clock::Clock::default())
+    }
+
+    /// A clock that also follows `base`'s offset.
+    pub fn following(base: crate::clock::Clock) -> Self {
         Clock {
             wall: Utc::now(),
             at: Instant::now(),
+            base,
         }
     }
 
     /// The current time.
     pub fn now(&self) -> DateTime<Utc> {
         let elapsed = Instant::now().saturating_duration_since(self.at);
-        self.wall + chrono::Duration::from_std(elapsed).unwrap_or_default()
+        self.wall + chrono::Duration::from_std(elapsed).unwrap_or_default() + self.base.offset()
     }
 }
 

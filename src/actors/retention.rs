@@ -38,6 +38,8 @@ pub struct SweeperArgs {
     pub writer_timeout: Duration,
     /// The kill switch: while set, the timer does not sweep.
     pub frozen: bool,
+    /// Where the cutoffs are measured from.
+    pub clock: crate::clock::Clock,
 }
 
 /// The actor.
@@ -122,7 +124,7 @@ impl Actor for Sweeper {
             }
             return Ok(());
         }
-        let out = sweep(args, chrono::Utc::now().timestamp()).await;
+        let out = sweep(args, args.clock.now().timestamp()).await;
         match &out {
             Ok(r) => tracing::info!(
                 tombstones = r.tombstones,

@@ -214,6 +214,8 @@ pub struct WriterArgs {
     pub jobs: JobPolicy,
     /// Woken after a commit that added or changed memories (the pipeline).
     pub wake: Arc<tokio::sync::Notify>,
+    /// What the batch's timestamps read.
+    pub clock: crate::clock::Clock,
 }
 
 /// The actor (a unit struct; everything lives in [`WriterState`]).
@@ -375,10 +377,13 @@ async fn commit(state: &mut WriterState) -> Result<(), ActorProcessingErr> {
     let stats = state.args.stats.clone();
     let generation = state.args.generation.clone();
     let registry = state.args.registry.clone();
+    let now = state.args.clock.now();
     let ctx = BatchContext {
         index: state.args.index.clone(),
         jobs: state.args.jobs,
         wake: state.args.wake.clone(),
+        now,
+        now_iso: store::to_iso(now),
     };
     let conn = state
         .conn
@@ -409,6 +414,9 @@ struct BatchContext {
     index: Arc<VectorIndex>,
     jobs: JobPolicy,
     wake: Arc<tokio::sync::Notify>,
+    /// The batch's time: every row it stamps carries it.
+    now: DateTime<Utc>,
+    now_iso: String,
 }
 
 /// What one op produced, before its reply is sent.
@@ -431,14 +439,14 @@ fn execute(conn: &Connection, op: &WriteOp, ctx: &BatchContext) -> Result<Outcom
     let own = |audit: &Audit| audit.actor_type.as_deref() == Some("pipeline");
     Ok(match op {
         WriteOp::Remember { new, audit, .. } => {
-            let out = memories::insert(conn, new, audit)?;
+            let out = memories::insert(conn, new, audit, &ctx.now_iso)?;
             if !out.deduped && policy.extract_on_write && !own(audit) {
                 jobs::enqueue(
                     conn,
                     &out.record.id,
                     "extract",
                     policy.max_attempts,
-                    Utc::now(),
+                    ctx.now,
                 )?;
             }
             Outcome::Remembered(out)
@@ -446,11 +454,11 @@ fn execute(conn: &Connection, op: &WriteOp, ctx: &BatchContext) -> Result<Outcom
         WriteOp::Modify { reqs, audit, .. } => {
             let outs: Vec<MutationOutcome> = reqs
                 .iter()
-                .map(|r| memories::modify(conn, r, audit))
+                .map(|r| memories::modify(conn, r, audit, &ctx.now_iso))
                 .collect::<Result<_, _>>()?;
             for o in &outs {
                 if o.status == MutationStatus::Updated && o.content_changed == Some(true) {
-                    content_changed(conn, &o.id, policy, own(audit))?;
+                    content_changed(conn, &o.id, policy, own(audit), ctx.now)?;
                 }
             }
             Outcome::Mutated(outs)
@@ -460,7 +468,7 @@ fn execute(conn: &Connection, op: &WriteOp, ctx: &BatchContext) -> Result<Outcom
             items,
             model,
             ctx.index.dims(),
-            &store::now_iso(),
+            &ctx.now_iso,
         )?),
         WriteOp::Job { op, .. } => {
             let (reply, drafts) = job_step(conn, op)?;
@@ -468,14 +476,14 @@ fn execute(conn: &Connection, op: &WriteOp, ctx: &BatchContext) -> Result<Outcom
         }
         WriteOp::Forget { reqs, audit, .. } => Outcome::Mutated(
             reqs.iter()
-                .map(|r| memories::forget(conn, r, audit))
+                .map(|r| memories::forget(conn, r, audit, &ctx.now_iso))
                 .collect::<Result<_, _>>()?,
         ),
         WriteOp::Recover { req, audit, .. } => {
-            Outcome::Recovered(memories::recover(conn, req, audit)?)
+            Outcome::Recovered(memories::recover(conn, req, audit, ctx.now)?)
         }
         WriteOp::Access { hits } => {
-            memories::apply_access(conn, hits, &store::now_iso())?;
+            memories::apply_access(conn, hits, &ctx.now_iso)?;
             Outcome::Nothing
         }
         WriteOp::Sweep {
@@ -483,9 +491,15 @@ fn execute(conn: &Connection, op: &WriteOp, ctx: &BatchContext) -> Result<Outcom
             cutoff,
             batch,
             ..
-        } => Outcome::Swept(maintenance::sweep_batch(conn, *step, cutoff, *batch)?),
+        } => Outcome::Swept(maintenance::sweep_batch(
+            conn,
+            *step,
+            cutoff,
+            *batch,
+            &ctx.now_iso,
+        )?),
         WriteOp::Repair { action, audit, .. } => {
-            Outcome::Repaired(maintenance::repair(conn, *action, audit)?)
+            Outcome::Repaired(maintenance::repair(conn, *action, audit, &ctx.now_iso)?)
         }
         WriteOp::Revoke {
             kind,
@@ -511,6 +525,7 @@ fn content_changed(
     id: &str,
     policy: JobPolicy,
     own: bool,
+    now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let rowid: Option<i64> = conn
         .prepare_cached("SELECT rowid FROM memories WHERE id = ?1")?
@@ -520,10 +535,10 @@ fn content_changed(
         vectors::remove(conn, rowid)?;
     }
     if policy.embed_on_change {
-        jobs::enqueue(conn, id, "embed", policy.max_attempts, Utc::now())?;
+        jobs::enqueue(conn, id, "embed", policy.max_attempts, now)?;
     }
     if policy.extract_on_write && !own {
-        jobs::enqueue(conn, id, "extract", policy.max_attempts, Utc::now())?;
+        jobs::enqueue(conn, id, "extract", policy.max_attempts, now)?;
     }
     Ok(())
 }

@@ -153,6 +153,7 @@ pub fn caller_of(id: Identity, h: &HeaderMap) -> Caller {
         request_id: header(h, "x-signet-request-id"),
         scope,
         claims: id.claims,
+        role: Some(id.role),
     }
 }
 

@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::{BroadcastStream, WatchStream};
 use tokio_stream::{Stream, StreamExt};
 use warp::filters::BoxedFilter;
 use warp::http::header::{HeaderValue, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, VARY};
@@ -206,6 +206,28 @@ async fn open(
         project: q.get("project").cloned().filter(|p| !p.is_empty()),
         scope: caller.scope.clone(),
     };
+    // `pipeline.status` is opt-in (`?types=`): queue depths are daemon-wide
+    // diagnostics, so they need that permission.
+    let wants_status = filter
+        .types
+        .as_ref()
+        .is_some_and(|t| t.iter().any(|k| k == "pipeline.status"));
+    let status_now = if wants_status {
+        if !caller
+            .role
+            .is_some_and(|r| r.allows(Permission::Diagnostics))
+        {
+            return Err(ApiError::Forbidden(
+                "pipeline.status events need the 'diagnostics' permission".into(),
+            ));
+        }
+        let now = super::pipeline::summary(&st)
+            .await
+            .map_err(ApiError::from)?;
+        Some(super::pipeline::status_frame(&now))
+    } else {
+        None
+    };
     let sub = st
         .registry
         .subscribe(after, Duration::from_secs(2))
@@ -250,15 +272,27 @@ async fn open(
                 filter.render(batch.events.iter())
             }
         });
+    // Status snapshots ride beside the events, each change as it happens.
+    let status: Pin<Box<dyn Stream<Item = Bytes> + Send>> = if wants_status {
+        let changes = WatchStream::from_changes(st.pipeline_status.subscribe());
+        Box::pin(tokio_stream::iter(status_now).chain(changes.filter_map(|f| f)))
+    } else {
+        Box::pin(tokio_stream::empty())
+    };
     let mut stop = st.shutdown.clone();
     let stopped = async move {
         let _ = stop.wait_for(|s| *s).await;
     };
-    let events = futures_util::StreamExt::take_until(
-        tokio_stream::iter(opening).chain(live),
-        Box::pin(stopped),
-    )
-    .map(move |b| {
+    // The event feed's end (a lagging client dropped) ends the stream,
+    // status or not: `None` marks it.
+    let feed = tokio_stream::iter(opening)
+        .chain(live)
+        .map(Some)
+        .chain(tokio_stream::iter([None]))
+        .merge(status.map(Some))
+        .take_while(Option::is_some)
+        .filter_map(|b| b);
+    let events = futures_util::StreamExt::take_until(feed, Box::pin(stopped)).map(move |b| {
         let _alive = &guard;
         b
     });

@@ -48,6 +48,9 @@ pub struct AppContext {
     pub events_published: Arc<AtomicU64>,
     /// Pipeline counters.
     pub pipeline: Arc<crate::actors::pipeline::PipelineStats>,
+    /// The latest `pipeline.status` frame, for SSE clients that ask for it
+    /// (see `pipeline::publish_status`).
+    pub pipeline_status: tokio::sync::watch::Sender<Option<bytes::Bytes>>,
     /// Becomes true when the daemon starts shutting down (ends streams).
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     pub started: Instant,

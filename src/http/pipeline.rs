@@ -5,14 +5,17 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
-use serde_json::json;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{json, Value};
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::Filter;
 
 use super::auth::{self, Permission};
 use super::error::reply;
-use super::{boxed, json, with_state, AppState};
+use super::{boxed, json, with_state, AppContext, AppState};
 use crate::memory::{Caller, MemoryError};
 
 /// GET /api/pipeline/status (diagnostics)
@@ -23,35 +26,82 @@ pub fn status(st: AppState) -> BoxedFilter<(Response,)> {
             .and(auth::require(st.clone(), Permission::Diagnostics))
             .and(with_state(st))
             .and_then(|_caller: Caller, st: AppState| async move {
-                let counts = st
-                    .memories
-                    .reads()
-                    .read(crate::store::jobs::counts)
-                    .await
-                    .map_err(MemoryError::from);
-                let counts = match counts {
-                    Ok(c) => c,
+                let mut body = match summary(&st).await {
+                    Ok(b) => b,
                     Err(e) => return reply::<()>(Err(e)),
                 };
                 let c = &st.config.settings.memory.pipeline_v2;
-                let embed = st.memories.embedder().status();
-                Ok(json(&json!({
-                    "mode": crate::actors::pipeline::mode(&st.config),
-                    "queues": { "memory": counts },
-                    "workers": {
-                        "pipeline": { "running": true, "pollMs": c.poll_ms },
-                        "embedding": { "provider": embed.provider, "state": embed.state },
-                        "extraction": {
-                            "provider": c.extraction.provider,
-                            "enabled": c.enabled && c.extraction.provider != "none",
-                            "shadowMode": c.shadow_mode,
-                            "mutationsFrozen": c.mutations_frozen,
-                        },
-                    },
-                    "stats": st.pipeline.snapshot(),
-                })))
+                body["workers"]["pipeline"] = json!({ "running": true, "pollMs": c.poll_ms });
+                body["stats"] = serde_json::to_value(st.pipeline.snapshot()).unwrap_or_default();
+                Ok(json(&body))
             }),
     )
+}
+
+/// The pipeline's state without its running counters: mode, job queue,
+/// provider and extraction switches. `/api/pipeline/status` adds the
+/// counters; `pipeline.status` events carry exactly this, so that one goes
+/// out only when something in it changed.
+pub async fn summary(st: &AppContext) -> Result<Value, MemoryError> {
+    let counts = st
+        .memories
+        .reads()
+        .read(crate::store::jobs::counts)
+        .await
+        .map_err(MemoryError::from)?;
+    let c = &st.config.settings.memory.pipeline_v2;
+    let embed = st.memories.embedder().status();
+    Ok(json!({
+        "mode": crate::actors::pipeline::mode(&st.config),
+        "queues": { "memory": counts },
+        "workers": {
+            "embedding": { "provider": embed.provider, "state": embed.state },
+            "extraction": {
+                "provider": c.extraction.provider,
+                "enabled": c.enabled && c.extraction.provider != "none",
+                "shadowMode": c.shadow_mode,
+                "mutationsFrozen": c.mutations_frozen,
+            },
+        },
+    }))
+}
+
+/// How often the pipeline's state is compared for `pipeline.status`.
+pub const STATUS_EVERY: Duration = Duration::from_secs(2);
+
+/// `summary` as one SSE `pipeline.status` frame. It has no `id:`: a status
+/// is a snapshot, not part of the resumable log, so it never moves a
+/// client's `Last-Event-ID` and is never replayed (a reconnecting client
+/// gets a fresh one instead).
+pub fn status_frame(summary: &Value) -> Bytes {
+    Bytes::from(format!("event:pipeline.status\ndata:{summary}\n\n"))
+}
+
+/// While any client takes `pipeline.status`, compares the pipeline's state
+/// every [`STATUS_EVERY`] and hands a changed one to those clients. Ends
+/// when the daemon stops.
+pub async fn publish_status(st: AppState) {
+    let mut stop = st.shutdown.clone();
+    let mut tick = tokio::time::interval(STATUS_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut last: Option<Value> = None;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        if st.pipeline_status.receiver_count() == 0 {
+            continue;
+        }
+        match summary(&st).await {
+            Ok(now) if last.as_ref() != Some(&now) => {
+                st.pipeline_status.send_replace(Some(status_frame(&now)));
+                last = Some(now);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "pipeline status not read"),
+        }
+    }
 }
 
 /// GET /api/memory/jobs/:id (recall; the job's memory must be in scope)

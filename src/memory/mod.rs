@@ -53,6 +53,9 @@ pub struct Caller {
     pub scope: Scope,
     /// The verified token's claims, if a token vouched for the caller.
     pub claims: Option<crate::auth::Claims>,
+    /// The role the request was admitted with (`None` for the daemon's own
+    /// callers, such as the pipeline).
+    pub role: Option<crate::auth::Role>,
 }
 
 impl Caller {

@@ -6,7 +6,7 @@ use rusqlite::{params, Connection};
 use serde::Serialize;
 
 use super::memories::{write_history, Audit, RECORD_COLUMNS};
-use super::{now_iso, to_iso, StoreError};
+use super::{to_iso, StoreError};
 
 /// One retention step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -32,6 +32,7 @@ pub fn sweep_batch(
     step: SweepStep,
     cutoff: &str,
     batch: i64,
+    at: &str,
 ) -> Result<usize, StoreError> {
     Ok(match step {
         SweepStep::Tombstones => {
@@ -71,7 +72,7 @@ pub fn sweep_batch(
                     Ok((rowid, rec))
                 })?
                 .collect::<Result<_, _>>()?;
-            let now = now_iso();
+            let now = at;
             for (rowid, rec) in &rows {
                 let json = serde_json::to_string(rec).map_err(|e| StoreError::Task(e.to_string()))?;
                 conn.prepare_cached(
@@ -166,8 +167,9 @@ pub fn repair(
     conn: &Connection,
     action: RepairAction,
     audit: &Audit,
+    at: &str,
 ) -> Result<RepairOutcome, StoreError> {
-    let now = now_iso();
+    let now = at.to_string();
     let mut deleted = Vec::new();
     let (affected, message): (i64, String) = match action {
         RepairAction::RequeueDeadJobs => {

@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::{Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
-use super::{now_iso, StoreError};
+use super::StoreError;
 
 /// Days a tombstone can still be recovered.
 pub const RETENTION_DAYS: i64 = 30;
@@ -192,8 +192,9 @@ pub fn insert(
     conn: &Connection,
     new: &NewMemory,
     audit: &Audit,
+    at: &str,
 ) -> Result<RememberOutcome, StoreError> {
-    let now = now_iso();
+    let now = at.to_string();
     // The partial unique indexes do the dedupe: an ignored insert means a
     // live row with the same content hash (or source) exists.
     let inserted = conn
@@ -611,7 +612,9 @@ pub fn modify(
     conn: &Connection,
     req: &ModifyRequest,
     audit: &Audit,
+    at: &str,
 ) -> Result<MutationOutcome, StoreError> {
+    let now = at.to_string();
     let cur = match load_for_mutation(conn, &req.id, &req.scope)? {
         Ok(cur) => cur,
         Err(refused) => return Ok(refused),
@@ -674,7 +677,6 @@ pub fn modify(
         ));
     }
 
-    let now = now_iso();
     let mut sql =
         String::from("UPDATE memories SET version = version + 1, updated_at = ?, updated_by = ?");
     let mut args: Vec<Box<dyn ToSql>> =
@@ -792,7 +794,9 @@ pub fn forget(
     conn: &Connection,
     req: &ForgetRequest,
     audit: &Audit,
+    at: &str,
 ) -> Result<MutationOutcome, StoreError> {
+    let now = at.to_string();
     let cur = match load_for_mutation(conn, &req.id, &req.scope)? {
         Ok(cur) => cur,
         Err(refused) => return Ok(refused),
@@ -832,7 +836,6 @@ pub fn forget(
             Some(cur.version),
         ));
     }
-    let now = now_iso();
     conn.prepare_cached(
         "UPDATE memories SET is_deleted = 1, deleted_at = ?1, version = version + 1,
             updated_at = ?1, updated_by = ?2 WHERE id = ?3",
@@ -886,6 +889,7 @@ pub fn recover(
     conn: &Connection,
     req: &RecoverRequest,
     audit: &Audit,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<MutationOutcome, StoreError> {
     let cur = match load_for_mutation(conn, &req.id, &req.scope)? {
         Ok(cur) => cur,
@@ -911,9 +915,7 @@ pub fn recover(
         .deleted_at
         .as_deref()
         .and_then(|d| chrono::DateTime::parse_from_rfc3339(d).ok())
-        .map(|d| {
-            chrono::Utc::now().signed_duration_since(d) > chrono::Duration::days(RETENTION_DAYS)
-        })
+        .map(|d| now.signed_duration_since(d) > chrono::Duration::days(RETENTION_DAYS))
         .unwrap_or(false);
     if expired {
         return Ok(MutationOutcome::refused(
@@ -938,7 +940,7 @@ pub fn recover(
         out.duplicate_memory_id = Some(dup);
         return Ok(out);
     }
-    let now = now_iso();
+    let now = super::to_iso(now);
     conn.prepare_cached(
         "UPDATE memories SET is_deleted = 0, deleted_at = NULL, version = version + 1,
             updated_at = ?1, updated_by = ?2 WHERE id = ?3",
