@@ -323,7 +323,7 @@ impl Default for ServerSettings {
             recall_cache_entries: 1024,
             sse_ring_size: 1024,
             sse_client_buffer: 256,
-            sse_coalesce_ms: 20,
+            sse_coalesce_ms: 25,
         }
     }
 }

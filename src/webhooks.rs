@@ -160,13 +160,15 @@ async fn run(
             }
         };
         let mut live = sub.live;
+        // Windows up to `seen` may still come live; they were in the replay.
+        let seen = sub.seen;
         let mut pending: std::collections::VecDeque<Arc<Event>> = sub.replay.into();
         loop {
             let ev = match pending.pop_front() {
                 Some(e) => e,
                 None => match live.recv().await {
                     Ok(batch) => {
-                        pending.extend(batch.events.iter().cloned());
+                        pending.extend(batch.events.iter().filter(|e| e.id > seen).cloned());
                         continue;
                     }
                     Err(RecvError::Lagged(n)) => {

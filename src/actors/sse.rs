@@ -16,7 +16,7 @@
 //! more than the commits themselves (see `benches/README.md`).
 //!
 //! Subscribers are dealt into [`GROUPS`] groups, and a fan-out task hands
-//! each window to one group after another, spread over half a window.
+//! each window to one group after another, spread over a quarter of a window.
 //! Waking every subscriber at once would keep both workers writing to
 //! sockets for milliseconds while requests wait in the run queue behind
 //! them; a group at a time, requests slip in between.
@@ -233,7 +233,7 @@ impl Actor for Broadcaster {
             .map(|_| broadcast::channel(args.channel_size.max(1)).0)
             .collect();
         let (fanout, windows) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(fan_out(windows, groups.clone(), args.coalesce / 2));
+        tokio::spawn(fan_out(windows, groups.clone(), args.coalesce / 4));
         // Ids continue across a restart of this actor within one process.
         let next_id = args.published.load(Ordering::Relaxed) + 1;
         Ok(SseState {
