@@ -303,7 +303,8 @@ pub struct ServerSettings {
     pub recall_cache_entries: usize,
     /// Events kept for `Last-Event-ID` resumes.
     pub sse_ring_size: usize,
-    /// Events a slow SSE client may fall behind before it is dropped.
+    /// Windows of events (see `sse_coalesce_ms`) a slow SSE client may fall
+    /// behind before it is dropped.
     pub sse_client_buffer: usize,
     /// Longest an event waits to go out with the commits after it; under
     /// load every SSE client then wakes once per window, not per commit

@@ -965,6 +965,11 @@ async fn with_the_clock_moved_a_month_on_old_tombstones_vanish_from_memories_fts
         .expect("deleted_at");
     // Day 31.
     clock.advance(std::time::Duration::from_secs(11 * DAY as u64));
+    // Past the recover window on the daemon's clock, though only seconds
+    // old on the wall: refused even before any sweep.
+    let r = recover(&t, &old2).await;
+    assert_eq!(r.status, 409, "{:?}", r.body);
+    assert_eq!(r.body["status"], "retention_expired", "{:?}", r.body);
 
     let r = repair(&t, "retention-sweep", json!({})).await;
     assert_eq!(

@@ -20,6 +20,11 @@
 //! Waking every subscriber at once would keep both workers writing to
 //! sockets for milliseconds while requests wait in the run queue behind
 //! them; a group at a time, requests slip in between.
+//!
+//! If the broadcaster panics, the supervisor restarts it with an empty
+//! ring: the events of the open window (at most one window, not yet
+//! numbered) are lost with it, and clients, whose streams end, resume
+//! from an empty ring. Ids keep rising across the restart.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,15 +66,51 @@ pub struct EventBatch {
     /// subscriber that takes all of it.
     pub wire: Bytes,
     /// `wire` compressed, made by the first gzip subscriber that needs it.
-    deflated: OnceLock<Bytes>,
+    deflated: OnceLock<GzPiece>,
 }
 
 impl EventBatch {
     /// The window as a self-contained run of deflate blocks (see
     /// [`deflate_block`]), shared by every gzip subscriber.
-    pub fn deflated(&self) -> &Bytes {
-        self.deflated.get_or_init(|| deflate_block(&self.wire))
+    pub fn deflated(&self) -> &GzPiece {
+        self.deflated.get_or_init(|| GzPiece::of(&self.wire))
     }
+}
+
+/// A piece of a gzip event stream: compressed bytes plus the checksum and
+/// length of what they hold, so each client can write a correct gzip
+/// trailer when its stream ends without hashing what it sent.
+#[derive(Debug, Clone)]
+pub struct GzPiece {
+    pub bytes: Bytes,
+    /// CRC-32 of the uncompressed text, combinable with the pieces before.
+    pub crc: crc32fast::Hasher,
+    /// Length of the uncompressed text.
+    pub len: u64,
+}
+
+impl GzPiece {
+    /// `plain` compressed as a self-contained run (see [`deflate_block`]).
+    pub fn of(plain: &[u8]) -> Self {
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(plain);
+        GzPiece {
+            bytes: deflate_block(plain),
+            crc,
+            len: plain.len() as u64,
+        }
+    }
+}
+
+/// The end of a gzip stream after runs of [`deflate_block`]: an empty final
+/// block, then the CRC-32 and length (mod 2^32) of all the text, so a
+/// strict decoder sees a clean end rather than a cut.
+pub fn gzip_trailer(crc: crc32fast::Hasher, len: u64) -> Bytes {
+    let mut t = Vec::with_capacity(10);
+    t.extend_from_slice(&[0x03, 0x00]);
+    t.extend_from_slice(&crc.finalize().to_le_bytes());
+    t.extend_from_slice(&(len as u32).to_le_bytes());
+    Bytes::from(t)
 }
 
 /// The 10-byte gzip member header that opens a compressed event stream.
@@ -178,10 +219,10 @@ pub struct SseState {
 impl SseState {
     /// Number the open window's drafts, keep them in the ring and send them.
     fn flush(&mut self) {
-        self.last_flush = Some(Instant::now());
         if self.pending.is_empty() {
             return;
         }
+        self.last_flush = Some(Instant::now());
         let drafts = std::mem::take(&mut self.pending);
         let mut buf = BytesMut::with_capacity(drafts.len() * 320);
         let mut spans = Vec::with_capacity(drafts.len());
@@ -316,11 +357,18 @@ async fn fan_out(
     spread: Duration,
 ) {
     let gap = spread / groups.len().max(1) as u32;
+    // Timers tick in whole milliseconds.
+    let gap = if spread.is_zero() {
+        Duration::ZERO
+    } else {
+        gap.max(Duration::from_millis(1))
+    };
     let mut due = Vec::new();
     while windows.recv_many(&mut due, 64).await > 0 {
+        let start = tokio::time::Instant::now();
         for (i, g) in groups.iter().enumerate() {
             if i > 0 && !gap.is_zero() {
-                tokio::time::sleep(gap).await;
+                tokio::time::sleep_until(start + gap * i as u32).await;
             }
             for b in &due {
                 // A group with no subscribers is fine.
@@ -344,8 +392,12 @@ mod tests {
             b"event:memory.deleted\ndata:{\"id\":\"a\"}\nid:2\n\n",
         ];
         let mut stream = GZIP_HEADER.to_vec();
+        let (mut crc, mut len) = (crc32fast::Hasher::new(), 0);
         for p in parts {
-            stream.extend_from_slice(&deflate_block(p));
+            let piece = GzPiece::of(p);
+            stream.extend_from_slice(&piece.bytes);
+            crc.combine(&piece.crc);
+            len += piece.len;
         }
         // A stream cut off without a trailer, as when a client disconnects:
         // everything sent so far decodes.
@@ -353,5 +405,18 @@ mod tests {
         let mut dec = flate2::read::GzDecoder::new(&stream[..]);
         let _ = dec.read_to_end(&mut out);
         assert_eq!(out, parts.concat());
+        // With the trailer a strict decoder ends cleanly (checksum verified).
+        stream.extend_from_slice(&gzip_trailer(crc, len));
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&stream[..])
+            .read_to_end(&mut out)
+            .expect("a complete gzip stream");
+        assert_eq!(out, parts.concat());
+        // A wrong checksum is caught, so the trailer is really checked.
+        let n = stream.len();
+        stream[n - 8] ^= 1;
+        assert!(flate2::read::GzDecoder::new(&stream[..])
+            .read_to_end(&mut Vec::new())
+            .is_err());
     }
 }

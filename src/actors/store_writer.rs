@@ -471,7 +471,7 @@ fn execute(conn: &Connection, op: &WriteOp, ctx: &BatchContext) -> Result<Outcom
             &ctx.now_iso,
         )?),
         WriteOp::Job { op, .. } => {
-            let (reply, drafts) = job_step(conn, op)?;
+            let (reply, drafts) = job_step(conn, op, &ctx.now_iso)?;
             Outcome::Job(reply, drafts)
         }
         WriteOp::Forget { reqs, audit, .. } => Outcome::Mutated(
@@ -545,7 +545,7 @@ fn content_changed(
 
 /// Run one job step; `job.completed` / `job.dead` events carry the
 /// memory's scope so scoped SSE clients only see their own.
-fn job_step(conn: &Connection, op: &JobOp) -> Result<(JobReply, Vec<Draft>), StoreError> {
+fn job_step(conn: &Connection, op: &JobOp, at: &str) -> Result<(JobReply, Vec<Draft>), StoreError> {
     Ok(match op {
         JobOp::Lease { kinds, now } => (
             JobReply::Leased(jobs::lease(conn, kinds, *now)?),
@@ -603,7 +603,7 @@ fn job_step(conn: &Connection, op: &JobOp) -> Result<(JobReply, Vec<Draft>), Sto
                 audit,
                 proposal["reason"].as_str(),
                 Some(&proposal.to_string()),
-                &store::now_iso(),
+                at,
             )?;
             (JobReply::Proposed, Vec::new())
         }

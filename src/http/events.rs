@@ -26,7 +26,7 @@ use warp::{Filter, Reply};
 use super::auth::{self, Permission};
 use super::error::ApiError;
 use super::{boxed, with_state, AppState};
-use crate::actors::sse::{deflate_block, Event, GZIP_HEADER};
+use crate::actors::sse::{gzip_trailer, Event, GzPiece, GZIP_HEADER};
 use crate::memory::Caller;
 use crate::store::Scope;
 
@@ -84,18 +84,27 @@ const KEEPALIVE: &[u8] = b": keepalive\n\n";
 /// How long a stream stays quiet before a keepalive.
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(15);
 
+/// What a client's stream carries before it is written.
+#[derive(Clone)]
+enum Piece {
+    /// SSE text as it goes on the wire.
+    Plain(Bytes),
+    /// Part of a gzip stream.
+    Gz(GzPiece),
+}
+
 /// Sends `ping` (a keepalive) whenever `inner` has been quiet for `every`.
 struct KeepAlive<S> {
     inner: S,
     sleep: Pin<Box<tokio::time::Sleep>>,
     every: Duration,
-    ping: Bytes,
+    ping: Piece,
 }
 
-impl<S: Stream<Item = Bytes> + Unpin> Stream for KeepAlive<S> {
-    type Item = Bytes;
+impl<S: Stream<Item = Piece> + Unpin> Stream for KeepAlive<S> {
+    type Item = Piece;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Piece>> {
         let every = self.every;
         match Pin::new(&mut self.inner).poll_next(cx) {
             Poll::Ready(Some(b)) => {
@@ -118,6 +127,56 @@ impl<S: Stream<Item = Bytes> + Unpin> Stream for KeepAlive<S> {
     }
 }
 
+/// A gzip stream's running state: its trailer needs the checksum and
+/// length of everything it carried.
+#[derive(Default)]
+struct GzState {
+    header_sent: bool,
+    crc: crc32fast::Hasher,
+    len: u64,
+}
+
+/// The bytes a client receives: pieces as they are, and for a gzip stream
+/// the header first and, when the stream ends (lagging, shutdown), the
+/// trailer, so the client's decoder sees a clean end.
+struct Wire<S> {
+    inner: S,
+    gzip: Option<GzState>,
+    done: bool,
+}
+
+impl<S: Stream<Item = Piece> + Unpin> Stream for Wire<S> {
+    type Item = Bytes;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if let Some(g) = self.gzip.as_mut().filter(|g| !g.header_sent) {
+            g.header_sent = true;
+            return Poll::Ready(Some(Bytes::from_static(&GZIP_HEADER)));
+        }
+        match Pin::new(&mut self.inner).poll_next(cx) {
+            Poll::Ready(Some(Piece::Plain(b))) => Poll::Ready(Some(b)),
+            Poll::Ready(Some(Piece::Gz(p))) => {
+                if let Some(g) = self.gzip.as_mut() {
+                    g.crc.combine(&p.crc);
+                    g.len += p.len;
+                }
+                Poll::Ready(Some(p.bytes))
+            }
+            Poll::Ready(None) => {
+                self.done = true;
+                match self.gzip.take() {
+                    Some(g) => Poll::Ready(Some(gzip_trailer(g.crc, g.len))),
+                    None => Poll::Ready(None),
+                }
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
 /// A stream that is `Sync` because only `&mut` ever reaches it (warp's
 /// streaming body asks for `Sync`; the broadcast receiver is not).
 struct Exclusive<S>(std::sync::Mutex<S>);
@@ -126,11 +185,12 @@ impl<S: Stream + Unpin> Stream for Exclusive<S> {
     type Item = S::Item;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
-        match self.0.get_mut() {
-            Ok(s) => Pin::new(s).poll_next(cx),
-            // A panic inside an earlier poll: end the stream.
-            Err(_) => Poll::Ready(None),
-        }
+        // Never locked, so never poisoned.
+        let s = self
+            .0
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Pin::new(s).poll_next(cx)
     }
 }
 
@@ -161,24 +221,35 @@ pub fn stream(st: AppState) -> BoxedFilter<(Response,)> {
     )
 }
 
-/// Whether an `Accept-Encoding` value admits gzip (`gzip;q=0` refuses it).
+/// Whether an `Accept-Encoding` value admits gzip: named with a non-zero
+/// weight, or else covered by `*` with one (`gzip;q=0` refuses it even
+/// beside `*`).
 fn accepts_gzip(v: &str) -> bool {
-    v.split(',').any(|item| {
+    let (mut gzip, mut any) = (None, None);
+    for item in v.split(',') {
         let mut parts = item.split(';').map(str::trim);
         let coding = parts.next().unwrap_or("");
-        let refused = parts.any(|p| {
-            p.strip_prefix("q=")
-                .and_then(|q| q.parse::<f32>().ok())
-                .is_some_and(|q| q <= 0.0)
-        });
-        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
-    })
+        let q = parts
+            .find_map(|p| {
+                let (k, w) = p.split_once('=')?;
+                k.trim()
+                    .eq_ignore_ascii_case("q")
+                    .then(|| w.trim().parse::<f32>().ok())?
+            })
+            .unwrap_or(1.0);
+        if coding.eq_ignore_ascii_case("gzip") {
+            gzip = Some(q > 0.0);
+        } else if coding == "*" {
+            any = Some(q > 0.0);
+        }
+    }
+    gzip.or(any).unwrap_or(false)
 }
 
 /// A quiet gzip stream's keepalive, compressed once.
-fn deflated_keepalive() -> Bytes {
-    static PING: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
-    PING.get_or_init(|| deflate_block(KEEPALIVE)).clone()
+fn deflated_keepalive() -> GzPiece {
+    static PING: std::sync::OnceLock<GzPiece> = std::sync::OnceLock::new();
+    PING.get_or_init(|| GzPiece::of(KEEPALIVE)).clone()
 }
 
 async fn open(
@@ -212,7 +283,7 @@ async fn open(
         .types
         .as_ref()
         .is_some_and(|t| t.iter().any(|k| k == "pipeline.status"));
-    let status_now = if wants_status {
+    let status_feed = if wants_status {
         if !caller
             .role
             .is_some_and(|r| r.allows(Permission::Diagnostics))
@@ -221,10 +292,13 @@ async fn open(
                 "pipeline.status events need the 'diagnostics' permission".into(),
             ));
         }
+        // Watch first, then read: a change published in between is not
+        // lost (at worst it repeats the snapshot, which is skipped below).
+        let changes = WatchStream::from_changes(st.pipeline_status.subscribe());
         let now = super::pipeline::summary(&st)
             .await
             .map_err(ApiError::from)?;
-        Some(super::pipeline::status_frame(&now))
+        Some((super::pipeline::status_frame(&now), changes))
     } else {
         None
     };
@@ -241,16 +315,13 @@ async fn open(
     // it goes out as it is.
     let all = filter.passes_all();
     let gzip = gzip && all;
-    let replay = filter.render(sub.replay.iter());
-    let opening = if gzip {
-        let mut head = BytesMut::from(&GZIP_HEADER[..]);
-        if let Some(r) = &replay {
-            head.extend_from_slice(&deflate_block(r));
+    let opening = filter.render(sub.replay.iter()).map(|r| {
+        if gzip {
+            Piece::Gz(GzPiece::of(&r))
+        } else {
+            Piece::Plain(r)
         }
-        Some(head.freeze())
-    } else {
-        replay
-    };
+    });
     // A client more than its buffer of windows behind ends its stream
     // here; it resumes with Last-Event-ID. The stream also ends when the
     // daemon shuts down, so graceful shutdown never waits on it.
@@ -264,20 +335,34 @@ async fn open(
                 return None;
             }
             if gzip {
-                Some(batch.deflated().clone())
+                Some(Piece::Gz(batch.deflated().clone()))
             } else if all {
                 // The window's shared bytes, written as they are.
-                Some(batch.wire.clone())
+                Some(Piece::Plain(batch.wire.clone()))
             } else {
-                filter.render(batch.events.iter())
+                filter.render(batch.events.iter()).map(Piece::Plain)
             }
         });
-    // Status snapshots ride beside the events, each change as it happens.
-    let status: Pin<Box<dyn Stream<Item = Bytes> + Send>> = if wants_status {
-        let changes = WatchStream::from_changes(st.pipeline_status.subscribe());
-        Box::pin(tokio_stream::iter(status_now).chain(changes.filter_map(|f| f)))
-    } else {
-        Box::pin(tokio_stream::empty())
+    // Status snapshots ride beside the events, each change as it happens
+    // (only filtered streams take them, so they are never compressed).
+    let status: Pin<Box<dyn Stream<Item = Piece> + Send>> = match status_feed {
+        Some((first, changes)) => {
+            // The publisher compares with its own last state, not this
+            // client's: skip a snapshot this client already has.
+            let mut last: Option<Bytes> = None;
+            let frames = tokio_stream::iter([Some(first)])
+                .chain(changes)
+                .filter_map(move |f| {
+                    let f = f?;
+                    if last.as_ref() == Some(&f) {
+                        return None;
+                    }
+                    last = Some(f.clone());
+                    Some(Piece::Plain(f))
+                });
+            Box::pin(frames)
+        }
+        None => Box::pin(tokio_stream::empty()),
     };
     let mut stop = st.shutdown.clone();
     let stopped = async move {
@@ -296,15 +381,19 @@ async fn open(
         let _alive = &guard;
         b
     });
-    let body = KeepAlive {
-        inner: Box::pin(events),
-        sleep: Box::pin(tokio::time::sleep(KEEPALIVE_EVERY)),
-        every: KEEPALIVE_EVERY,
-        ping: if gzip {
-            deflated_keepalive()
-        } else {
-            Bytes::from_static(KEEPALIVE)
+    let body = Wire {
+        inner: KeepAlive {
+            inner: Box::pin(events),
+            sleep: Box::pin(tokio::time::sleep(KEEPALIVE_EVERY)),
+            every: KEEPALIVE_EVERY,
+            ping: if gzip {
+                Piece::Gz(deflated_keepalive())
+            } else {
+                Piece::Plain(Bytes::from_static(KEEPALIVE))
+            },
         },
+        gzip: gzip.then(GzState::default),
+        done: false,
     }
     .map(Ok::<_, Infallible>);
     let mut res = warp::reply::stream(Exclusive(std::sync::Mutex::new(body))).into_response();
@@ -376,6 +465,9 @@ mod tests {
         assert!(accepts_gzip("br, GZIP;q=0.8, deflate"));
         assert!(accepts_gzip("*"));
         assert!(!accepts_gzip("gzip;q=0"));
+        assert!(!accepts_gzip("gzip; Q=0"));
+        assert!(!accepts_gzip("gzip;q=0, *"));
+        assert!(accepts_gzip("identity;q=0.5, *;q=0.1"));
         assert!(!accepts_gzip("identity, br"));
         assert!(!accepts_gzip("x-gzip-ish"));
         assert!(!accepts_gzip(""));

@@ -700,6 +700,7 @@ impl MemoryService {
                 let at = self.cache.generation();
                 let index = self.index.clone();
                 let (alpha, min_score) = (s.alpha, s.min_score);
+                let clock = self.config.clock.clone();
                 let scored = self
                     .reads
                     .read(move |c| {
@@ -717,7 +718,7 @@ impl MemoryService {
                             search::fuse(kw, vec, alpha),
                             min_score,
                             limit as usize,
-                            chrono::Utc::now(),
+                            clock.now(),
                         ))
                     })
                     .await?;
@@ -745,6 +746,7 @@ impl MemoryService {
         let scope = caller.scope.clone();
         let index = self.index.clone();
         let min_score = self.config.settings.search.min_score;
+        let clock = self.config.clock.clone();
         let out = self
             .reads
             .read(move |c| {
@@ -775,7 +777,7 @@ impl MemoryService {
                     search::fuse(Vec::new(), hits, 1.0),
                     min_score,
                     k,
-                    chrono::Utc::now(),
+                    clock.now(),
                 ))))
             })
             .await?;
