@@ -340,6 +340,22 @@ fn open_db(workspace: &Path) -> Connection {
     .unwrap_or_else(|e| panic!("open {} read-only: {e}", path.display()))
 }
 
+/// Mark job `id` leased 2 s ago, as a daemon that crashed mid-job leaves
+/// it (past the tests' 1 s lease timeout). A clean stop releases its
+/// leases, so only a crash leaves one behind.
+fn leave_stale_lease(workspace: &Path, id: &str) {
+    let at = (chrono::Utc::now() - chrono::Duration::seconds(2))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let n = Connection::open(workspace.join("memory").join("memories.db"))
+        .expect("open read-write")
+        .execute(
+            "UPDATE memory_jobs SET status = 'leased', leased_at = ?1 WHERE id = ?2",
+            rusqlite::params![at, id],
+        )
+        .expect("leave a stale lease");
+    assert_eq!(n, 1, "no job {id}");
+}
+
 /// Every job of `memory_id` (any kind), oldest first.
 fn jobs_of(t: &TestApp, memory_id: &str) -> Vec<JobRow> {
     let db = open_db(&t.workspace);
@@ -1364,8 +1380,11 @@ async fn timed_stop(t: TestApp) -> (Duration, bool) {
     (started.elapsed(), done)
 }
 
+/// A clean stop hands an interrupted job back without counting an attempt;
+/// a lease left behind by a crashed daemon is reaped after the restart as
+/// one failed attempt. Either way the work completes.
 #[tokio::test]
-async fn a_job_leased_when_the_daemon_stopped_is_reaped_after_restart_and_completes() {
+async fn a_job_leased_at_a_clean_stop_is_released_a_crashed_lease_is_reaped_and_both_complete() {
     const FACT: &str = "Lighthouses use fresnel lenses";
     let dir = tempfile::tempdir().expect("tmp");
     let ws = dir.path().to_path_buf();
@@ -1389,9 +1408,22 @@ async fn a_job_leased_when_the_daemon_stopped_is_reaped_after_restart_and_comple
     let (stop_took, stopped) = timed_stop(t).await;
     assert!(stopped, "the daemon did not stop within 45 s");
     println!("stop with an LLM call in flight took {stop_took:?}");
-    // Let the lease age past the 1 s timeout (the reaper runs on the first
-    // round after the start, then every 30 s).
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    // The clean stop released the lease: pending, attempts unchanged.
+    let (status, attempts, leased_at): (String, i64, Option<String>) = open_db(&ws)
+        .query_row(
+            "SELECT status, attempts, leased_at FROM memory_jobs WHERE id = ?1",
+            [&leased.id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("the job row");
+    assert_eq!(
+        (status.as_str(), attempts, leased_at),
+        ("pending", 0, None),
+        "an interrupted job is not a failed one"
+    );
+    // Now leave the lease a crashed daemon would have left (the reaper
+    // runs on the first round after the start, then every 30 s).
+    leave_stale_lease(&ws, &leased.id);
 
     let healthy = Stub::start(|c| {
         if c.is_extract() {
@@ -1474,8 +1506,8 @@ async fn a_stale_lease_reaped_at_max_attempts_is_dead_announced_and_marks_extrac
     .await;
     let (_, stopped) = timed_stop(t).await;
     assert!(stopped, "the daemon did not stop within 45 s");
-    // Let the lease age past the 1 s timeout before the restart.
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    // A clean stop released it; leave the lease a crash would have left.
+    leave_stale_lease(&ws, &leased.id);
 
     let healthy = Stub::start(|_| no_facts()).await;
     let t = spawn_in(ws.clone(), |cfg| tweak(cfg, &healthy)).await;

@@ -117,6 +117,8 @@ pub enum JobOp {
         timeout_secs: i64,
         now: DateTime<Utc>,
     },
+    /// Every lease back to pending, attempts unchanged (a clean stop).
+    Release { now: DateTime<Utc> },
     /// Shadow mode: record what the pipeline would have done, as a
     /// `proposed` history row of the source memory, and nothing else.
     Propose {
@@ -135,6 +137,7 @@ pub enum JobReply {
     /// The job after the failure (pending with a backoff, or dead).
     Failed(Option<Job>),
     Reaped(Vec<Job>),
+    Released(usize),
     Proposed,
 }
 
@@ -589,6 +592,10 @@ fn job_step(conn: &Connection, op: &JobOp, at: &str) -> Result<(JobReply, Vec<Dr
             }
             (JobReply::Reaped(back), drafts)
         }
+        JobOp::Release { now } => (
+            JobReply::Released(jobs::release_all(conn, *now)?),
+            Vec::new(),
+        ),
         JobOp::Propose {
             memory_id,
             proposal,

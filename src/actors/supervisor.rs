@@ -19,7 +19,7 @@ use super::pipeline::{Pipeline, PipelineArgs};
 use super::rate_limit::{LedgerArgs, RateLimiter};
 use super::retention::{Sweeper, SweeperArgs};
 use super::sse::{Broadcaster, SseArgs};
-use super::store_writer::{StoreWriter, WriterArgs};
+use super::store_writer::{JobOp, JobReply, StoreWriter, WriteOp, WriterArgs, WriterMsg};
 use super::Registry;
 
 /// Restarts of one child tolerated within [`RESTART_WINDOW`].
@@ -68,6 +68,29 @@ pub struct SupervisorArgs {
     pub sweeper: SweeperArgs,
     /// Total restarts of all children, for metrics.
     pub restarts: Arc<AtomicU64>,
+}
+
+/// Hand the killed pipeline's leases back through the (still running)
+/// writer.
+async fn release_leases(args: &SupervisorArgs) {
+    let now = args.writer.clock.now();
+    let out = args
+        .registry
+        .call_writer(Duration::from_secs(5), |reply| {
+            WriterMsg::Write(WriteOp::Job {
+                op: JobOp::Release { now },
+                reply,
+            })
+        })
+        .await;
+    match out {
+        Ok(Ok(JobReply::Released(n))) if n > 0 => {
+            tracing::info!(jobs = n, "leased jobs released at stop")
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "leases not released at stop"),
+        Err(e) => tracing::warn!(error = %e, "leases not released at stop"),
+    }
 }
 
 /// The supervisor actor.
@@ -194,8 +217,10 @@ impl Actor for Supervisor {
                     // writer's post_stop then commits the rest and
                     // checkpoints the WAL.
                     // The pipeline is killed, not drained: its round may
-                    // wait on an LLM for a minute. A job it had leased is
-                    // taken back by the reaper after the next start.
+                    // wait on an LLM for a minute. The jobs it had leased
+                    // go back to pending with their attempts unchanged (an
+                    // interrupted job has not failed); after a crash the
+                    // reaper takes them back instead, counting an attempt.
                     let stopped = if child == Child::Pipeline {
                         cell.kill_and_wait(Some(Duration::from_secs(5))).await
                     } else {
@@ -203,6 +228,9 @@ impl Actor for Supervisor {
                     };
                     if let Err(e) = stopped {
                         tracing::error!(error = %e, child = child.name(), "child did not stop");
+                    }
+                    if child == Child::Pipeline {
+                        release_leases(&st.args).await;
                     }
                 }
                 let _ = reply.send(());

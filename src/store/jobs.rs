@@ -219,6 +219,16 @@ fn set_failed(
     Ok(())
 }
 
+/// Put every leased job back to pending, attempts unchanged: at a clean
+/// stop (the work was interrupted, not failed) and by the
+/// `release-leases` repair. Returns how many.
+pub fn release_all(conn: &Connection, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    Ok(conn.execute(
+        "UPDATE memory_jobs SET status = 'pending', leased_at = NULL, updated_at = ?1 WHERE status = 'leased'",
+        [to_iso(now)],
+    )?)
+}
+
 /// Take back leases older than `timeout_secs` (their worker died); each
 /// counts as a failed attempt. Returns the jobs as they are now.
 pub fn reap(

@@ -190,10 +190,10 @@ pub fn repair(
             (n as i64, format!("{n} dead jobs back in the queue"))
         }
         RepairAction::ReleaseLeases => {
-            let n = conn.execute(
-                "UPDATE memory_jobs SET status = 'pending', leased_at = NULL, updated_at = ?1 WHERE status = 'leased'",
-                [&now],
-            )?;
+            let at = chrono::DateTime::parse_from_rfc3339(&now)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .unwrap_or_else(|_| chrono::Utc::now());
+            let n = super::jobs::release_all(conn, at)?;
             (n as i64, format!("{n} leased jobs released"))
         }
         RepairAction::CheckFts { repair } => {
