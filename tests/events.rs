@@ -292,13 +292,13 @@ fn expect(list: &[(u64, &str, &str)]) -> Vec<(u64, String, String)> {
         .collect()
 }
 
-/// Send the SSE request and return the response once its head arrived.
-async fn open_sse(
+/// The SSE request, with an optional token and `Last-Event-ID`.
+fn sse_request(
     t: &TestApp,
     path: &str,
     token: Option<&str>,
     last: Option<&str>,
-) -> reqwest::Response {
+) -> reqwest::RequestBuilder {
     let mut req = t
         .client
         .get(t.url(path))
@@ -309,10 +309,25 @@ async fn open_sse(
     if let Some(l) = last {
         req = req.header("last-event-id", l);
     }
+    req
+}
+
+/// Send `req` and return the response once its head arrived.
+async fn head_of(req: reqwest::RequestBuilder, path: &str) -> reqwest::Response {
     tokio::time::timeout(READ, req.send())
         .await
         .unwrap_or_else(|_| panic!("GET {path}: no response head within {READ:?}"))
         .expect("SSE request")
+}
+
+/// Send the SSE request and return the response once its head arrived.
+async fn open_sse(
+    t: &TestApp,
+    path: &str,
+    token: Option<&str>,
+    last: Option<&str>,
+) -> reqwest::Response {
+    head_of(sse_request(t, path, token, last), path).await
 }
 
 /// Connect, asserting 200 and `text/event-stream`.
@@ -339,18 +354,8 @@ async fn subscribe(t: &TestApp, path: &str, token: Option<&str>, last: Option<&s
 /// Open `path` asking for gzip; returns the response and its
 /// `content-encoding`.
 async fn open_gzip(t: &TestApp, path: &str, last: Option<&str>) -> (reqwest::Response, String) {
-    let mut req = t
-        .client
-        .get(t.url(path))
-        .header("accept", "text/event-stream")
-        .header("accept-encoding", "br, gzip;q=0.8");
-    if let Some(l) = last {
-        req = req.header("last-event-id", l);
-    }
-    let resp = tokio::time::timeout(READ, req.send())
-        .await
-        .expect("response head in time")
-        .expect("SSE request");
+    let req = sse_request(t, path, None, last).header("accept-encoding", "br, gzip;q=0.8");
+    let resp = head_of(req, path).await;
     assert_eq!(resp.status().as_u16(), 200);
     let enc = resp
         .headers()

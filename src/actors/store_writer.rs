@@ -502,7 +502,7 @@ fn execute(conn: &Connection, op: &WriteOp, ctx: &BatchContext) -> Result<Outcom
             &ctx.now_iso,
         )?),
         WriteOp::Repair { action, audit, .. } => {
-            Outcome::Repaired(maintenance::repair(conn, *action, audit, &ctx.now_iso)?)
+            Outcome::Repaired(maintenance::repair(conn, *action, audit, ctx.now)?)
         }
         WriteOp::Revoke {
             kind,

@@ -167,9 +167,9 @@ pub fn repair(
     conn: &Connection,
     action: RepairAction,
     audit: &Audit,
-    at: &str,
+    at: chrono::DateTime<chrono::Utc>,
 ) -> Result<RepairOutcome, StoreError> {
-    let now = at.to_string();
+    let now = to_iso(at);
     let mut deleted = Vec::new();
     let (affected, message): (i64, String) = match action {
         RepairAction::RequeueDeadJobs => {
@@ -190,9 +190,6 @@ pub fn repair(
             (n as i64, format!("{n} dead jobs back in the queue"))
         }
         RepairAction::ReleaseLeases => {
-            let at = chrono::DateTime::parse_from_rfc3339(&now)
-                .map(|t| t.with_timezone(&chrono::Utc))
-                .unwrap_or_else(|_| chrono::Utc::now());
             let n = super::jobs::release_all(conn, at)?;
             (n as i64, format!("{n} leased jobs released"))
         }
