@@ -267,17 +267,43 @@ impl Default for EmbeddingSettings {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct SearchSettings {
+    /// Weight of the vector leg (the keyword leg gets `1 - alpha`), each
+    /// leg min-max scaled over its candidates.
     pub alpha: f64,
+    /// Candidates per leg.
     pub top_k: usize,
+    /// Results below this fused score are dropped.
     pub min_score: f64,
+    /// Share of its best neighbour's score a memory gains (the memories
+    /// stored just before and after it in its project); 0 turns it off.
+    pub neighbour_weight: f64,
+    /// Extra share of score for a memory whose `who` the query names; 0
+    /// turns it off.
+    pub who_boost: f64,
 }
 
 impl Default for SearchSettings {
+    /// Chosen by measurement on the LoCoMo dev set (docs/architecture.md).
     fn default() -> Self {
         SearchSettings {
-            alpha: 0.7,
+            alpha: 0.3,
             top_k: 20,
             min_score: 0.1,
+            neighbour_weight: 0.4,
+            who_boost: 0.5,
+        }
+    }
+}
+
+impl SearchSettings {
+    /// The ranking these settings describe, for a recall of `limit`.
+    pub fn ranking(&self, limit: usize) -> crate::store::search::Ranking {
+        crate::store::search::Ranking {
+            alpha: self.alpha,
+            depth: self.top_k.max(limit),
+            neighbour_weight: self.neighbour_weight,
+            who_boost: self.who_boost,
+            min_score: self.min_score,
         }
     }
 }
@@ -502,6 +528,16 @@ impl Config {
                 "search.alpha must be within 0..1, got {}",
                 s.search.alpha
             )));
+        }
+        for (name, v) in [
+            ("search.neighbour_weight", s.search.neighbour_weight),
+            ("search.who_boost", s.search.who_boost),
+        ] {
+            if !(0.0..=10.0).contains(&v) {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} must be within 0..10, got {v}"
+                )));
+            }
         }
         if s.search.top_k == 0 {
             return Err(ConfigError::Invalid(

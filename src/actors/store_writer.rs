@@ -84,6 +84,12 @@ pub enum WriteOp {
     },
     /// One step of the pipeline's job queue.
     Job { op: JobOp, reply: Reply<JobReply> },
+    /// Fold agents' ratings into the per-session running means.
+    Feedback {
+        session_key: String,
+        ratings: Vec<(String, f64)>,
+        reply: Reply<()>,
+    },
     /// Persist a token revocation (`kind` is `jti` or `sub`).
     Revoke {
         kind: &'static str,
@@ -504,6 +510,14 @@ fn execute(conn: &Connection, op: &WriteOp, ctx: &BatchContext) -> Result<Outcom
         WriteOp::Repair { action, audit, .. } => {
             Outcome::Repaired(maintenance::repair(conn, *action, audit, ctx.now)?)
         }
+        WriteOp::Feedback {
+            session_key,
+            ratings,
+            ..
+        } => {
+            memories::record_feedback(conn, session_key, ratings, &ctx.now_iso)?;
+            Outcome::Nothing
+        }
         WriteOp::Revoke {
             kind,
             value,
@@ -693,6 +707,11 @@ fn run_batch(
         }
         return;
     }
+    // Access counts do not move any recall result (usage never bends
+    // relevance), so a batch of only those leaves cached recalls valid.
+    let moves_data = ops
+        .iter()
+        .any(|op| !matches!(op, WriteOp::Access { .. } | WriteOp::Feedback { .. }));
     let mut results: Vec<Result<Outcome, StoreError>> = Vec::with_capacity(ops.len());
     for op in &ops {
         match execute(conn, op, ctx) {
@@ -738,7 +757,8 @@ fn run_batch(
     match &commit {
         // Before any reply: a caller that reads after its write must never
         // be served a cached recall from before it.
-        Ok(()) => generation.bump(),
+        Ok(()) if moves_data => generation.bump(),
+        Ok(()) => {}
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK");
             stats.commit_failures.fetch_add(1, Ordering::Relaxed);
@@ -863,7 +883,7 @@ fn reply(op: WriteOp, res: Result<Outcome, StoreError>) {
                 tracing::warn!(error = %e, "access counts not written");
             }
         }
-        WriteOp::Revoke { reply, .. } => {
+        WriteOp::Revoke { reply, .. } | WriteOp::Feedback { reply, .. } => {
             let _ = reply.send(res.map(|_| ()));
         }
         WriteOp::Embed { reply, .. } => {

@@ -19,7 +19,7 @@ use crate::store::memories::{ForgetRequest, RecoverRequest};
 /// Path words under `/api/memory/` that name an action, never an id: a
 /// wrong method on them is 405, not a lookup of a memory called "remember".
 const ACTION_WORDS: &[&str] = &[
-    "remember", "save", "recall", "search", "forget", "modify", "similar", "jobs",
+    "remember", "save", "recall", "search", "forget", "modify", "similar", "jobs", "feedback",
 ];
 
 /// The `:id` segment of `/api/memory/:id` routes.

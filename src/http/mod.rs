@@ -113,6 +113,8 @@ pub fn routes(st: AppState) -> BoxedFilter<(Response,)> {
             .unify()
             .or(search::search(st.clone()))
             .unify()
+            .or(search::feedback(st.clone()))
+            .unify()
             .or(search::legacy_search(st.clone()))
             .unify()
             .or(pipeline::similar(st.clone()))

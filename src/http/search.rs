@@ -1,5 +1,5 @@
-//! Search routes: recall, `GET /api/memory/search` and the legacy
-//! `GET /memory/search`.
+//! Search routes: recall, `GET /api/memory/search`, the legacy
+//! `GET /memory/search`, and feedback on what recall returned.
 
 use std::collections::HashMap;
 
@@ -11,7 +11,7 @@ use super::auth::{self, Permission};
 use super::error::reply;
 use super::{body, boxed, json, with_state, AppState};
 use crate::memory::requests::{RecallBody, TagsInput};
-use crate::memory::{Caller, MemoryError, RecallRequest};
+use crate::memory::{Caller, FeedbackRequest, MemoryError, RecallRequest};
 
 /// POST /api/memory/recall
 pub fn recall(st: AppState) -> BoxedFilter<(Response,)> {
@@ -25,6 +25,26 @@ pub fn recall(st: AppState) -> BoxedFilter<(Response,)> {
             .and_then(|caller: Caller, b: RecallBody, st: AppState| async move {
                 reply(st.memories.recall(&caller, b.into()).await)
             }),
+    )
+}
+
+/// POST /api/memory/feedback (Signet's shape: `{sessionKey, feedback}`)
+pub fn feedback(st: AppState) -> BoxedFilter<(Response,)> {
+    let limit = st.config.settings.server.max_body_bytes;
+    boxed(
+        warp::path!("api" / "memory" / "feedback")
+            .and(warp::post())
+            .and(auth::require(st.clone(), Permission::Remember))
+            .and(body::json::<serde_json::Value>(limit))
+            .and(with_state(st))
+            .and_then(
+                |caller: Caller, b: serde_json::Value, st: AppState| async move {
+                    match FeedbackRequest::parse(&b) {
+                        Ok(req) => reply(st.memories.feedback(&caller, req).await),
+                        Err(e) => reply::<()>(Err(MemoryError::BadRequest(e))),
+                    }
+                },
+            ),
     )
 }
 

@@ -2,8 +2,9 @@
 //!
 //! Agents ask the same context questions turn after turn. A result is
 //! stored with the store generation it was computed at (the writer bumps the
-//! generation after every commit, access counts included, so rehearsal
-//! scores stay exact) and served only while no commit happened since.
+//! generation after every commit that changes memories; a flush of access
+//! counts alone does not, since usage never moves a rank) and served only
+//! while no such commit happened since.
 
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -19,6 +19,7 @@ use crate::actors::{ActorError, Registry};
 use crate::config::Config;
 use crate::embed::{EmbedError, EmbedService, Lane};
 use crate::store::access::AccessTracker;
+use crate::store::fts;
 use crate::store::memories::{
     self, Audit, BatchSelector, Candidate, ForgetRequest, HistoryEntry, ListStats, MemoryRecord,
     ModifyRequest, MutationOutcome, MutationStatus, NewMemory, RecoverRequest, Scope,
@@ -27,7 +28,9 @@ use crate::store::search::{self, RecallFilter, Scored};
 use crate::store::vec::{NewVector, VectorIndex};
 use crate::store::{ReadPool, StoreError};
 
-pub use requests::{BatchForgetRequest, BatchModifyItem, RecallRequest, RememberRequest};
+pub use requests::{
+    BatchForgetRequest, BatchModifyItem, FeedbackRequest, RecallRequest, RememberRequest,
+};
 
 /// Message of every write refused by the kill switch.
 pub const FROZEN: &str = "Mutations are frozen (kill switch active)";
@@ -148,6 +151,14 @@ pub struct History {
     pub memory_id: String,
     pub count: usize,
     pub history: Vec<HistoryEntry>,
+}
+
+/// Response of feedback.
+#[derive(Debug, Clone, Serialize)]
+pub struct FeedbackRecorded {
+    pub ok: bool,
+    /// Valid (numeric) ratings in the request.
+    pub recorded: usize,
 }
 
 /// Response of recall.
@@ -536,7 +547,7 @@ impl MemoryService {
                 .read(move |c| memories::select_candidates(c, &sel))
                 .await?);
         };
-        let Some(expr) = search::fts_query(&query) else {
+        let Some(expr) = fts::match_expr(&query, fts::Join::All) else {
             return Ok(Vec::new());
         };
         let filter = RecallFilter {
@@ -665,7 +676,15 @@ impl MemoryService {
         caller: &Caller,
         req: RecallRequest,
     ) -> Result<Recalled, MemoryError> {
-        let query = req.query.trim().to_string();
+        // Control characters (a NUL byte included) are separators: they
+        // reach neither the keyword syntax nor the embedding.
+        let query: String = req
+            .query
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect::<String>()
+            .trim()
+            .to_string();
         if query.is_empty() {
             return Err(MemoryError::BadRequest("query is required".into()));
         }
@@ -673,7 +692,7 @@ impl MemoryService {
         if !(1..=200).contains(&limit) {
             return Err(MemoryError::BadRequest("limit must be 1..200".into()));
         }
-        let expr = search::fts_query(&query);
+        let expr = fts::match_expr(&query, fts::Join::Any);
         // The query vector first (cached per query text); a failing
         // provider means keyword-only, never a failed recall.
         let qvec = if self.embed.usable_for_query() {
@@ -689,37 +708,29 @@ impl MemoryService {
                 method,
             });
         }
-        let s = &self.config.settings.search;
-        let candidates = (s.top_k as i64).max(limit);
+        let ranking = self.config.settings.search.ranking(limit as usize);
         let mut filter = req.filter;
         filter.scope = caller.scope.clone();
-        let key = format!("{expr:?}\u{1}{method}\u{1}{limit}\u{1}{filter:?}");
+        // The query text is part of the key: speaker awareness reads it.
+        let key = format!("{query}\u{1}{method}\u{1}{limit}\u{1}{filter:?}");
         let results = match self.cache.get(&key) {
             Some(hit) => hit,
             None => {
                 let at = self.cache.generation();
                 let index = self.index.clone();
-                let (alpha, min_score) = (s.alpha, s.min_score);
-                let clock = self.config.clock.clone();
+                let q = query.clone();
                 let scored = self
                     .reads
                     .read(move |c| {
                         let kw = match &expr {
-                            Some(e) => search::keyword(c, e, &filter, candidates)?,
+                            Some(e) => search::keyword(c, e, &filter, ranking.depth as i64)?,
                             None => Vec::new(),
                         };
                         let vec = match &qvec {
-                            Some(q) => {
-                                search::vector(c, &index, q, &filter, candidates as usize, None)?
-                            }
+                            Some(v) => search::vector(c, &index, v, &filter, ranking.depth, None)?,
                             None => Vec::new(),
                         };
-                        Ok(search::finish(
-                            search::fuse(kw, vec, alpha),
-                            min_score,
-                            limit as usize,
-                            clock.now(),
-                        ))
+                        search::rank(c, kw, vec, &filter, &q, &ranking, limit as usize)
                     })
                     .await?;
                 let scored = Arc::new(scored);
@@ -746,7 +757,6 @@ impl MemoryService {
         let scope = caller.scope.clone();
         let index = self.index.clone();
         let min_score = self.config.settings.search.min_score;
-        let clock = self.config.clock.clone();
         let out = self
             .reads
             .read(move |c| {
@@ -772,13 +782,16 @@ impl MemoryService {
                     scope,
                     ..RecallFilter::default()
                 };
-                let hits = search::vector(c, &index, &q, &filter, k, Some(rowid))?;
-                Ok(Ok(Some(search::finish(
-                    search::fuse(Vec::new(), hits, 1.0),
-                    min_score,
-                    k,
-                    clock.now(),
-                ))))
+                // Similarity is the cosine itself, not scaled by the leg.
+                let hits = search::vector(c, &index, &q, &filter, k, Some(rowid))?
+                    .into_iter()
+                    .map(|(hit, score)| search::Candidate {
+                        hit,
+                        score,
+                        source: "vector",
+                    })
+                    .collect();
+                Ok(Ok(Some(search::finish(hits, min_score, k))))
             })
             .await?;
         match out {
@@ -816,7 +829,7 @@ impl MemoryService {
         } else {
             None
         };
-        let any = search::fts_query(text).map(|_| text_terms_or(text));
+        let any = fts::match_expr(text, fts::Join::Any);
         let index = self.index.clone();
         Ok(self
             .reads
@@ -827,9 +840,7 @@ impl MemoryService {
                         .map(|(h, _)| h)
                         .collect(),
                     // Any shared word is a candidate; BM25 ranks them.
-                    (None, Some(any)) if !any.is_empty() => {
-                        search::keyword(c, any, &filter, k as i64 + 1)?
-                    }
+                    (None, Some(any)) => search::keyword(c, any, &filter, k as i64 + 1)?,
                     (None, _) => Vec::new(),
                 };
                 Ok(hits
@@ -936,6 +947,45 @@ impl MemoryService {
         out
     }
 
+    /// Record an agent's ratings of memories recall handed it. Ratings of
+    /// ids that are unknown, deleted or outside the caller's scope are
+    /// dropped silently (as Signet does), but counted in `recorded`, so
+    /// the answer never tells a scoped caller which ids exist elsewhere.
+    pub async fn feedback(
+        &self,
+        caller: &Caller,
+        req: FeedbackRequest,
+    ) -> Result<FeedbackRecorded, MemoryError> {
+        self.check_writable()?;
+        let recorded = req.ratings.len();
+        let scope = caller.scope.clone();
+        let ratings = req.ratings;
+        let ratings = self
+            .reads
+            .read(move |c| {
+                let mut kept = Vec::with_capacity(ratings.len());
+                for (id, score) in ratings {
+                    if let memories::Lookup::Found(r) = memories::lookup(c, &id, &scope)? {
+                        if !r.is_deleted {
+                            kept.push((id, score));
+                        }
+                    }
+                }
+                Ok(kept)
+            })
+            .await?;
+        if !ratings.is_empty() {
+            let key = req.session_key;
+            self.write(|reply| WriteOp::Feedback {
+                session_key: key.clone(),
+                ratings: ratings.clone(),
+                reply,
+            })
+            .await?;
+        }
+        Ok(FeedbackRecorded { ok: true, recorded })
+    }
+
     /// Persist a revocation; once this returns the caller must add it to
     /// the in-memory list before answering.
     pub async fn revoke(
@@ -994,16 +1044,6 @@ pub enum EmbedOrStore {
     Embed(#[from] EmbedError),
     #[error(transparent)]
     Store(#[from] MemoryError),
-}
-
-/// The words of `text` as an FTS5 OR query (each quoted).
-fn text_terms_or(text: &str) -> String {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| w.chars().count() > 2)
-        .take(32)
-        .map(|w| format!("\"{w}\""))
-        .collect::<Vec<_>>()
-        .join(" OR ")
 }
 
 fn item_changed_by(req: &(ModifyRequest, Option<String>)) -> Option<&str> {

@@ -437,6 +437,50 @@ impl BatchForgetRequest {
     }
 }
 
+/// Ratings of recalled memories (`POST /api/memory/feedback`, Signet's
+/// shape): `{sessionKey, feedback: {memoryId: number}}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedbackRequest {
+    pub session_key: String,
+    /// (memory id, rating clamped to [-1, 1]); non-numbers are skipped.
+    pub ratings: Vec<(String, f64)>,
+}
+
+impl FeedbackRequest {
+    /// Validate a feedback body with Signet's error messages.
+    pub fn parse(body: &serde_json::Value) -> Result<Self, String> {
+        let key = body
+            .get("sessionKey")
+            .and_then(|v| v.as_str())
+            .map(str::trim)
+            .filter(|k| !k.is_empty());
+        let map = body.get("feedback").and_then(|v| v.as_object());
+        let (Some(key), Some(map)) = (key, map) else {
+            return Err("sessionKey and feedback required".into());
+        };
+        if key.chars().count() > 256 {
+            return Err("sessionKey must be at most 256 characters".into());
+        }
+        let ratings: Vec<(String, f64)> = map
+            .iter()
+            .filter_map(|(id, v)| {
+                let x = v.as_f64().filter(|x| x.is_finite())?;
+                Some((id.clone(), x.clamp(-1.0, 1.0)))
+            })
+            .take(1000)
+            .collect();
+        if ratings.is_empty() {
+            return Err(
+                "Invalid feedback format \u{2014} expected map of ID to number (-1 to 1)".into(),
+            );
+        }
+        Ok(FeedbackRequest {
+            session_key: key.to_string(),
+            ratings,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -214,7 +214,7 @@ pub fn repair(
                     "INSERT INTO memories_fts(memories_fts) VALUES ('delete-all');",
                 )?;
                 conn.execute(
-                    "INSERT INTO memories_fts(rowid, content) SELECT rowid, content FROM memories WHERE is_deleted = 0",
+                    "INSERT INTO memories_fts(rowid, content, who) SELECT rowid, content, who FROM memories WHERE is_deleted = 0",
                     [],
                 )?;
                 (mismatched, format!("keyword index rebuilt: {missing} missing and {extra} stale rows fixed ({live} live)"))

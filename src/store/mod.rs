@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod checkpoint;
+pub mod fts;
 pub mod jobs;
 pub mod maintenance;
 pub mod memories;

@@ -177,6 +177,58 @@ CREATE TABLE memory_embeddings (
 );
 "#,
     },
+    Migration {
+        version: 5,
+        name: "feedback",
+        sql: r#"
+-- Agents' ratings of what recall handed them (POST /api/memory/feedback):
+-- a running mean in [-1, 1] per (session, memory). Recorded, not used in
+-- ranking (docs/architecture.md, "Recall").
+CREATE TABLE memory_feedback (
+    session_key TEXT NOT NULL,
+    memory_id   TEXT NOT NULL,
+    score       REAL NOT NULL,
+    count       INTEGER NOT NULL,
+    updated_at  TEXT NOT NULL,
+    PRIMARY KEY (session_key, memory_id)
+) WITHOUT ROWID;
+"#,
+    },
+    Migration {
+        version: 6,
+        name: "keyword_index_who",
+        sql: r#"
+-- The keyword index also holds `who`: questions name people ("When did
+-- Caroline...") whose name is rarely in what they said. Same rules as
+-- before: live rows only, touched only when indexed text or liveness
+-- changes.
+DROP TRIGGER memories_fts_insert;
+DROP TRIGGER memories_fts_delete;
+DROP TRIGGER memories_fts_update;
+DROP TABLE memories_fts;
+CREATE VIRTUAL TABLE memories_fts USING fts5(
+    content, who, content='memories', content_rowid='rowid', tokenize='porter unicode61'
+);
+INSERT INTO memories_fts(memories_fts, rank) VALUES ('automerge', 8);
+CREATE TRIGGER memories_fts_insert AFTER INSERT ON memories WHEN new.is_deleted = 0 BEGIN
+    INSERT INTO memories_fts(rowid, content, who) VALUES (new.rowid, new.content, new.who);
+END;
+CREATE TRIGGER memories_fts_delete AFTER DELETE ON memories WHEN old.is_deleted = 0 BEGIN
+    INSERT INTO memories_fts(memories_fts, rowid, content, who)
+        VALUES ('delete', old.rowid, old.content, old.who);
+END;
+CREATE TRIGGER memories_fts_update AFTER UPDATE OF content, who, is_deleted ON memories
+WHEN old.content IS NOT new.content OR old.who IS NOT new.who
+  OR old.is_deleted IS NOT new.is_deleted BEGIN
+    INSERT INTO memories_fts(memories_fts, rowid, content, who)
+        SELECT 'delete', old.rowid, old.content, old.who WHERE old.is_deleted = 0;
+    INSERT INTO memories_fts(rowid, content, who)
+        SELECT new.rowid, new.content, new.who WHERE new.is_deleted = 0;
+END;
+INSERT INTO memories_fts(rowid, content, who)
+    SELECT rowid, content, who FROM memories WHERE is_deleted = 0;
+"#,
+    },
 ];
 
 /// Hex sha256 of a migration's SQL text.

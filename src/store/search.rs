@@ -8,40 +8,6 @@ use serde::Serialize;
 use super::memories::{push_tags_sql, Scope};
 use super::StoreError;
 
-/// Build an FTS5 MATCH expression from user text: every token is quoted
-/// (so no user text can break the syntax), `AND`/`OR`/`NOT` are kept as
-/// operators where they can stand. Returns `None` when nothing searchable
-/// is left.
-pub fn fts_query(text: &str) -> Option<String> {
-    let mut parts: Vec<String> = Vec::new();
-    let mut pending_op: Option<&str> = None;
-    for raw in text.split_whitespace() {
-        if matches!(raw, "AND" | "OR" | "NOT") {
-            if !parts.is_empty() {
-                pending_op = Some(match raw {
-                    "AND" => "AND",
-                    "OR" => "OR",
-                    _ => "NOT",
-                });
-            }
-            continue;
-        }
-        let cleaned: String = raw.chars().filter(|c| *c != '"').collect();
-        if !cleaned.chars().any(char::is_alphanumeric) {
-            continue;
-        }
-        if let Some(op) = pending_op.take() {
-            parts.push(op.to_string());
-        }
-        parts.push(format!("\"{cleaned}\""));
-    }
-    if parts.is_empty() {
-        None
-    } else {
-        Some(parts.join(" "))
-    }
-}
-
 /// Structured filters of a recall, applied inside each leg.
 #[derive(Debug, Clone, Default)]
 pub struct RecallFilter {
@@ -124,14 +90,13 @@ pub struct Hit {
     pub who: Option<String>,
     pub project: Option<String>,
     pub created_at: String,
-    pub access_count: i64,
-    pub last_accessed: Option<String>,
+    pub rowid: i64,
     /// Raw BM25 (negative: lower is better).
     pub raw: f64,
 }
 
 const HIT_COLUMNS: &str = "m.id, m.content, m.type, m.tags, m.pinned, m.importance, m.who, \
-    m.project, m.created_at, m.access_count, m.last_accessed";
+    m.project, m.created_at, m.rowid";
 
 fn hit_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Hit> {
     Ok(Hit {
@@ -144,9 +109,8 @@ fn hit_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Hit> {
         who: r.get(6)?,
         project: r.get(7)?,
         created_at: r.get(8)?,
-        access_count: r.get(9)?,
-        last_accessed: r.get(10)?,
-        raw: r.get(11)?,
+        rowid: r.get(9)?,
+        raw: r.get(10)?,
     })
 }
 
@@ -192,6 +156,8 @@ pub fn keyword(
 pub struct Scored {
     pub id: String,
     pub content: String,
+    /// Full precision; on the wire two decimals, at most 1.
+    #[serde(serialize_with = "serialize_round2")]
     pub score: f64,
     pub source: &'static str,
     #[serde(rename = "type")]
@@ -212,10 +178,11 @@ pub fn normalise_bm25(raw: &[f64]) -> Vec<f64> {
         .collect()
 }
 
-/// The rehearsal boost: `score·(1 + 0.1·ln(access_count+1)·0.5^(days/30))`.
-pub fn rehearsal(score: f64, access_count: i64, days_since_access: f64) -> f64 {
-    let n = access_count.max(0) as f64;
-    score * (1.0 + 0.1 * (n + 1.0).ln() * 0.5_f64.powf(days_since_access.max(0.0) / 30.0))
+/// Scores go out rounded to two decimals and capped at 1 (neighbour
+/// context and speaker awareness can lift a rank past the best fused
+/// score; the order is still decided on the full value).
+fn serialize_round2<S: serde::Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(round2(x.min(1.0)))
 }
 
 /// Round to two decimals.
@@ -231,14 +198,7 @@ pub fn truncate_content(content: &str) -> String {
     }
 }
 
-/// Days between `at` (RFC 3339) and now; 0 when unknown.
-pub fn days_since(at: Option<&str>, now: chrono::DateTime<chrono::Utc>) -> f64 {
-    at.and_then(|a| chrono::DateTime::parse_from_rfc3339(a).ok())
-        .map(|t| (now - t.with_timezone(&chrono::Utc)).num_seconds() as f64 / 86_400.0)
-        .unwrap_or(0.0)
-}
-
-/// A candidate after fusion, before rehearsal and rounding.
+/// A candidate after fusion, before the cut and rounding.
 #[derive(Debug, Clone)]
 pub struct Candidate {
     pub hit: Hit,
@@ -246,69 +206,238 @@ pub struct Candidate {
     pub source: &'static str,
 }
 
-/// Fuse the two legs (SPEC §6). Keyword scores are normalised
-/// `|raw|/max|raw|` within their leg; vector scores are `1 - cosine
-/// distance`. A row with both scores above zero gets `alpha·vec +
-/// (1-alpha)·bm25` and source `hybrid`; else the score of the leg that has
-/// it (`keyword` or `vector`).
-pub fn fuse(keyword: Vec<Hit>, vector: Vec<(Hit, f64)>, alpha: f64) -> Vec<Candidate> {
-    let raw: Vec<f64> = keyword.iter().map(|h| h.raw).collect();
-    let norm = normalise_bm25(&raw);
-    let mut by_id: std::collections::HashMap<String, (Hit, Option<f64>, Option<f64>)> =
-        std::collections::HashMap::with_capacity(keyword.len() + vector.len());
-    let mut order: Vec<String> = Vec::with_capacity(keyword.len() + vector.len());
-    for (h, k) in keyword.into_iter().zip(norm) {
-        order.push(h.id.clone());
-        by_id.insert(h.id.clone(), (h, Some(k), None));
+/// How recall ranks (the `search:` settings; the defaults and why are in
+/// `docs/architecture.md`, "Recall").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ranking {
+    /// Weight of the vector leg when both legs found candidates.
+    pub alpha: f64,
+    /// Candidates each leg contributes (at least the request's limit).
+    pub depth: usize,
+    /// Share of its best neighbour's score a memory gains (neighbours: the
+    /// memories stored just before and after it in the same project).
+    pub neighbour_weight: f64,
+    /// Extra share of score for a memory whose `who` the query names.
+    pub who_boost: f64,
+    pub min_score: f64,
+}
+
+/// Min-max scale one leg's scores (higher is better) to [0, 1]. When the
+/// leg returned fewer than `depth` rows, every other row scored nothing,
+/// so the floor is 0 rather than the weakest candidate (a weak match is
+/// not dropped just because it is the last of few).
+fn min_max(xs: &[f64], depth: usize) -> Vec<f64> {
+    let hi = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mut lo = xs.iter().copied().fold(f64::INFINITY, f64::min);
+    if xs.len() < depth {
+        lo = lo.min(0.0);
     }
-    for (h, v) in vector {
-        match by_id.get_mut(&h.id) {
-            Some(e) => e.2 = Some(v),
-            None => {
-                order.push(h.id.clone());
-                by_id.insert(h.id.clone(), (h, None, Some(v)));
-            }
-        }
-    }
-    order
-        .into_iter()
-        .filter_map(|id| by_id.remove(&id))
-        .map(|(hit, k, v)| {
-            let (score, source) = match (k, v) {
-                (Some(k), Some(v)) if k > 0.0 && v > 0.0 => {
-                    (alpha * v + (1.0 - alpha) * k, "hybrid")
-                }
-                (Some(k), Some(v)) if v > k => (v, "vector"),
-                (Some(k), _) => (k, "keyword"),
-                (None, Some(v)) => (v, "vector"),
-                (None, None) => (0.0, "keyword"),
-            };
-            Candidate { hit, score, source }
-        })
+    xs.iter()
+        .map(|x| if hi > lo { (x - lo) / (hi - lo) } else { 1.0 })
         .collect()
 }
 
-/// Finish fused candidates: drop below `min_score`, apply the rehearsal
-/// boost, round to two decimals, truncate long content, best first, at
-/// most `limit`.
-pub fn finish(
+/// Fuse the two legs. Each leg is min-max scaled over its own candidates
+/// (keyword: `-bm25`; vector: cosine similarity); a row gets
+/// `alpha·vec + (1-alpha)·kw`, a leg it is missing from counting 0. When
+/// only one leg found anything, its scaled score is the score. Source:
+/// `hybrid` for a row both legs found, else the leg that found it.
+pub fn fuse(keyword: Vec<Hit>, vector: Vec<(Hit, f64)>, r: &Ranking) -> Vec<Candidate> {
+    let (wv, wk) = match (keyword.is_empty(), vector.is_empty()) {
+        (false, false) => (r.alpha, 1.0 - r.alpha),
+        (true, _) => (1.0, 0.0),
+        (false, true) => (0.0, 1.0),
+    };
+    let kw_scores = min_max(&keyword.iter().map(|h| -h.raw).collect::<Vec<_>>(), r.depth);
+    let vec_scores = min_max(&vector.iter().map(|v| v.1).collect::<Vec<_>>(), r.depth);
+    let mut out: Vec<Candidate> = Vec::with_capacity(keyword.len() + vector.len());
+    let mut at: std::collections::HashMap<String, usize> =
+        std::collections::HashMap::with_capacity(keyword.len() + vector.len());
+    for (hit, k) in keyword.into_iter().zip(kw_scores) {
+        at.insert(hit.id.clone(), out.len());
+        out.push(Candidate {
+            hit,
+            score: wk * k,
+            source: "keyword",
+        });
+    }
+    for ((hit, _), v) in vector.into_iter().zip(vec_scores) {
+        match at.get(&hit.id) {
+            Some(&i) => {
+                out[i].score += wv * v;
+                out[i].source = "hybrid";
+            }
+            None => out.push(Candidate {
+                hit,
+                score: wv * v,
+                source: "vector",
+            }),
+        }
+    }
+    out
+}
+
+/// The rowids of the live memories stored just before and after `hit` in
+/// its project (either may be missing).
+pub fn adjacent(conn: &Connection, hit: &Hit) -> Result<[Option<i64>; 2], StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT (SELECT MAX(rowid) FROM memories WHERE project IS ?1 AND rowid < ?2 AND is_deleted = 0),
+                (SELECT MIN(rowid) FROM memories WHERE project IS ?1 AND rowid > ?2 AND is_deleted = 0)",
+    )?;
+    Ok(
+        stmt.query_row(rusqlite::params![hit.project, hit.rowid], |r| {
+            Ok([r.get(0)?, r.get(1)?])
+        })?,
+    )
+}
+
+/// Of `rowids`, the live rows that pass `filter`, as hits.
+pub fn hits_by_rowid(
+    conn: &Connection,
+    rowids: &[i64],
+    filter: &RecallFilter,
+) -> Result<Vec<Hit>, StoreError> {
+    if rowids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = serde_json::to_string(rowids).map_err(|e| StoreError::Task(e.to_string()))?;
+    let mut args: Vec<Box<dyn ToSql>> = vec![Box::new(list)];
+    let mut sql = format!(
+        "SELECT {HIT_COLUMNS}, 0.0 FROM memories m
+         WHERE m.rowid IN (SELECT value FROM json_each(?)) AND m.is_deleted = 0"
+    );
+    filter.push_sql(&mut sql, &mut args);
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), hit_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Neighbour context: each candidate, and each neighbour of a candidate
+/// (the memory stored just before or after it in the same project, in
+/// scope and passing the filter), gains `weight` times the better of its
+/// two neighbours' fused scores. A short reply ("Yes, last week!") is
+/// found through the turn it answers. A neighbour that was no candidate
+/// is labelled with the source of the candidate that brought it.
+pub fn add_neighbours(
+    conn: &Connection,
     candidates: Vec<Candidate>,
-    min_score: f64,
+    filter: &RecallFilter,
+    weight: f64,
+) -> Result<Vec<Candidate>, StoreError> {
+    if weight <= 0.0 || candidates.is_empty() {
+        return Ok(candidates);
+    }
+    let mut by_rowid: std::collections::HashMap<i64, usize> = candidates
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.hit.rowid, i))
+        .collect();
+    let mut adj: Vec<[Option<i64>; 2]> = Vec::with_capacity(candidates.len() * 3);
+    for c in &candidates {
+        adj.push(adjacent(conn, &c.hit)?);
+    }
+    let missing: Vec<i64> = adj
+        .iter()
+        .flatten()
+        .flatten()
+        .copied()
+        .filter(|r| !by_rowid.contains_key(r))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let found = candidates.len();
+    let mut all = candidates;
+    for hit in hits_by_rowid(conn, &missing, filter)? {
+        by_rowid.insert(hit.rowid, all.len());
+        let a = adjacent(conn, &hit)?;
+        adj.push(a);
+        all.push(Candidate {
+            hit,
+            score: 0.0,
+            source: "keyword",
+        });
+    }
+    let base: Vec<f64> = all.iter().map(|c| c.score).collect();
+    let sources: Vec<&'static str> = all.iter().map(|c| c.source).collect();
+    for (i, c) in all.iter_mut().enumerate() {
+        let best = adj[i]
+            .iter()
+            .flatten()
+            .filter_map(|r| by_rowid.get(r).copied())
+            .max_by(|&a, &b| base[a].total_cmp(&base[b]));
+        if let Some(j) = best {
+            c.score += weight * base[j];
+            if i >= found {
+                c.source = sources[j];
+            }
+        }
+    }
+    Ok(all)
+}
+
+/// Speaker awareness: a memory whose `who` the query names (every word of
+/// it, any case) gains `boost` times its score.
+pub fn boost_named(candidates: &mut [Candidate], query: &str, boost: f64) {
+    if boost <= 0.0 {
+        return;
+    }
+    let words: std::collections::HashSet<String> = query
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    for c in candidates {
+        let Some(who) = c.hit.who.as_deref() else {
+            continue;
+        };
+        let mut parts = who
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .peekable();
+        if parts.peek().is_some() && parts.all(|w| words.contains(&w.to_lowercase())) {
+            c.score *= 1.0 + boost;
+        }
+    }
+}
+
+/// The whole ranking of one recall over the two legs' candidates: fusion,
+/// neighbour context, speaker awareness, then the cut.
+pub fn rank(
+    conn: &Connection,
+    keyword: Vec<Hit>,
+    vector: Vec<(Hit, f64)>,
+    filter: &RecallFilter,
+    query: &str,
+    ranking: &Ranking,
     limit: usize,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Vec<Scored> {
-    let mut out: Vec<Scored> = candidates
+) -> Result<Vec<Scored>, StoreError> {
+    let fused = fuse(keyword, vector, ranking);
+    let mut all = add_neighbours(conn, fused, filter, ranking.neighbour_weight)?;
+    boost_named(&mut all, query, ranking.who_boost);
+    Ok(finish(all, ranking.min_score, limit))
+}
+
+/// Finish fused candidates: drop below `min_score`, best first on full
+/// precision (ties: newer first, then by id, so the order is the same on
+/// every call), truncate long content, at most `limit`. Usage (access
+/// counts) plays no part: a memory returned before does not rank higher.
+pub fn finish(candidates: Vec<Candidate>, min_score: f64, limit: usize) -> Vec<Scored> {
+    let mut kept: Vec<Candidate> = candidates
         .into_iter()
         .filter(|c| c.score >= min_score)
+        .collect();
+    kept.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| b.hit.created_at.cmp(&a.hit.created_at))
+            .then_with(|| a.hit.id.cmp(&b.hit.id))
+    });
+    kept.truncate(limit);
+    kept.into_iter()
         .map(|c| {
             let h = c.hit;
-            let boosted = rehearsal(
-                c.score,
-                h.access_count,
-                days_since(h.last_accessed.as_deref(), now),
-            );
             Scored {
-                score: round2(boosted),
+                score: c.score,
                 source: c.source,
                 content: truncate_content(&h.content),
                 id: h.id,
@@ -321,20 +450,7 @@ pub fn finish(
                 created_at: h.created_at,
             }
         })
-        .collect();
-    out.sort_by(|a, b| b.score.total_cmp(&a.score));
-    out.truncate(limit);
-    out
-}
-
-/// Score keyword hits alone (no vector leg).
-pub fn score_keyword(hits: Vec<Hit>, min_score: f64, limit: usize) -> Vec<Scored> {
-    finish(
-        fuse(hits, Vec::new(), 0.0),
-        min_score,
-        limit,
-        chrono::Utc::now(),
-    )
+        .collect()
 }
 
 /// The vector leg: the best `limit` live rows by cosine similarity to `q`
@@ -377,7 +493,7 @@ pub fn vector(
             batch = batch.saturating_mul(4);
         }
     }
-    out.sort_by(|a, b| b.1.total_cmp(&a.1));
+    out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.rowid.cmp(&b.0.rowid)));
     out.truncate(limit);
     Ok(out)
 }
@@ -393,7 +509,7 @@ fn check_candidates(
     let list = serde_json::to_string(rowids).map_err(|e| StoreError::Task(e.to_string()))?;
     let mut args: Vec<Box<dyn ToSql>> = vec![Box::new(list)];
     let mut sql = format!(
-        "SELECT {HIT_COLUMNS}, 0.0, m.rowid, e.vector FROM memories m
+        "SELECT {HIT_COLUMNS}, 0.0, e.vector FROM memories m
          JOIN memory_embeddings e ON e.memory_rowid = m.rowid AND e.content_hash = m.content_hash
          WHERE m.rowid IN (SELECT value FROM json_each(?)) AND m.is_deleted = 0
            AND m.embedding_model IS NOT NULL"
@@ -401,14 +517,11 @@ fn check_candidates(
     filter.push_sql(&mut sql, &mut args);
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
-        let rowid: i64 = r.get(12)?;
-        let blob: Vec<u8> = r.get(13)?;
+        let hit = hit_from_row(r)?;
+        let blob: Vec<u8> = r.get(11)?;
         Ok((
-            rowid,
-            (
-                hit_from_row(r)?,
-                super::vec::from_blob(&blob).unwrap_or_default(),
-            ),
+            hit.rowid,
+            (hit, super::vec::from_blob(&blob).unwrap_or_default()),
         ))
     })?;
     Ok(rows
@@ -455,39 +568,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_token_is_quoted_and_operators_survive_only_between_terms() {
-        assert_eq!(
-            fts_query("alpha bravo").as_deref(),
-            Some("\"alpha\" \"bravo\"")
-        );
-        assert_eq!(fts_query("a OR b").as_deref(), Some("\"a\" OR \"b\""));
-        assert_eq!(fts_query("OR a NOT").as_deref(), Some("\"a\""));
-        assert_eq!(fts_query("a AND OR b").as_deref(), Some("\"a\" OR \"b\""));
-        assert_eq!(
-            fts_query("say \"hi\"*(").as_deref(),
-            Some("\"say\" \"hi*(\"")
-        );
-        assert_eq!(fts_query("  \"\" ** ( ) "), None);
-        assert_eq!(
-            fts_query("col:val -x NEAR(a b)").as_deref(),
-            Some("\"col:val\" \"-x\" \"NEAR(a\" \"b)\"")
-        );
-    }
-
-    #[test]
     fn bm25_normalises_against_the_best_raw_score() {
         let n = normalise_bm25(&[-4.0, -2.0, -1.0]);
         assert_eq!(n, vec![1.0, 0.5, 0.25]);
         assert_eq!(normalise_bm25(&[0.0, 0.0]), vec![0.0, 0.0]);
-    }
-
-    #[test]
-    fn rehearsal_boost_grows_with_access_and_decays_with_time() {
-        assert_eq!(rehearsal(0.5, 0, 0.0), 0.5);
-        let fresh = rehearsal(0.5, 10, 0.0);
-        let old = rehearsal(0.5, 10, 60.0);
-        assert!((fresh - 0.5 * (1.0 + 0.1 * 11f64.ln())).abs() < 1e-12);
-        assert!((old - 0.5 * (1.0 + 0.1 * 11f64.ln() * 0.25)).abs() < 1e-12);
     }
 
     fn hit(id: &str, raw: f64) -> Hit {
@@ -501,83 +585,114 @@ mod tests {
             who: None,
             project: None,
             created_at: "2026-01-01T00:00:00.000Z".into(),
-            access_count: 0,
-            last_accessed: None,
+            rowid: 0,
             raw,
         }
     }
 
-    #[test]
-    fn fusion_weights_vector_by_alpha_and_labels_sources() {
-        // Keyword raw -4 and -2 normalise to 1.0 and 0.5.
-        let kw = vec![hit("a", -4.0), hit("b", -2.0)];
-        let vec = vec![(hit("b", 0.0), 0.9), (hit("c", 0.0), 0.6)];
-        let fused = fuse(kw, vec, 0.7);
-        let get = |id: &str| fused.iter().find(|c| c.hit.id == id).expect("present");
-        assert_eq!(get("a").source, "keyword");
-        assert!((get("a").score - 1.0).abs() < 1e-12);
-        assert_eq!(get("b").source, "hybrid");
-        assert!((get("b").score - (0.7 * 0.9 + 0.3 * 0.5)).abs() < 1e-12);
-        assert_eq!(get("c").source, "vector");
-        assert!((get("c").score - 0.6).abs() < 1e-12);
-        // A non-positive vector score does not make a row hybrid.
-        let fused = fuse(vec![hit("d", -1.0)], vec![(hit("d", 0.0), -0.2)], 0.7);
-        assert_eq!((fused[0].source, fused[0].score), ("keyword", 1.0));
+    fn ranking(alpha: f64, depth: usize) -> Ranking {
+        Ranking {
+            alpha,
+            depth,
+            neighbour_weight: 0.0,
+            who_boost: 0.0,
+            min_score: 0.1,
+        }
     }
 
     #[test]
-    fn finish_drops_below_min_score_boosts_rounds_and_sorts() {
-        let now = chrono::Utc::now();
-        let mut rehearsed = hit("r", 0.0);
-        rehearsed.access_count = 10;
-        rehearsed.last_accessed = Some(crate::store::to_iso(now));
-        let cands = vec![
-            Candidate {
-                hit: hit("low", 0.0),
-                score: 0.09,
-                source: "vector",
-            },
-            Candidate {
-                hit: hit("mid", 0.0),
-                score: 0.456,
-                source: "hybrid",
-            },
-            Candidate {
-                hit: rehearsed,
+    fn legs_are_min_max_scaled_and_weighted_by_alpha() {
+        // Keyword -bm25 4, 2, 1 (depth 3: the weakest is the floor);
+        // vector cosines 0.9, 0.6, 0.3.
+        let kw = vec![hit("a", -4.0), hit("b", -2.0), hit("c", -1.0)];
+        let vec = vec![
+            (hit("b", 0.0), 0.9),
+            (hit("d", 0.0), 0.6),
+            (hit("e", 0.0), 0.3),
+        ];
+        let fused = fuse(kw, vec, &ranking(0.3, 3));
+        let get = |id: &str| fused.iter().find(|c| c.hit.id == id).expect("present");
+        assert_eq!(get("a").source, "keyword");
+        assert!((get("a").score - 0.7).abs() < 1e-12);
+        assert_eq!(get("b").source, "hybrid");
+        assert!((get("b").score - (0.3 * 1.0 + 0.7 * (1.0 / 3.0))).abs() < 1e-12);
+        assert_eq!(
+            get("c").score,
+            0.0,
+            "the weakest of a full leg is its floor"
+        );
+        assert_eq!(get("d").source, "vector");
+        assert!((get("d").score - 0.3 * 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_short_leg_keeps_its_weak_matches_and_a_lone_leg_has_full_weight() {
+        // Two keyword matches, fewer than the depth: the floor is 0, so
+        // the weaker keeps half; no vector leg: the keyword leg is all.
+        let fused = fuse(
+            vec![hit("a", -4.0), hit("b", -2.0)],
+            Vec::new(),
+            &ranking(0.3, 20),
+        );
+        assert_eq!(fused[0].score, 1.0);
+        assert!((fused[1].score - 0.5).abs() < 1e-12);
+        let fused = fuse(Vec::new(), vec![(hit("v", 0.0), 0.4)], &ranking(0.3, 20));
+        assert_eq!((fused[0].score, fused[0].source), (1.0, "vector"));
+    }
+
+    #[test]
+    fn a_named_speaker_is_boosted() {
+        let mut a = hit("a", 0.0);
+        a.who = Some("Caroline".into());
+        let mut b = hit("b", 0.0);
+        b.who = Some("Mel Gibson".into());
+        let mut c = hit("c", 0.0);
+        c.who = Some("claude-code".into());
+        let mut cands: Vec<Candidate> = [a, b, c]
+            .into_iter()
+            .map(|hit| Candidate {
+                hit,
                 score: 0.4,
                 source: "keyword",
-            },
+            })
+            .collect();
+        boost_named(&mut cands, "When did caroline meet Mel?", 0.5);
+        let scores: Vec<f64> = cands.iter().map(|c| c.score).collect();
+        assert!((scores[0] - 0.6).abs() < 1e-12, "{scores:?}");
+        assert_eq!(scores[1], 0.4, "every word of who must be named");
+        assert_eq!(scores[2], 0.4);
+    }
+
+    #[test]
+    fn finish_drops_below_min_score_and_orders_on_full_precision() {
+        let cand = |id: &str, score: f64, created: &str| {
+            let mut h = hit(id, 0.0);
+            h.created_at = created.into();
             Candidate {
-                hit: hit("edge", 0.0),
-                score: 0.1,
-                source: "keyword",
-            },
+                hit: h,
+                score,
+                source: "hybrid",
+            }
+        };
+        let cands = vec![
+            cand("low", 0.09, "2026-01-01"),
+            cand("a", 0.454, "2026-01-01"),
+            cand("b", 0.456, "2026-01-01"),
+            cand("old", 0.3, "2026-01-01"),
+            cand("new", 0.3, "2026-02-01"),
+            cand("edge", 0.1, "2026-01-01"),
         ];
-        let out = finish(cands, 0.1, 10, now);
+        let out = finish(cands, 0.1, 10);
         let ids: Vec<&str> = out.iter().map(|s| s.id.as_str()).collect();
-        assert_eq!(
-            ids,
-            vec!["r", "mid", "edge"],
-            "0.09 dropped, 0.1 kept, boosted first"
-        );
-        assert_eq!(out[1].score, 0.46);
-        assert_eq!(out[0].score, round2(0.4 * (1.0 + 0.1 * 11f64.ln())));
-        assert_eq!(out[0].score, 0.5);
-        assert_eq!(out[2].source, "keyword");
-        assert_eq!(
-            finish(
-                vec![Candidate {
-                    hit: hit("x", 0.0),
-                    score: 0.5,
-                    source: "vector"
-                }],
-                0.1,
-                0,
-                now
-            )
-            .len(),
-            0
-        );
+        // 0.456 and 0.454 both round to 0.45 but keep their order; equal
+        // scores put the newer first; 0.09 is dropped, 0.1 kept.
+        assert_eq!(ids, vec!["b", "a", "new", "old", "edge"]);
+        let wire = serde_json::to_value(&out[0]).expect("json");
+        assert_eq!(wire["score"], 0.46);
+        let mut over = out[0].clone();
+        over.score = 1.37;
+        assert_eq!(serde_json::to_value(&over).expect("json")["score"], 1.0);
+        assert!(finish(vec![cand("x", 0.5, "2026-01-01")], 0.1, 0).is_empty());
     }
 
     #[test]
