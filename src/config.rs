@@ -277,6 +277,8 @@ pub struct SearchSettings {
     /// Share of its best neighbour's score a memory gains (the memories
     /// stored just before and after it in its project); 0 turns it off.
     pub neighbour_weight: f64,
+    /// Memories stored further apart than this are no neighbours.
+    pub neighbour_window_minutes: u32,
     /// Extra share of score for a memory whose `who` the query names; 0
     /// turns it off.
     pub who_boost: f64,
@@ -290,6 +292,7 @@ impl Default for SearchSettings {
             top_k: 20,
             min_score: 0.1,
             neighbour_weight: 0.4,
+            neighbour_window_minutes: 30,
             who_boost: 0.5,
         }
     }
@@ -302,6 +305,7 @@ impl SearchSettings {
             alpha: self.alpha,
             depth: self.top_k.max(limit),
             neighbour_weight: self.neighbour_weight,
+            neighbour_window: chrono::Duration::minutes(i64::from(self.neighbour_window_minutes)),
             who_boost: self.who_boost,
             min_score: self.min_score,
         }

@@ -2073,7 +2073,7 @@ async fn recall_with_fts_syntax_characters_never_fails() {
 }
 
 #[tokio::test]
-async fn recall_or_matches_either_term_and_plain_terms_must_all_match() {
+async fn recall_joins_plain_terms_with_or_and_keeps_written_operators() {
     let t = spawn_app().await;
     let apple = t.remember("apple pie recipe").await;
     let banana = t.remember("banana bread recipe").await;
@@ -2083,7 +2083,8 @@ async fn recall_or_matches_either_term_and_plain_terms_must_all_match() {
         .into_iter()
         .collect();
     assert_eq!(got, set(&[&apple, &banana]));
-    assert!(recall_ids(&t, "apple banana").await.is_empty());
+    let got: BTreeSet<String> = recall_ids(&t, "apple banana").await.into_iter().collect();
+    assert_eq!(got, set(&[&apple, &banana]), "plain terms: any may match");
     assert_eq!(recall_ids(&t, "apple AND pie").await, vec![apple.clone()]);
     let got: BTreeSet<String> = recall_ids(&t, "recipe NOT cherry")
         .await
@@ -2534,5 +2535,354 @@ async fn recall_increments_the_access_count_of_what_it_returned() {
     let g = get_memory(&t, &hit).await.body;
     assert!(g["last_accessed"].is_string(), "{g:?}");
     assert_eq!(get_memory(&t, &miss).await.body["access_count"], 0);
+    t.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// recall ranking (issue 11): any-term keyword leg, who, neighbour context,
+// no drift with use, feedback
+// ---------------------------------------------------------------------------
+
+/// Remember `content` said by `who` in `project`; returns the id.
+async fn said(t: &TestApp, project: &str, who: &str, content: &str) -> String {
+    remember_id(
+        t,
+        json!({ "content": content, "who": who, "project": project }),
+    )
+    .await
+}
+
+async fn recall_in(t: &TestApp, project: &str, query: &str) -> Vec<String> {
+    let r = recall(t, json!({ "query": query, "project": project })).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    ids_of(&r.body["results"])
+}
+
+#[tokio::test]
+async fn a_natural_question_finds_memories_sharing_any_content_word() {
+    let t = spawn_app().await;
+    let tokyo = t
+        .remember("Calvin flew to Tokyo in April for the concert")
+        .await;
+    let guitar = t.remember("Calvin bought a vintage guitar").await;
+    let other = t.remember("Dave repaired the brakes of his car").await;
+    // Enough other memories that a name on two of them is a rare word
+    // (BM25 gives a word on most rows no weight).
+    for i in 0..6 {
+        t.remember(&format!("unrelated note {i} about gardening"))
+            .await;
+    }
+    let r = recall(
+        &t,
+        json!({ "query": "When did Calvin first travel to Tokyo?" }),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["method"], "keyword");
+    let ids = ids_of(&r.body["results"]);
+    assert_eq!(ids.first(), Some(&tokyo), "{:?}", r.body);
+    assert!(
+        ids.contains(&guitar),
+        "a partial match is found too: {ids:?}"
+    );
+    assert!(!ids.contains(&other), "{ids:?}");
+    // Only stop words: nothing to match, not an error.
+    let r = recall(&t, json!({ "query": "what is it that you did?" })).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert!(ids_of(&r.body["results"]).is_empty());
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn explicit_operators_and_quoted_phrases_keep_their_meaning() {
+    let t = spawn_app().await;
+    let both = t.remember("alpha and bravo share a line").await;
+    let alpha = t.remember("alpha stands alone here").await;
+    let bravo = t.remember("bravo stands alone too").await;
+    let phrase = t.remember("she joined a support group yesterday").await;
+    let apart = t.remember("the group gave her support").await;
+    assert_eq!(recall_ids(&t, "alpha AND bravo").await, vec![both.clone()]);
+    assert_eq!(recall_ids(&t, "alpha NOT bravo").await, vec![alpha.clone()]);
+    assert_eq!(
+        id_set(&recall(&t, json!({ "query": "alpha OR bravo" })).await.body["results"]),
+        set(&[&both, &alpha, &bravo])
+    );
+    assert_eq!(
+        recall_ids(&t, "\"support group\"").await,
+        vec![phrase.clone()]
+    );
+    assert_eq!(
+        id_set(&recall(&t, json!({ "query": "support group" })).await.body["results"]),
+        set(&[&phrase, &apart])
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn control_characters_and_query_syntax_in_user_text_are_never_a_500() {
+    let t = spawn_app().await;
+    let id = t.remember("the heron nests by the river").await;
+    for q in [
+        "a\u{0}b heron",
+        "heron\u{1}\u{7f}\u{1b}[0m",
+        "\"heron",
+        "heron\"",
+        "heron*",
+        "NEAR(heron river)",
+        "content:heron",
+        "^heron",
+        "heron AND",
+        "NOT heron",
+        "(((",
+        "\u{0}",
+    ] {
+        let r = recall(&t, json!({ "query": q })).await;
+        assert!(
+            r.status == 200 || r.status == 400,
+            "{q:?}: {} {:?}",
+            r.status,
+            r.body
+        );
+        // (`content:heron` is the phrase "content heron": punctuation
+        // inside a word joins its parts, as in `us-east-1`.)
+        if q.contains("heron") && !q.starts_with("NOT") && !q.contains(':') {
+            assert!(
+                ids_of(&r.body["results"]).contains(&id),
+                "{q:?}: {:?}",
+                r.body
+            );
+        }
+    }
+    let r = get_query(&t, "/api/memory/search", &[("q", "a\u{0}b heron")]).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(ids_of(&r.body["results"]), vec![id.clone()]);
+    let r = get_query(&t, "/memory/search", &[("q", "\u{0}")]).await;
+    assert!(r.status == 200 || r.status == 400, "{:?}", r.body);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn who_is_searched_and_a_named_speaker_ranks_first() {
+    let t = spawn_app().await;
+    let mel = said(&t, "c1", "Melanie", "I went to a support group yesterday").await;
+    let caro = said(&t, "c1", "Caroline", "I went to a support group last week").await;
+    // The speaker's name is only in `who` (Melanie's turn may follow as
+    // the dialogue's context, after it).
+    assert_eq!(recall_in(&t, "c1", "Caroline").await.first(), Some(&caro));
+    let ids = recall_in(&t, "c1", "When did Caroline go to the support group?").await;
+    assert_eq!(ids, vec![caro.clone(), mel.clone()]);
+    let ids = recall_in(&t, "c1", "When did Melanie go to the support group?").await;
+    assert_eq!(ids, vec![mel.clone(), caro.clone()]);
+    t.stop().await;
+}
+
+/// A short dialogue in project `conv`: a question about a marathon, a
+/// reply that names nothing, and turns around them; another project
+/// mentions the marathon too.
+async fn marathon_conversation(t: &TestApp) -> (String, String, String) {
+    said(t, "conv", "Ann", "I baked bread this morning").await;
+    let question = said(t, "conv", "Ann", "Did you finish the Boston marathon?").await;
+    let reply = said(t, "conv", "Bob", "Yes! It took me four hours.").await;
+    said(t, "conv", "Bob", "My legs still hurt today").await;
+    said(t, "conv", "Ann", "I painted the fence green").await;
+    let other = said(t, "other", "Zed", "Boston marathon results are out").await;
+    (question, reply, other)
+}
+
+#[tokio::test]
+async fn a_reply_is_found_through_the_turn_it_answers() {
+    let t = spawn_app().await;
+    let (question, reply, other) = marathon_conversation(&t).await;
+    let ids = recall_in(&t, "conv", "Boston marathon").await;
+    assert_eq!(
+        ids,
+        vec![question.clone(), reply.clone()],
+        "the reply comes with it"
+    );
+    // Unfiltered: neighbours come only from the same project, and only
+    // across speakers (Ann's bread and Bob's legs stay out).
+    let r = recall(&t, json!({ "query": "Boston marathon" })).await;
+    assert_eq!(
+        id_set(&r.body["results"]),
+        set(&[&question, &reply, &other]),
+        "{:?}",
+        r.body
+    );
+    // Neighbours pass the filters like everything else.
+    let r = recall(
+        &t,
+        json!({ "query": "Boston marathon", "project": "conv", "who": "Ann" }),
+    )
+    .await;
+    assert_eq!(ids_of(&r.body["results"]), vec![question.clone()]);
+    t.stop().await;
+
+    // Turned off, the reply shares no word with the query and is not found.
+    let t = spawn_with(|c| c.settings.search.neighbour_weight = 0.0).await;
+    let (question, _, _) = marathon_conversation(&t).await;
+    assert_eq!(
+        recall_in(&t, "conv", "Boston marathon").await,
+        vec![question]
+    );
+    t.stop().await;
+
+    // A reply stored more than the window later is no context.
+    let clock = signet::clock::Clock::default();
+    let c = clock.clone();
+    let t = spawn_with(move |cfg| cfg.clock = c).await;
+    let question = said(&t, "conv", "Ann", "Did you finish the Boston marathon?").await;
+    clock.advance(std::time::Duration::from_secs(31 * 60));
+    said(&t, "conv", "Bob", "Yes! It took me four hours.").await;
+    assert_eq!(
+        recall_in(&t, "conv", "Boston marathon").await,
+        vec![question]
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn asking_again_ranks_the_same_however_often_a_memory_was_returned() {
+    let t = spawn_with(|c| {
+        c.settings.server.recall_cache_entries = 0;
+        c.settings.server.access_flush_ms = 50;
+    })
+    .await;
+    let strong = said(&t, "p", "a", "kiwi kiwi kiwi orchard").await;
+    let mid = said(&t, "p", "b", "kiwi orchard in the valley").await;
+    let weak = said(
+        &t,
+        "p",
+        "c",
+        "one kiwi among many other words about farms and fields",
+    )
+    .await;
+    let first = recall(&t, json!({ "query": "kiwi orchard", "project": "p" })).await;
+    assert_eq!(
+        ids_of(&first.body["results"]),
+        vec![strong.clone(), mid.clone(), weak.clone()]
+    );
+    // The weakest is returned many times on its own.
+    for _ in 0..30 {
+        let r = recall(&t, json!({ "query": "kiwi", "who": "c" })).await;
+        assert_eq!(ids_of(&r.body["results"]), vec![weak.clone()]);
+    }
+    let mut count = 0;
+    for _ in 0..50 {
+        count = get_memory(&t, &weak).await.body["access_count"]
+            .as_i64()
+            .unwrap_or(0);
+        if count >= 31 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(count >= 31, "access counts are still recorded: {count}");
+    let again = recall(&t, json!({ "query": "kiwi orchard", "project": "p" })).await;
+    assert_eq!(
+        again.body["results"], first.body["results"],
+        "same ranks, same scores"
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn scores_keep_full_precision_for_the_order_and_two_decimals_on_the_wire() {
+    let t = spawn_app().await;
+    for i in 0..12 {
+        t.remember(&format!("walrus note number {i} {}", "filler ".repeat(i)))
+            .await;
+    }
+    let r = recall(&t, json!({ "query": "walrus note", "limit": 12 })).await;
+    let scores: Vec<f64> = r.body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|x| x["score"].as_f64().expect("score"))
+        .collect();
+    assert_eq!(scores.len(), 12);
+    for s in &scores {
+        assert_eq!((s * 100.0).round() / 100.0, *s, "two decimals: {scores:?}");
+        assert!((0.0..=1.0).contains(s), "{scores:?}");
+    }
+    // Shorter notes rank first (BM25 length normalisation), in order.
+    let ids = ids_of(&r.body["results"]);
+    let contents: Vec<usize> = r.body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|x| x["content"].as_str().unwrap_or_default().len())
+        .collect();
+    assert!(contents.windows(2).all(|w| w[0] <= w[1]), "{contents:?}");
+    // The same query gives the same order every time.
+    for _ in 0..3 {
+        let again = recall(&t, json!({ "query": "walrus note", "limit": 12 })).await;
+        assert_eq!(ids_of(&again.body["results"]), ids);
+    }
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn feedback_records_ratings_with_signets_shape_and_errors() {
+    let t = spawn_app().await;
+    let a = t.remember("feedback target one").await;
+    let b = t.remember("feedback target two").await;
+    let r = t
+        .post(
+            "/api/memory/feedback",
+            json!({ "sessionKey": "s1", "feedback": { a.clone(): 1, b.clone(): -3, "no-such-id": 0.5, "x": "good" } }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body, json!({ "ok": true, "recorded": 3 }));
+    // A second rating of `a` in the same session is averaged in.
+    let r = t
+        .post(
+            "/api/memory/feedback",
+            json!({ "sessionKey": "s1", "feedback": { a.clone(): 0 } }),
+        )
+        .await;
+    assert_eq!(r.body["recorded"], 1);
+    let conn = rusqlite::Connection::open_with_flags(
+        signet::store::db_path(&t.workspace),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("db");
+    let mut rows: Vec<(String, f64, i64)> = conn
+        .prepare("SELECT memory_id, score, count FROM memory_feedback WHERE session_key = 's1'")
+        .expect("sql")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    rows.sort_by(|x, y| x.0.cmp(&y.0));
+    let mut want = vec![(a.clone(), 0.5, 2), (b.clone(), -1.0, 1)];
+    want.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(rows, want, "clamped, averaged, unknown ids dropped");
+    for (body, msg) in [
+        (
+            json!({ "feedback": { a.clone(): 1 } }),
+            "sessionKey and feedback required",
+        ),
+        (
+            json!({ "sessionKey": "s1" }),
+            "sessionKey and feedback required",
+        ),
+        (
+            json!({ "sessionKey": "s1", "feedback": [1] }),
+            "sessionKey and feedback required",
+        ),
+        (
+            json!({ "sessionKey": "s1", "feedback": { a.clone(): "yes" } }),
+            "Invalid feedback format \u{2014} expected map of ID to number (-1 to 1)",
+        ),
+    ] {
+        let r = t.post("/api/memory/feedback", body).await;
+        assert_error(&r, 400);
+        assert_eq!(r.body["error"], msg);
+    }
+    let r = t
+        .raw("POST", "/api/memory/feedback", Some(b"{not json".to_vec()))
+        .await;
+    assert_error(&r, 400);
     t.stop().await;
 }

@@ -422,4 +422,56 @@ mod tests {
             vec!["tokyo", "travel", "plans", "include", "tower"]
         );
     }
+
+    /// A table shaped like the keyword index, to run expressions against.
+    fn index() -> rusqlite::Connection {
+        let c = rusqlite::Connection::open_in_memory().expect("db");
+        c.execute_batch(
+            "CREATE VIRTUAL TABLE t USING fts5(content, who, tokenize='porter unicode61');
+             INSERT INTO t VALUES ('the heron nests by the river', 'Ann'), ('us-east-1 outage', NULL);",
+        )
+        .expect("fts5");
+        c
+    }
+
+    fn run(c: &rusqlite::Connection, expr: &str) -> rusqlite::Result<i64> {
+        c.query_row("SELECT count(*) FROM t WHERE t MATCH ?1", [expr], |r| {
+            r.get(0)
+        })
+    }
+
+    #[test]
+    fn expressions_run_and_find_what_they_name() {
+        let c = index();
+        let n = |q: &str| run(&c, &match_expr(q, Join::Any).expect("expr")).expect("runs");
+        assert_eq!(n("Where does the heron nest?"), 1, "stemmed, any term");
+        assert_eq!(n("Ann"), 1, "who is indexed");
+        assert_eq!(n("us-east-1"), 1);
+        assert_eq!(n("heron OR outage"), 2);
+        assert_eq!(n("heron AND outage"), 0);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// No user text, however hostile, makes FTS5 fail to parse.
+        #[test]
+        fn any_text_is_a_valid_match_expression(
+            text in "(\\PC|[\"*():^+\\-]|AND|OR|NOT|NEAR| |\\x00|\\x1b){0,40}",
+        ) {
+            let c = index();
+            for join in [Join::Any, Join::All] {
+                if let Some(expr) = match_expr(&text, join) {
+                    proptest::prop_assert!(run(&c, &expr).is_ok(), "{:?} -> {:?}", text, expr);
+                }
+            }
+        }
+
+        #[test]
+        fn any_unicode_is_a_valid_match_expression(text in proptest::prelude::any::<String>()) {
+            let c = index();
+            if let Some(expr) = match_expr(&text, Join::Any) {
+                proptest::prop_assert!(run(&c, &expr).is_ok(), "{:?} -> {:?}", text, expr);
+            }
+        }
+    }
 }

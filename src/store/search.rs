@@ -215,8 +215,10 @@ pub struct Ranking {
     /// Candidates each leg contributes (at least the request's limit).
     pub depth: usize,
     /// Share of its best neighbour's score a memory gains (neighbours: the
-    /// memories stored just before and after it in the same project).
+    /// memories stored just before and after it in the same project,
+    /// within `neighbour_window` of it).
     pub neighbour_weight: f64,
+    pub neighbour_window: chrono::Duration,
     /// Extra share of score for a memory whose `who` the query names.
     pub who_boost: f64,
     pub min_score: f64,
@@ -313,9 +315,9 @@ pub fn hits_by_rowid(
 }
 
 /// Neighbour context: each candidate, and each neighbour of a candidate
-/// (the memory stored just before or after it in the same project, in
-/// scope and passing the filter), gains `weight` times the better of its
-/// two neighbours' fused scores. A short reply ("Yes, last week!") is
+/// (the memory stored just before or after it in the same project by
+/// another `who`, within `window` of it, in scope and passing the filter),
+/// gains `weight` times the better of its two neighbours' fused scores. A short reply ("Yes, last week!") is
 /// found through the turn it answers. A neighbour that was no candidate
 /// is labelled with the source of the candidate that brought it.
 pub fn add_neighbours(
@@ -323,6 +325,7 @@ pub fn add_neighbours(
     candidates: Vec<Candidate>,
     filter: &RecallFilter,
     weight: f64,
+    window: chrono::Duration,
 ) -> Result<Vec<Candidate>, StoreError> {
     if weight <= 0.0 || candidates.is_empty() {
         return Ok(candidates);
@@ -359,11 +362,35 @@ pub fn add_neighbours(
     }
     let base: Vec<f64> = all.iter().map(|c| c.score).collect();
     let sources: Vec<&'static str> = all.iter().map(|c| c.source).collect();
+    let at: Vec<Option<chrono::DateTime<chrono::FixedOffset>>> = all
+        .iter()
+        .map(|c| chrono::DateTime::parse_from_rfc3339(&c.hit.created_at).ok())
+        .collect();
+    // Context is a dialogue: two speakers, stored close together. The
+    // same writer's consecutive memories (an agent's facts) are not each
+    // other's context, nor are memories stored apart by more than the
+    // window, however close their rowids.
+    let who: Vec<Option<String>> = all
+        .iter()
+        .map(|c| {
+            c.hit
+                .who
+                .as_deref()
+                .map(|w| w.trim().to_lowercase())
+                .filter(|w| !w.is_empty())
+        })
+        .collect();
+    let close = |i: usize, j: usize| {
+        let speakers = matches!((&who[i], &who[j]), (Some(a), Some(b)) if a != b);
+        let near = matches!((at[i], at[j]), (Some(a), Some(b)) if (a - b).abs() <= window);
+        speakers && near
+    };
     for (i, c) in all.iter_mut().enumerate() {
         let best = adj[i]
             .iter()
             .flatten()
             .filter_map(|r| by_rowid.get(r).copied())
+            .filter(|&j| close(i, j))
             .max_by(|&a, &b| base[a].total_cmp(&base[b]));
         if let Some(j) = best {
             c.score += weight * base[j];
@@ -412,7 +439,13 @@ pub fn rank(
     limit: usize,
 ) -> Result<Vec<Scored>, StoreError> {
     let fused = fuse(keyword, vector, ranking);
-    let mut all = add_neighbours(conn, fused, filter, ranking.neighbour_weight)?;
+    let mut all = add_neighbours(
+        conn,
+        fused,
+        filter,
+        ranking.neighbour_weight,
+        ranking.neighbour_window,
+    )?;
     boost_named(&mut all, query, ranking.who_boost);
     Ok(finish(all, ranking.min_score, limit))
 }
@@ -595,6 +628,7 @@ mod tests {
             alpha,
             depth,
             neighbour_weight: 0.0,
+            neighbour_window: chrono::Duration::minutes(30),
             who_boost: 0.0,
             min_score: 0.1,
         }
