@@ -288,7 +288,7 @@ impl Default for SearchSettings {
     /// Chosen by measurement on the LoCoMo dev set (docs/architecture.md).
     fn default() -> Self {
         SearchSettings {
-            alpha: 0.3,
+            alpha: 0.25,
             top_k: 20,
             min_score: 0.1,
             neighbour_weight: 0.4,

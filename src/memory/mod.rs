@@ -153,6 +153,14 @@ pub struct History {
     pub history: Vec<HistoryEntry>,
 }
 
+/// The keyword leg of one recall.
+enum KeywordQuery {
+    /// Plain words and phrases: any may match (`search::keyword_any`).
+    Any(Vec<String>),
+    /// A query with a written `AND`/`NOT`: one FTS5 expression.
+    Expr(String),
+}
+
 /// Response of feedback.
 #[derive(Debug, Clone, Serialize)]
 pub struct FeedbackRecorded {
@@ -692,7 +700,14 @@ impl MemoryService {
         if !(1..=200).contains(&limit) {
             return Err(MemoryError::BadRequest("limit must be 1..200".into()));
         }
-        let expr = fts::match_expr(&query, fts::Join::Any);
+        // A plain question runs the any-term leg (operands looked up one
+        // by one); one with a written AND or NOT runs as one FTS5
+        // expression ranked by BM25.
+        let keyword = match fts::plain_operands(&query) {
+            Some(ops) if ops.is_empty() => None,
+            Some(ops) => Some(KeywordQuery::Any(ops)),
+            None => fts::match_expr(&query, fts::Join::Any).map(KeywordQuery::Expr),
+        };
         // The query vector first (cached per query text); a failing
         // provider means keyword-only, never a failed recall.
         let qvec = if self.embed.usable_for_query() {
@@ -701,7 +716,7 @@ impl MemoryService {
             None
         };
         let method = if qvec.is_some() { "hybrid" } else { "keyword" };
-        if expr.is_none() && qvec.is_none() {
+        if keyword.is_none() && qvec.is_none() {
             return Ok(Recalled {
                 results: Vec::new(),
                 query,
@@ -722,15 +737,29 @@ impl MemoryService {
                 let scored = self
                     .reads
                     .read(move |c| {
-                        let kw = match &expr {
-                            Some(e) => search::keyword(c, e, &filter, ranking.depth as i64)?,
-                            None => Vec::new(),
+                        let (kw, confidence) = match &keyword {
+                            Some(KeywordQuery::Any(ops)) => {
+                                search::keyword_any(c, ops, &filter, ranking.depth)?
+                            }
+                            Some(KeywordQuery::Expr(e)) => {
+                                (search::keyword(c, e, &filter, ranking.depth as i64)?, 1.0)
+                            }
+                            None => (Vec::new(), 0.0),
                         };
                         let vec = match &qvec {
                             Some(v) => search::vector(c, &index, v, &filter, ranking.depth, None)?,
                             None => Vec::new(),
                         };
-                        search::rank(c, kw, vec, &filter, &q, &ranking, limit as usize)
+                        search::rank(
+                            c,
+                            kw,
+                            confidence,
+                            vec,
+                            &filter,
+                            &q,
+                            &ranking,
+                            limit as usize,
+                        )
                     })
                     .await?;
                 let scored = Arc::new(scored);

@@ -254,6 +254,33 @@ fn keep(word: &str, join: Join) -> bool {
 /// The MATCH expression for `text`, or `None` when nothing searchable is
 /// left (only stop words, punctuation or operators).
 pub fn match_expr(text: &str, join: Join) -> Option<String> {
+    let out = tokens(text, join);
+    if out.is_empty() {
+        None
+    } else {
+        Some(out.join(" "))
+    }
+}
+
+/// The operands of a plain recall query, each an FTS5 expression of its
+/// own (a quoted word or phrase), distinct: what the any-term keyword leg
+/// looks up one by one. `None` when the user wrote `AND` or `NOT` between
+/// operands (such a query runs as one expression, ranked by FTS5).
+pub fn plain_operands(text: &str) -> Option<Vec<String>> {
+    let out = tokens(text, Join::Any);
+    if out.iter().any(|t| t == "AND" || t == "NOT") {
+        return None;
+    }
+    let mut seen = std::collections::HashSet::new();
+    Some(
+        out.into_iter()
+            .filter(|t| t != "OR" && seen.insert(t.to_lowercase()))
+            .collect(),
+    )
+}
+
+/// Operands (quoted) and the operators placed between them.
+fn tokens(text: &str, join: Join) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut pending: Option<&'static str> = None;
     let mut operands = 0;
@@ -288,11 +315,7 @@ pub fn match_expr(text: &str, join: Join) -> Option<String> {
         out.push(operand);
         operands += 1;
     }
-    if out.is_empty() {
-        None
-    } else {
-        Some(out.join(" "))
-    }
+    out
 }
 
 /// The content words of `text` for recall, lowercased, deduplicated, in
@@ -372,6 +395,27 @@ mod tests {
         assert_eq!(
             match_expr("salt and pepper", Join::Any).as_deref(),
             Some("\"salt\" OR \"pepper\"")
+        );
+    }
+
+    #[test]
+    fn plain_queries_give_their_distinct_operands_and_operators_opt_out() {
+        assert_eq!(
+            plain_operands("Did Tokyo's \"support group\" meet tokyo OR Kyoto?"),
+            Some(vec![
+                "\"Tokyo\"".to_string(),
+                "\"support group\"".to_string(),
+                "\"meet\"".to_string(),
+                "\"Kyoto\"".to_string(),
+            ])
+        );
+        assert_eq!(plain_operands("what is it"), Some(vec![]));
+        assert_eq!(plain_operands("cats AND dogs"), None);
+        assert_eq!(plain_operands("deploy NOT friday"), None);
+        // An operator that cannot stand is no operator.
+        assert_eq!(
+            plain_operands("NOT deploy"),
+            Some(vec!["\"deploy\"".to_string()])
         );
     }
 

@@ -2,7 +2,7 @@
 //! inside the query (before the limit), and the scoring rules of recall.
 
 use rusqlite::types::ToSql;
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::memories::{push_tags_sql, Scope};
@@ -151,6 +151,115 @@ pub fn keyword(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Rows in the keyword index, read from FTS5's own totals record (the
+/// `averages` row of `memories_fts_data`: a varint row count first), so
+/// no count over the table is needed; counted when that record is absent.
+pub fn indexed_rows(conn: &Connection) -> Result<i64, StoreError> {
+    let block: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT block FROM memories_fts_data WHERE id = 1")?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    if let Some(n) = block.as_deref().and_then(read_varint) {
+        return Ok(n as i64);
+    }
+    Ok(conn
+        .prepare_cached("SELECT count(*) FROM memories_fts_docsize")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// SQLite's varint (big-endian 7-bit groups; a ninth byte carries 8 bits).
+fn read_varint(b: &[u8]) -> Option<u64> {
+    let mut v: u64 = 0;
+    for (i, byte) in b.iter().enumerate().take(9) {
+        if i == 8 {
+            return Some((v << 8) | u64::from(*byte));
+        }
+        v = (v << 7) | u64::from(byte & 0x7f);
+        if byte & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// FTS5's inverse document frequency: `ln((N - n + 0.5) / (n + 0.5))`,
+/// and a tiny positive weight for a term on half the rows or more.
+fn idf(rows: i64, matching: usize) -> f64 {
+    let (n, m) = (rows.max(0) as f64, matching as f64);
+    let x = ((n - m + 0.5) / (m + 0.5)).ln();
+    if x > 0.0 {
+        x
+    } else {
+        1e-6
+    }
+}
+
+/// The any-term keyword leg: the best `depth` live rows that pass
+/// `filter`, scored by the summed IDF of the operands they match (each
+/// operand looked up on its own, so no per-row ranking function runs over
+/// every match: the cost is one pass over each operand's doclist), ties
+/// newest first. Also returns the keyword leg's confidence: the largest
+/// share of the operands one returned row matches (1 when a row matches
+/// them all). `Hit::raw` is the negated score, as with BM25.
+pub fn keyword_any(
+    conn: &Connection,
+    operands: &[String],
+    filter: &RecallFilter,
+    depth: usize,
+) -> Result<(Vec<Hit>, f64), StoreError> {
+    if operands.is_empty() || depth == 0 {
+        return Ok((Vec::new(), 0.0));
+    }
+    let rows = indexed_rows(conn)?;
+    let mut stmt =
+        conn.prepare_cached("SELECT rowid FROM memories_fts WHERE memories_fts MATCH ?1")?;
+    let mut scores: std::collections::HashMap<i64, (f64, u32)> = std::collections::HashMap::new();
+    for op in operands {
+        let ids: Vec<i64> = stmt
+            .query_map([op], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let w = idf(rows, ids.len());
+        for id in ids {
+            let e = scores.entry(id).or_insert((0.0, 0));
+            e.0 += w;
+            e.1 += 1;
+        }
+    }
+    let mut ranked: Vec<(i64, f64, u32)> =
+        scores.into_iter().map(|(r, (s, n))| (r, s, n)).collect();
+    ranked.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
+    // Best first, checked in SQLite in growing batches (live, in scope,
+    // filters), until `depth` passed: a selective filter never loses
+    // results to the cut.
+    let mut out: Vec<Hit> = Vec::with_capacity(depth);
+    let mut matched_best: u32 = 0;
+    let mut next = 0;
+    let mut batch = (depth * 2).max(32);
+    while out.len() < depth && next < ranked.len() {
+        let end = (next + batch).min(ranked.len());
+        let part = &ranked[next..end];
+        let ids: Vec<i64> = part.iter().map(|c| c.0).collect();
+        let mut found: std::collections::HashMap<i64, Hit> = hits_by_rowid(conn, &ids, filter)?
+            .into_iter()
+            .map(|h| (h.rowid, h))
+            .collect();
+        for &(rowid, score, n) in part {
+            if out.len() == depth {
+                break;
+            }
+            if let Some(mut h) = found.remove(&rowid) {
+                h.raw = -score;
+                matched_best = matched_best.max(n);
+                out.push(h);
+            }
+        }
+        next = end;
+        batch = batch.saturating_mul(4);
+    }
+    let confidence = f64::from(matched_best) / operands.len() as f64;
+    Ok((out, confidence))
+}
+
 /// One scored recall result, as the API returns it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Scored {
@@ -240,13 +349,24 @@ fn min_max(xs: &[f64], depth: usize) -> Vec<f64> {
 }
 
 /// Fuse the two legs. Each leg is min-max scaled over its own candidates
-/// (keyword: `-bm25`; vector: cosine similarity); a row gets
-/// `alpha·vec + (1-alpha)·kw`, a leg it is missing from counting 0. When
-/// only one leg found anything, its scaled score is the score. Source:
-/// `hybrid` for a row both legs found, else the leg that found it.
-pub fn fuse(keyword: Vec<Hit>, vector: Vec<(Hit, f64)>, r: &Ranking) -> Vec<Candidate> {
+/// (keyword: its score, `-raw`; vector: cosine similarity); a row gets
+/// `alpha·vec + (1-alpha)·conf·kw`, a leg it is missing from counting 0,
+/// where `conf` is the keyword leg's confidence (the best row's share of
+/// the query's words: a question that shares one common word with a
+/// memory does not let that memory outrank what the vector leg found).
+/// When only one leg found anything, its scaled score is the score.
+/// Source: `hybrid` for a row both legs found, else the leg that found it.
+pub fn fuse(
+    keyword: Vec<Hit>,
+    keyword_confidence: f64,
+    vector: Vec<(Hit, f64)>,
+    r: &Ranking,
+) -> Vec<Candidate> {
     let (wv, wk) = match (keyword.is_empty(), vector.is_empty()) {
-        (false, false) => (r.alpha, 1.0 - r.alpha),
+        (false, false) => (
+            r.alpha,
+            (1.0 - r.alpha) * keyword_confidence.clamp(0.0, 1.0),
+        ),
         (true, _) => (1.0, 0.0),
         (false, true) => (0.0, 1.0),
     };
@@ -279,18 +399,59 @@ pub fn fuse(keyword: Vec<Hit>, vector: Vec<(Hit, f64)>, r: &Ranking) -> Vec<Cand
     out
 }
 
+/// Lower-cased, trimmed `who`; `None` when unset or blank.
+fn speaker(who: Option<&str>) -> Option<String> {
+    who.map(|w| w.trim().to_lowercase())
+        .filter(|w| !w.is_empty())
+}
+
+/// Whether two memories are each other's context: a dialogue (two
+/// different speakers) stored within `window` of each other.
+fn in_dialogue(a: (Option<&str>, &str), b: (Option<&str>, &str), window: chrono::Duration) -> bool {
+    let speakers = matches!((speaker(a.0), speaker(b.0)), (Some(x), Some(y)) if x != y);
+    let at = |t: &str| chrono::DateTime::parse_from_rfc3339(t).ok();
+    let near = matches!((at(a.1), at(b.1)), (Some(x), Some(y)) if (x - y).abs() <= window);
+    speakers && near
+}
+
 /// The rowids of the live memories stored just before and after `hit` in
-/// its project (either may be missing).
-pub fn adjacent(conn: &Connection, hit: &Hit) -> Result<[Option<i64>; 2], StoreError> {
+/// its project, each only when it forms a dialogue with `hit` (another
+/// speaker, within `window`).
+pub fn adjacent(
+    conn: &Connection,
+    hit: &Hit,
+    window: chrono::Duration,
+) -> Result<[Option<i64>; 2], StoreError> {
+    if speaker(hit.who.as_deref()).is_none() {
+        return Ok([None, None]);
+    }
     let mut stmt = conn.prepare_cached(
-        "SELECT (SELECT MAX(rowid) FROM memories WHERE project IS ?1 AND rowid < ?2 AND is_deleted = 0),
-                (SELECT MIN(rowid) FROM memories WHERE project IS ?1 AND rowid > ?2 AND is_deleted = 0)",
+        "SELECT 0, rowid, who, created_at FROM memories WHERE rowid =
+           (SELECT MAX(rowid) FROM memories WHERE project IS ?1 AND rowid < ?2 AND is_deleted = 0)
+         UNION ALL
+         SELECT 1, rowid, who, created_at FROM memories WHERE rowid =
+           (SELECT MIN(rowid) FROM memories WHERE project IS ?1 AND rowid > ?2 AND is_deleted = 0)",
     )?;
-    Ok(
-        stmt.query_row(rusqlite::params![hit.project, hit.rowid], |r| {
-            Ok([r.get(0)?, r.get(1)?])
-        })?,
-    )
+    let rows = stmt.query_map(rusqlite::params![hit.project, hit.rowid], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, Option<String>>(2)?,
+            r.get::<_, String>(3)?,
+        ))
+    })?;
+    let mut out = [None, None];
+    for row in rows {
+        let (side, rowid, who, at) = row?;
+        if in_dialogue(
+            (hit.who.as_deref(), &hit.created_at),
+            (who.as_deref(), &at),
+            window,
+        ) {
+            out[side as usize & 1] = Some(rowid);
+        }
+    }
+    Ok(out)
 }
 
 /// Of `rowids`, the live rows that pass `filter`, as hits.
@@ -317,9 +478,10 @@ pub fn hits_by_rowid(
 /// Neighbour context: each candidate, and each neighbour of a candidate
 /// (the memory stored just before or after it in the same project by
 /// another `who`, within `window` of it, in scope and passing the filter),
-/// gains `weight` times the better of its two neighbours' fused scores. A short reply ("Yes, last week!") is
-/// found through the turn it answers. A neighbour that was no candidate
-/// is labelled with the source of the candidate that brought it.
+/// gains `weight` times the better of its two neighbours' fused scores. A
+/// short reply ("Yes, last week!") is found through the turn it answers. A
+/// neighbour that was no candidate is labelled with the source of the
+/// candidate that brought it.
 pub fn add_neighbours(
     conn: &Connection,
     candidates: Vec<Candidate>,
@@ -337,7 +499,7 @@ pub fn add_neighbours(
         .collect();
     let mut adj: Vec<[Option<i64>; 2]> = Vec::with_capacity(candidates.len() * 3);
     for c in &candidates {
-        adj.push(adjacent(conn, &c.hit)?);
+        adj.push(adjacent(conn, &c.hit, window)?);
     }
     let missing: Vec<i64> = adj
         .iter()
@@ -352,7 +514,17 @@ pub fn add_neighbours(
     let mut all = candidates;
     for hit in hits_by_rowid(conn, &missing, filter)? {
         by_rowid.insert(hit.rowid, all.len());
-        let a = adjacent(conn, &hit)?;
+        // Its own neighbours matter only where they are candidates, and a
+        // candidate next to it already names it: no lookup needed.
+        let mut a = [None, None];
+        for (c, [prev, next]) in all.iter().zip(&adj).take(found) {
+            if *next == Some(hit.rowid) {
+                a[0] = Some(c.hit.rowid);
+            }
+            if *prev == Some(hit.rowid) {
+                a[1] = Some(c.hit.rowid);
+            }
+        }
         adj.push(a);
         all.push(Candidate {
             hit,
@@ -362,35 +534,11 @@ pub fn add_neighbours(
     }
     let base: Vec<f64> = all.iter().map(|c| c.score).collect();
     let sources: Vec<&'static str> = all.iter().map(|c| c.source).collect();
-    let at: Vec<Option<chrono::DateTime<chrono::FixedOffset>>> = all
-        .iter()
-        .map(|c| chrono::DateTime::parse_from_rfc3339(&c.hit.created_at).ok())
-        .collect();
-    // Context is a dialogue: two speakers, stored close together. The
-    // same writer's consecutive memories (an agent's facts) are not each
-    // other's context, nor are memories stored apart by more than the
-    // window, however close their rowids.
-    let who: Vec<Option<String>> = all
-        .iter()
-        .map(|c| {
-            c.hit
-                .who
-                .as_deref()
-                .map(|w| w.trim().to_lowercase())
-                .filter(|w| !w.is_empty())
-        })
-        .collect();
-    let close = |i: usize, j: usize| {
-        let speakers = matches!((&who[i], &who[j]), (Some(a), Some(b)) if a != b);
-        let near = matches!((at[i], at[j]), (Some(a), Some(b)) if (a - b).abs() <= window);
-        speakers && near
-    };
     for (i, c) in all.iter_mut().enumerate() {
         let best = adj[i]
             .iter()
             .flatten()
             .filter_map(|r| by_rowid.get(r).copied())
-            .filter(|&j| close(i, j))
             .max_by(|&a, &b| base[a].total_cmp(&base[b]));
         if let Some(j) = best {
             c.score += weight * base[j];
@@ -429,16 +577,18 @@ pub fn boost_named(candidates: &mut [Candidate], query: &str, boost: f64) {
 
 /// The whole ranking of one recall over the two legs' candidates: fusion,
 /// neighbour context, speaker awareness, then the cut.
+#[allow(clippy::too_many_arguments)]
 pub fn rank(
     conn: &Connection,
     keyword: Vec<Hit>,
+    keyword_confidence: f64,
     vector: Vec<(Hit, f64)>,
     filter: &RecallFilter,
     query: &str,
     ranking: &Ranking,
     limit: usize,
 ) -> Result<Vec<Scored>, StoreError> {
-    let fused = fuse(keyword, vector, ranking);
+    let fused = fuse(keyword, keyword_confidence, vector, ranking);
     let mut all = add_neighbours(
         conn,
         fused,
@@ -644,7 +794,7 @@ mod tests {
             (hit("d", 0.0), 0.6),
             (hit("e", 0.0), 0.3),
         ];
-        let fused = fuse(kw, vec, &ranking(0.3, 3));
+        let fused = fuse(kw, 1.0, vec, &ranking(0.3, 3));
         let get = |id: &str| fused.iter().find(|c| c.hit.id == id).expect("present");
         assert_eq!(get("a").source, "keyword");
         assert!((get("a").score - 0.7).abs() < 1e-12);
@@ -665,13 +815,92 @@ mod tests {
         // the weaker keeps half; no vector leg: the keyword leg is all.
         let fused = fuse(
             vec![hit("a", -4.0), hit("b", -2.0)],
+            0.5,
             Vec::new(),
             &ranking(0.3, 20),
         );
         assert_eq!(fused[0].score, 1.0);
         assert!((fused[1].score - 0.5).abs() < 1e-12);
-        let fused = fuse(Vec::new(), vec![(hit("v", 0.0), 0.4)], &ranking(0.3, 20));
+        let fused = fuse(
+            Vec::new(),
+            0.0,
+            vec![(hit("v", 0.0), 0.4)],
+            &ranking(0.3, 20),
+        );
         assert_eq!((fused[0].score, fused[0].source), (1.0, "vector"));
+    }
+
+    #[test]
+    fn the_keyword_confidence_scales_the_keyword_leg_when_both_legs_ran() {
+        let kw = vec![hit("k", -3.0)];
+        let vec = vec![(hit("v", 0.0), 0.5)];
+        let fused = fuse(kw, 0.2, vec, &ranking(0.25, 20));
+        let get = |id: &str| fused.iter().find(|c| c.hit.id == id).expect("present");
+        assert!((get("k").score - 0.75 * 0.2).abs() < 1e-12);
+        assert!((get("v").score - 0.25).abs() < 1e-12);
+    }
+
+    #[test]
+    fn varints_decode_like_sqlite() {
+        assert_eq!(read_varint(&[0x05]), Some(5));
+        assert_eq!(read_varint(&[0x81, 0x00]), Some(128));
+        assert_eq!(read_varint(&[0xff, 0x7f]), Some(16383));
+        assert_eq!(read_varint(&[0x81, 0x80]), None, "cut short");
+        assert_eq!(read_varint(&[0xff; 9]), Some(u64::MAX));
+    }
+
+    #[test]
+    fn indexed_rows_and_the_any_term_leg_agree_with_the_index() {
+        let c = Connection::open_in_memory().expect("db");
+        crate::store::register_vec_extension();
+        c.execute_batch(
+            "CREATE TABLE memories(id TEXT, content TEXT, type TEXT, tags TEXT, pinned INTEGER,
+               importance REAL, who TEXT, project TEXT, agent TEXT, user TEXT, created_at TEXT,
+               is_deleted INTEGER);
+             CREATE VIRTUAL TABLE memories_fts USING fts5(content, who, content='memories',
+               content_rowid='rowid', tokenize='porter unicode61');",
+        )
+        .expect("schema");
+        let rows = [
+            ("a", "the heron nests by the river", "ann"),
+            ("b", "a heron and a crane", "bob"),
+            ("c", "river boats at dusk", "ann"),
+            ("d", "nothing in common", "bob"),
+        ];
+        for (i, (id, content, who)) in rows.iter().enumerate() {
+            c.execute(
+                "INSERT INTO memories(rowid, id, content, type, pinned, importance, who, created_at, is_deleted)
+                 VALUES (?1, ?2, ?3, 'fact', 0, 0.5, ?4, '2026-01-01T00:00:00.000Z', 0)",
+                rusqlite::params![i as i64 + 1, id, content, who],
+            )
+            .expect("row");
+            c.execute(
+                "INSERT INTO memories_fts(rowid, content, who) VALUES (?1, ?2, ?3)",
+                rusqlite::params![i as i64 + 1, content, who],
+            )
+            .expect("fts");
+        }
+        assert_eq!(indexed_rows(&c).expect("rows"), 4);
+        let ops = vec!["\"heron\"".to_string(), "\"river\"".to_string()];
+        let (hits, conf) = keyword_any(&c, &ops, &RecallFilter::default(), 10).expect("leg");
+        let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+        // Both words beat one; between one-word matches the newer is first.
+        assert_eq!(ids, vec!["a", "c", "b"]);
+        assert_eq!(conf, 1.0);
+        let ops = vec!["\"crane\"".to_string(), "\"galaxy\"".to_string()];
+        let (hits, conf) = keyword_any(&c, &ops, &RecallFilter::default(), 10).expect("leg");
+        assert_eq!(hits.len(), 1);
+        assert_eq!(conf, 0.5, "the best row matches half the words");
+        let only_ann = RecallFilter {
+            who: Some("ann".into()),
+            ..RecallFilter::default()
+        };
+        let ops = vec!["\"heron\"".to_string()];
+        let (hits, _) = keyword_any(&c, &ops, &only_ann, 10).expect("leg");
+        assert_eq!(
+            hits.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(),
+            vec!["a"]
+        );
     }
 
     #[test]
