@@ -267,8 +267,8 @@ impl Default for EmbeddingSettings {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct SearchSettings {
-    /// Weight of the vector leg (the keyword leg gets `1 - alpha`), each
-    /// leg min-max scaled over its candidates.
+    /// Weight of the vector leg (the keyword leg gets `1 - alpha`, times
+    /// its confidence), each leg min-max scaled over its candidates.
     pub alpha: f64,
     /// Candidates per leg.
     pub top_k: usize,

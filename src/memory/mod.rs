@@ -738,8 +738,16 @@ impl MemoryService {
                     .reads
                     .read(move |c| {
                         let (kw, confidence) = match &keyword {
+                            // Beside the vector leg, a long question's
+                            // one-word matches are noise (a paraphrase
+                            // shares one common word with many memories).
                             Some(KeywordQuery::Any(ops)) => {
-                                search::keyword_any(c, ops, &filter, ranking.depth)?
+                                let min = if qvec.is_some() && ops.len() >= 5 {
+                                    2
+                                } else {
+                                    1
+                                };
+                                search::keyword_any(c, ops, &filter, ranking.depth, min)?
                             }
                             Some(KeywordQuery::Expr(e)) => {
                                 (search::keyword(c, e, &filter, ranking.depth as i64)?, 1.0)

@@ -151,35 +151,67 @@ pub fn keyword(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Rows in the keyword index, read from FTS5's own totals record (the
-/// `averages` row of `memories_fts_data`: a varint row count first), so
-/// no count over the table is needed; counted when that record is absent.
-pub fn indexed_rows(conn: &Connection) -> Result<i64, StoreError> {
+/// Rows in the keyword index and their mean length in tokens (both
+/// columns), read from FTS5's own totals record (the `averages` row of
+/// `memories_fts_data`: varints, the row count then each column's token
+/// total), so no pass over the table is needed; counted when that record
+/// is absent.
+pub fn index_totals(conn: &Connection) -> Result<(i64, f64), StoreError> {
     let block: Option<Vec<u8>> = conn
         .prepare_cached("SELECT block FROM memories_fts_data WHERE id = 1")?
         .query_row([], |r| r.get(0))
         .optional()?;
-    if let Some(n) = block.as_deref().and_then(read_varint) {
-        return Ok(n as i64);
+    if let Some(b) = block {
+        let mut at = 0;
+        let mut vals = Vec::with_capacity(3);
+        while vals.len() < 3 {
+            let Some((v, used)) = read_varint(&b[at.min(b.len())..]) else {
+                break;
+            };
+            vals.push(v);
+            at += used;
+        }
+        if let [rows, tokens @ ..] = vals.as_slice() {
+            let total: u64 = tokens.iter().sum();
+            let avg = if *rows > 0 {
+                total as f64 / *rows as f64
+            } else {
+                1.0
+            };
+            return Ok((*rows as i64, avg.max(1.0)));
+        }
     }
-    Ok(conn
+    let rows: i64 = conn
         .prepare_cached("SELECT count(*) FROM memories_fts_docsize")?
-        .query_row([], |r| r.get(0))?)
+        .query_row([], |r| r.get(0))?;
+    Ok((rows, 8.0))
 }
 
-/// SQLite's varint (big-endian 7-bit groups; a ninth byte carries 8 bits).
-fn read_varint(b: &[u8]) -> Option<u64> {
+/// SQLite's varint (big-endian 7-bit groups; a ninth byte carries 8
+/// bits), with the bytes it took.
+fn read_varint(b: &[u8]) -> Option<(u64, usize)> {
     let mut v: u64 = 0;
     for (i, byte) in b.iter().enumerate().take(9) {
         if i == 8 {
-            return Some((v << 8) | u64::from(*byte));
+            return Some(((v << 8) | u64::from(*byte), 9));
         }
         v = (v << 7) | u64::from(byte & 0x7f);
         if byte & 0x80 == 0 {
-            return Some(v);
+            return Some((v, i + 1));
         }
     }
     None
+}
+
+/// Tokens of a row as the keyword index counts them (runs of letters and
+/// digits in content and who).
+fn token_count(hit: &Hit) -> usize {
+    let count = |s: &str| {
+        s.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .count()
+    };
+    count(&hit.content) + hit.who.as_deref().map_or(0, count)
 }
 
 /// FTS5's inverse document frequency: `ln((N - n + 0.5) / (n + 0.5))`,
@@ -195,22 +227,31 @@ fn idf(rows: i64, matching: usize) -> f64 {
 }
 
 /// The any-term keyword leg: the best `depth` live rows that pass
-/// `filter`, scored by the summed IDF of the operands they match (each
-/// operand looked up on its own, so no per-row ranking function runs over
-/// every match: the cost is one pass over each operand's doclist), ties
-/// newest first. Also returns the keyword leg's confidence: the largest
-/// share of the operands one returned row matches (1 when a row matches
-/// them all). `Hit::raw` is the negated score, as with BM25.
+/// `filter`. Each operand's doclist is read on its own (no per-row ranking
+/// function runs over every match: the cost is one pass over each
+/// doclist); rows are taken by the summed IDF of the operands they match,
+/// ties newest first, checked in SQLite in growing batches (live, scope,
+/// filters) until `depth` passed and the tie at the cut is complete, then
+/// scored like BM25 with each matched word counted once:
+/// `Σ idf · (k1+1) / (1 + k1·(1 − b + b·len/avglen))` (k1 1.2, b 0.75,
+/// FTS5's defaults), so among equal matches the shorter, more focused
+/// memory ranks first. Also returns the keyword leg's confidence: the
+/// largest share of the operands one returned row matches (1 when a row
+/// matches them all). `Hit::raw` is the negated score, as with BM25. Rows
+/// matching fewer than `min_matched` operands are left out.
 pub fn keyword_any(
     conn: &Connection,
     operands: &[String],
     filter: &RecallFilter,
     depth: usize,
+    min_matched: u32,
 ) -> Result<(Vec<Hit>, f64), StoreError> {
+    const K1: f64 = 1.2;
+    const B: f64 = 0.75;
     if operands.is_empty() || depth == 0 {
         return Ok((Vec::new(), 0.0));
     }
-    let rows = indexed_rows(conn)?;
+    let (rows, avg_len) = index_totals(conn)?;
     let mut stmt =
         conn.prepare_cached("SELECT rowid FROM memories_fts WHERE memories_fts MATCH ?1")?;
     let mut scores: std::collections::HashMap<i64, (f64, u32)> = std::collections::HashMap::new();
@@ -225,17 +266,22 @@ pub fn keyword_any(
             e.1 += 1;
         }
     }
-    let mut ranked: Vec<(i64, f64, u32)> =
-        scores.into_iter().map(|(r, (s, n))| (r, s, n)).collect();
+    let mut ranked: Vec<(i64, f64, u32)> = scores
+        .into_iter()
+        .filter(|(_, (_, n))| *n >= min_matched)
+        .map(|(r, (s, n))| (r, s, n))
+        .collect();
     ranked.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
-    // Best first, checked in SQLite in growing batches (live, in scope,
-    // filters), until `depth` passed: a selective filter never loses
-    // results to the cut.
-    let mut out: Vec<Hit> = Vec::with_capacity(depth);
-    let mut matched_best: u32 = 0;
+    // A selective filter never loses results to the cut; a large tie at
+    // the cut is bounded.
+    let most = depth.saturating_mul(4);
+    let mut taken: Vec<(Hit, f64, u32)> = Vec::with_capacity(depth);
     let mut next = 0;
     let mut batch = (depth * 2).max(32);
-    while out.len() < depth && next < ranked.len() {
+    while next < ranked.len() && taken.len() < most {
+        if taken.len() >= depth && ranked[next].1 < taken[depth - 1].1 {
+            break;
+        }
         let end = (next + batch).min(ranked.len());
         let part = &ranked[next..end];
         let ids: Vec<i64> = part.iter().map(|c| c.0).collect();
@@ -244,20 +290,34 @@ pub fn keyword_any(
             .map(|h| (h.rowid, h))
             .collect();
         for &(rowid, score, n) in part {
-            if out.len() == depth {
-                break;
-            }
-            if let Some(mut h) = found.remove(&rowid) {
-                h.raw = -score;
-                matched_best = matched_best.max(n);
-                out.push(h);
+            if let Some(h) = found.remove(&rowid) {
+                taken.push((h, score, n));
             }
         }
         next = end;
         batch = batch.saturating_mul(4);
     }
+    let mut out: Vec<(Hit, f64, u32)> = taken
+        .into_iter()
+        .map(|(h, idf_sum, n)| {
+            let len = token_count(&h) as f64;
+            let score = idf_sum * (K1 + 1.0) / (1.0 + K1 * (1.0 - B + B * len / avg_len));
+            (h, score, n)
+        })
+        .collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.rowid.cmp(&a.0.rowid)));
+    out.truncate(depth);
+    let matched_best = out.iter().map(|x| x.2).max().unwrap_or(0);
     let confidence = f64::from(matched_best) / operands.len() as f64;
-    Ok((out, confidence))
+    Ok((
+        out.into_iter()
+            .map(|(mut h, score, _)| {
+                h.raw = -score;
+                h
+            })
+            .collect(),
+        confidence,
+    ))
 }
 
 /// One scored recall result, as the API returns it.
@@ -842,11 +902,11 @@ mod tests {
 
     #[test]
     fn varints_decode_like_sqlite() {
-        assert_eq!(read_varint(&[0x05]), Some(5));
-        assert_eq!(read_varint(&[0x81, 0x00]), Some(128));
-        assert_eq!(read_varint(&[0xff, 0x7f]), Some(16383));
+        assert_eq!(read_varint(&[0x05, 0x01]), Some((5, 1)));
+        assert_eq!(read_varint(&[0x81, 0x00]), Some((128, 2)));
+        assert_eq!(read_varint(&[0xff, 0x7f]), Some((16383, 2)));
         assert_eq!(read_varint(&[0x81, 0x80]), None, "cut short");
-        assert_eq!(read_varint(&[0xff; 9]), Some(u64::MAX));
+        assert_eq!(read_varint(&[0xff; 9]), Some((u64::MAX, 9)));
     }
 
     #[test]
@@ -880,15 +940,20 @@ mod tests {
             )
             .expect("fts");
         }
-        assert_eq!(indexed_rows(&c).expect("rows"), 4);
+        let (rows, avg) = index_totals(&c).expect("totals");
+        assert_eq!(rows, 4);
+        assert!(
+            (avg - 22.0 / 4.0).abs() < 1e-9,
+            "tokens of both columns: {avg}"
+        );
         let ops = vec!["\"heron\"".to_string(), "\"river\"".to_string()];
-        let (hits, conf) = keyword_any(&c, &ops, &RecallFilter::default(), 10).expect("leg");
+        let (hits, conf) = keyword_any(&c, &ops, &RecallFilter::default(), 10, 1).expect("leg");
         let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
-        // Both words beat one; between one-word matches the newer is first.
+        // Both words beat one; between one-word matches the shorter first.
         assert_eq!(ids, vec!["a", "c", "b"]);
         assert_eq!(conf, 1.0);
         let ops = vec!["\"crane\"".to_string(), "\"galaxy\"".to_string()];
-        let (hits, conf) = keyword_any(&c, &ops, &RecallFilter::default(), 10).expect("leg");
+        let (hits, conf) = keyword_any(&c, &ops, &RecallFilter::default(), 10, 1).expect("leg");
         assert_eq!(hits.len(), 1);
         assert_eq!(conf, 0.5, "the best row matches half the words");
         let only_ann = RecallFilter {
@@ -896,7 +961,14 @@ mod tests {
             ..RecallFilter::default()
         };
         let ops = vec!["\"heron\"".to_string()];
-        let (hits, _) = keyword_any(&c, &ops, &only_ann, 10).expect("leg");
+        let (hits, _) = keyword_any(&c, &ops, &only_ann, 10, 1).expect("leg");
+        assert_eq!(
+            hits.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(),
+            vec!["a"]
+        );
+        // Asked for two matched words, a one-word match is left out.
+        let ops = vec!["\"heron\"".to_string(), "\"river\"".to_string()];
+        let (hits, _) = keyword_any(&c, &ops, &RecallFilter::default(), 10, 2).expect("leg");
         assert_eq!(
             hits.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(),
             vec!["a"]
