@@ -1079,6 +1079,28 @@ pub fn apply_access(conn: &Connection, hits: &[(String, i64)], at: &str) -> Resu
     Ok(())
 }
 
+/// Fold ratings (each in [-1, 1]) into the running mean of each
+/// (session, memory) pair.
+pub fn record_feedback(
+    conn: &Connection,
+    session_key: &str,
+    ratings: &[(String, f64)],
+    now: &str,
+) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO memory_feedback(session_key, memory_id, score, count, updated_at)
+         VALUES (?1, ?2, ?3, 1, ?4)
+         ON CONFLICT(session_key, memory_id) DO UPDATE SET
+           score = (score * count + excluded.score) / (count + 1),
+           count = count + 1,
+           updated_at = excluded.updated_at",
+    )?;
+    for (id, score) in ratings {
+        stmt.execute(rusqlite::params![session_key, id, score, now])?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1106,26 +1128,4 @@ mod tests {
         assert!(!s.admits(None, None, None));
         assert!(Scope::default().admits(None, Some("x"), None));
     }
-}
-
-/// Fold ratings (each in [-1, 1]) into the running mean of each
-/// (session, memory) pair.
-pub fn record_feedback(
-    conn: &Connection,
-    session_key: &str,
-    ratings: &[(String, f64)],
-    now: &str,
-) -> Result<(), StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO memory_feedback(session_key, memory_id, score, count, updated_at)
-         VALUES (?1, ?2, ?3, 1, ?4)
-         ON CONFLICT(session_key, memory_id) DO UPDATE SET
-           score = (score * count + excluded.score) / (count + 1),
-           count = count + 1,
-           updated_at = excluded.updated_at",
-    )?;
-    for (id, score) in ratings {
-        stmt.execute(rusqlite::params![session_key, id, score, now])?;
-    }
-    Ok(())
 }

@@ -274,13 +274,17 @@ pub fn keyword_any(
     ranked.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
     // A selective filter never loses results to the cut; a large tie at
     // the cut is bounded.
-    let most = depth.saturating_mul(4);
+    let most = depth.saturating_mul(2);
     let mut taken: Vec<(Hit, f64, u32)> = Vec::with_capacity(depth);
     let mut next = 0;
-    let mut batch = (depth * 2).max(32);
+    let mut batch = depth.saturating_mul(2).max(32);
     while next < ranked.len() && taken.len() < most {
-        if taken.len() >= depth && ranked[next].1 < taken[depth - 1].1 {
-            break;
+        if taken.len() >= depth {
+            if ranked[next].1 < taken[depth - 1].1 {
+                break;
+            }
+            // Completing a tie at the cut: no more than the bound.
+            batch = batch.min(most - taken.len());
         }
         let end = (next + batch).min(ranked.len());
         let part = &ranked[next..end];
