@@ -154,6 +154,7 @@ pub struct History {
 }
 
 /// The keyword leg of one recall.
+#[derive(Clone)]
 enum KeywordQuery {
     /// Plain words and phrases: any may match (`search::keyword_any`).
     Any(Vec<String>),
@@ -708,12 +709,53 @@ impl MemoryService {
             Some(ops) => Some(KeywordQuery::Any(ops)),
             None => fts::match_expr(&query, fts::Join::Any).map(KeywordQuery::Expr),
         };
-        // The query vector first (cached per query text); a failing
-        // provider means keyword-only, never a failed recall.
-        let qvec = if self.embed.usable_for_query() {
-            self.embed.embed_query(&query).await.ok()
-        } else {
-            None
+        let ranking = self.config.settings.search.ranking(limit as usize);
+        let mut filter = req.filter;
+        filter.scope = caller.scope.clone();
+        // The query text is part of the key: speaker awareness reads it.
+        let key_for = |method: &str| format!("{query}\u{1}{method}\u{1}{limit}\u{1}{filter:?}");
+        let hybrid = self.embed.usable_for_query();
+        let expected = if hybrid { "hybrid" } else { "keyword" };
+        if let Some(hit) = self.cache.get(&key_for(expected)) {
+            self.access.record(hit.iter().map(|r| r.id.as_str()));
+            return Ok(Recalled {
+                results: hit.to_vec(),
+                query,
+                method: expected,
+            });
+        }
+        let at = self.cache.generation();
+        // The keyword leg runs on the read pool while the query is embedded
+        // (a new query's embedding is most of a hybrid recall's time).
+        let leg = |min: u32| {
+            let keyword = keyword.clone();
+            let filter = filter.clone();
+            self.reads.read(move |c| match &keyword {
+                Some(KeywordQuery::Any(ops)) => {
+                    search::keyword_any(c, ops, &filter, ranking.depth, min)
+                }
+                Some(KeywordQuery::Expr(e)) => {
+                    Ok((search::keyword(c, e, &filter, ranking.depth as i64)?, 1.0))
+                }
+                None => Ok((Vec::new(), 0.0)),
+            })
+        };
+        // Beside the vector leg, a long question's one-word matches are
+        // noise (a paraphrase shares one common word with many memories).
+        let long = matches!(&keyword, Some(KeywordQuery::Any(ops)) if ops.len() >= 5);
+        let gated = hybrid && long;
+        let embedding = async {
+            // A failing provider means keyword-only, never a failed recall.
+            if hybrid {
+                self.embed.embed_query(&query).await.ok()
+            } else {
+                None
+            }
+        };
+        let (kw, qvec) = tokio::join!(leg(if gated { 2 } else { 1 }), embedding);
+        let (kw, confidence) = match (gated, &qvec) {
+            (true, None) => leg(1).await?,
+            _ => kw?,
         };
         let method = if qvec.is_some() { "hybrid" } else { "keyword" };
         if keyword.is_none() && qvec.is_none() {
@@ -723,58 +765,30 @@ impl MemoryService {
                 method,
             });
         }
-        let ranking = self.config.settings.search.ranking(limit as usize);
-        let mut filter = req.filter;
-        filter.scope = caller.scope.clone();
-        // The query text is part of the key: speaker awareness reads it.
-        let key = format!("{query}\u{1}{method}\u{1}{limit}\u{1}{filter:?}");
-        let results = match self.cache.get(&key) {
-            Some(hit) => hit,
-            None => {
-                let at = self.cache.generation();
-                let index = self.index.clone();
-                let q = query.clone();
-                let scored = self
-                    .reads
-                    .read(move |c| {
-                        let (kw, confidence) = match &keyword {
-                            // Beside the vector leg, a long question's
-                            // one-word matches are noise (a paraphrase
-                            // shares one common word with many memories).
-                            Some(KeywordQuery::Any(ops)) => {
-                                let min = if qvec.is_some() && ops.len() >= 5 {
-                                    2
-                                } else {
-                                    1
-                                };
-                                search::keyword_any(c, ops, &filter, ranking.depth, min)?
-                            }
-                            Some(KeywordQuery::Expr(e)) => {
-                                (search::keyword(c, e, &filter, ranking.depth as i64)?, 1.0)
-                            }
-                            None => (Vec::new(), 0.0),
-                        };
-                        let vec = match &qvec {
-                            Some(v) => search::vector(c, &index, v, &filter, ranking.depth, None)?,
-                            None => Vec::new(),
-                        };
-                        search::rank(
-                            c,
-                            kw,
-                            confidence,
-                            vec,
-                            &filter,
-                            &q,
-                            &ranking,
-                            limit as usize,
-                        )
-                    })
-                    .await?;
-                let scored = Arc::new(scored);
-                self.cache.put(key, at, scored.clone());
-                scored
-            }
-        };
+        let index = self.index.clone();
+        let q = query.clone();
+        let leg_filter = filter.clone();
+        let scored = self
+            .reads
+            .read(move |c| {
+                let vec = match &qvec {
+                    Some(v) => search::vector(c, &index, v, &leg_filter, ranking.depth, None)?,
+                    None => Vec::new(),
+                };
+                search::rank(
+                    c,
+                    kw,
+                    confidence,
+                    vec,
+                    &leg_filter,
+                    &q,
+                    &ranking,
+                    limit as usize,
+                )
+            })
+            .await?;
+        let results = Arc::new(scored);
+        self.cache.put(key_for(method), at, results.clone());
         self.access.record(results.iter().map(|r| r.id.as_str()));
         Ok(Recalled {
             results: results.to_vec(),
