@@ -2886,3 +2886,30 @@ async fn feedback_records_ratings_with_signets_shape_and_errors() {
     assert_error(&r, 400);
     t.stop().await;
 }
+
+#[tokio::test]
+async fn forget_by_query_selects_by_what_a_memory_says_not_who_said_it() {
+    let t = spawn_app().await;
+    let said_by_alice = said(&t, "p", "Alice", "deploy staging on friday").await;
+    let about_alice = said(&t, "p", "Bob", "alice reviews the deploy").await;
+    // Recall finds both (who is part of the keyword index)...
+    assert_eq!(
+        id_set(&recall(&t, json!({ "query": "alice" })).await.body["results"]),
+        set(&[&said_by_alice, &about_alice])
+    );
+    // ...but a forget by query only what mentions her.
+    let r = t
+        .post(
+            "/api/memory/forget",
+            json!({ "query": "alice", "mode": "preview" }),
+        )
+        .await;
+    assert_eq!(r.body["count"], 1, "{:?}", r.body);
+    assert_eq!(
+        r.body["candidates"][0]["id"].as_str(),
+        Some(about_alice.as_str()),
+        "{:?}",
+        r.body
+    );
+    t.stop().await;
+}

@@ -556,7 +556,7 @@ impl MemoryService {
                 .read(move |c| memories::select_candidates(c, &sel))
                 .await?);
         };
-        let Some(expr) = fts::match_expr(&query, fts::Join::All) else {
+        let Some(expr) = fts::match_expr(&query, fts::Join::All).map(fts::content_only) else {
             return Ok(Vec::new());
         };
         let filter = RecallFilter {
@@ -753,10 +753,9 @@ impl MemoryService {
             }
         };
         let (kw, qvec) = tokio::join!(leg(if gated { 2 } else { 1 }), embedding);
-        let (kw, confidence) = match (gated, &qvec) {
-            (true, None) => leg(1).await?,
-            _ => kw?,
-        };
+        // (Gated but the vector leg did not run or found nothing: the
+        // rank read below runs the leg again without the gate.)
+        let (kw, confidence) = kw?;
         let method = if qvec.is_some() { "hybrid" } else { "keyword" };
         if keyword.is_none() && qvec.is_none() {
             return Ok(Recalled {
@@ -774,6 +773,16 @@ impl MemoryService {
                 let vec = match &qvec {
                     Some(v) => search::vector(c, &index, v, &leg_filter, ranking.depth, None)?,
                     None => Vec::new(),
+                };
+                let (kw, confidence) = match (&keyword, gated && vec.is_empty()) {
+                    // The gate is for beside the vector leg: when it found
+                    // nothing (no vectors yet), one-word matches count.
+                    (Some(KeywordQuery::Any(ops)), true) => {
+                        search::keyword_any(c, ops, &leg_filter, ranking.depth, 1)?
+                    }
+                    // Found in an earlier read: what a write changed or
+                    // removed since is dropped or refreshed here.
+                    _ => (search::still_live(c, kw, &leg_filter)?, confidence),
                 };
                 search::rank(
                     c,
@@ -880,7 +889,7 @@ impl MemoryService {
         } else {
             None
         };
-        let any = fts::match_expr(text, fts::Join::Any);
+        let any = fts::match_expr(text, fts::Join::Any).map(fts::content_only);
         let index = self.index.clone();
         Ok(self
             .reads

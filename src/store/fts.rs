@@ -10,8 +10,9 @@
 //! Recall joins the remaining terms with `OR` and drops stop words, so a
 //! natural question ("When did Calvin first travel to Tokyo?") finds the
 //! rows that share any of its content words and BM25 ranks them; forget by
-//! query joins them with `AND` (every word must match) and keeps every
-//! word, so a loosely phrased forget never selects more than it names.
+//! query joins them with `AND` (every word must match), keeps every word
+//! and looks at the content only (`content_only`), so a loosely phrased
+//! forget never selects more than it names.
 
 /// Signet's stop words (the prompt hook's list, SPEC-agents §1.2), plus the
 /// stems contractions leave behind once their apostrophe suffix is cut
@@ -262,6 +263,13 @@ pub fn match_expr(text: &str, join: Join) -> Option<String> {
     }
 }
 
+/// `expr` limited to the memory's text (the index also holds `who`):
+/// forget by query and the pipeline's neighbour search select by what a
+/// memory says, never by who said it.
+pub fn content_only(expr: String) -> String {
+    format!("content : ({expr})")
+}
+
 /// The operands of a plain recall query, each an FTS5 expression of its
 /// own (a quoted word or phrase), distinct: what the any-term keyword leg
 /// looks up one by one. `None` when the user wrote `AND` or `NOT` between
@@ -482,6 +490,18 @@ mod tests {
         c.query_row("SELECT count(*) FROM t WHERE t MATCH ?1", [expr], |r| {
             r.get(0)
         })
+    }
+
+    #[test]
+    fn content_only_expressions_ignore_who() {
+        let c = index();
+        let n = |q: &str, join| {
+            run(&c, &content_only(match_expr(q, join).expect("expr"))).expect("runs")
+        };
+        assert_eq!(n("Ann", Join::All), 0, "Ann is only a who");
+        assert_eq!(n("heron river", Join::All), 1);
+        assert_eq!(n("heron OR outage", Join::Any), 2);
+        assert_eq!(n("heron NOT river", Join::Any), 0);
     }
 
     #[test]

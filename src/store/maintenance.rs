@@ -81,6 +81,8 @@ pub fn sweep_batch(
                 .execute(params![rec.id, json, rec.deleted_at, now])?;
                 super::vec::remove(conn, *rowid)?;
                 conn.prepare_cached("DELETE FROM memory_jobs WHERE memory_id = ?1")?.execute([&rec.id])?;
+                conn.prepare_cached("DELETE FROM memory_feedback WHERE memory_id = ?1")?
+                    .execute([&rec.id])?;
                 conn.prepare_cached("DELETE FROM memories WHERE rowid = ?1")?.execute([rowid])?;
             }
             rows.len()

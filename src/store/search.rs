@@ -231,8 +231,9 @@ fn idf(rows: i64, matching: usize) -> f64 {
 /// function runs over every match: the cost is one pass over each
 /// doclist); rows are taken by the summed IDF of the operands they match,
 /// ties newest first, checked in SQLite in growing batches (live, scope,
-/// filters) until `depth` passed and the tie at the cut is complete, then
-/// scored like BM25 with each matched word counted once:
+/// filters) until `depth` passed (and up to `2·depth` of a tie at the cut:
+/// of a larger tie only the newest are looked at), then scored like BM25
+/// with each matched word counted once:
 /// `Σ idf · (k1+1) / (1 + k1·(1 − b + b·len/avglen))` (k1 1.2, b 0.75,
 /// FTS5's defaults), so among equal matches the shorter, more focused
 /// memory ranks first. Also returns the keyword leg's confidence: the
@@ -516,6 +517,30 @@ pub fn adjacent(
         }
     }
     Ok(out)
+}
+
+/// `hits` found in an earlier read, as they are now: rows deleted or moved
+/// out of `filter` since are dropped, content is current; order and scores
+/// are kept.
+pub fn still_live(
+    conn: &Connection,
+    hits: Vec<Hit>,
+    filter: &RecallFilter,
+) -> Result<Vec<Hit>, StoreError> {
+    let ids: Vec<i64> = hits.iter().map(|h| h.rowid).collect();
+    let mut now: std::collections::HashMap<i64, Hit> = hits_by_rowid(conn, &ids, filter)?
+        .into_iter()
+        .map(|h| (h.rowid, h))
+        .collect();
+    Ok(hits
+        .into_iter()
+        .filter_map(|h| {
+            now.remove(&h.rowid).map(|mut fresh| {
+                fresh.raw = h.raw;
+                fresh
+            })
+        })
+        .collect())
 }
 
 /// Of `rowids`, the live rows that pass `filter`, as hits.
