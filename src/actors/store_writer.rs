@@ -707,8 +707,9 @@ fn run_batch(
         }
         return;
     }
-    // Access counts do not move any recall result (usage never bends
-    // relevance), so a batch of only those leaves cached recalls valid.
+    // Access counts and feedback do not move any recall result (usage
+    // never bends relevance), so a batch of only those leaves cached
+    // recalls valid.
     let moves_data = ops
         .iter()
         .any(|op| !matches!(op, WriteOp::Access { .. } | WriteOp::Feedback { .. }));

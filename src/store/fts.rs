@@ -7,9 +7,10 @@
 //! survives: `AND`, `OR` and `NOT` (upper case, between two operands) stay
 //! operators, and a `"quoted phrase"` stays a phrase.
 //!
-//! Recall joins the remaining terms with `OR` and drops stop words, so a
+//! Recall drops stop words and lets any remaining word match (`OR`), so a
 //! natural question ("When did Calvin first travel to Tokyo?") finds the
-//! rows that share any of its content words and BM25 ranks them; forget by
+//! rows that share any of its content words, ranked by how much of the
+//! question they match (`store::search::keyword_any`); forget by
 //! query joins them with `AND` (every word must match), keeps every word
 //! and looks at the content only (`content_only`), so a loosely phrased
 //! forget never selects more than it names.
