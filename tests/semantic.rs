@@ -1477,3 +1477,31 @@ async fn a_backfill_failure_whose_gap_went_away_does_not_stall_re_embedding() {
     assert_eq!(ids(&r, "results").first(), Some(&kept), "{}", show(&r));
     t.stop().await;
 }
+
+/// Min-max scaling alone would rank the best of unrelated memories at 1:
+/// with the vector leg's confidence a question nothing is related to
+/// finds nothing, and a related one still finds its answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_question_nothing_is_related_to_finds_nothing() {
+    let t = spawn_with(native).await;
+    let pie = remember_as(
+        &t,
+        "Grandma's apple pie recipe uses cinnamon and nutmeg.",
+        None,
+    )
+    .await;
+    remember_as(
+        &t,
+        "Bake the bread at 220 degrees for thirty minutes.",
+        None,
+    )
+    .await;
+    remember_as(&t, "The soup needs more salt and a bay leaf.", None).await;
+    wait_backfill(&t, None).await;
+    let r = recall_q(&t, "quantum chromodynamics on a lattice", 5).await;
+    assert_eq!(r["method"], "hybrid", "{}", show(&r));
+    assert!(ids(&r, "results").is_empty(), "{}", show(&r));
+    let r = recall_q(&t, "which dessert has spices in it?", 5).await;
+    assert_eq!(ids(&r, "results").first(), Some(&pie), "{}", show(&r));
+    t.stop().await;
+}

@@ -380,6 +380,11 @@ pub struct Candidate {
     pub source: &'static str,
 }
 
+/// Best cosine at or under which the vector leg counts for nothing.
+pub const VECTOR_FLOOR: f64 = 0.10;
+/// Best cosine from which the vector leg counts fully.
+pub const VECTOR_FULL: f64 = 0.25;
+
 /// How recall ranks (the `search:` settings; the defaults and why are in
 /// `docs/architecture.md`, "Recall").
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -419,8 +424,11 @@ fn min_max(xs: &[f64], depth: usize) -> Vec<f64> {
 /// where `conf` is the keyword leg's confidence (the best row's share of
 /// the query's words: a question that shares one common word with a
 /// memory does not let that memory outrank what the vector leg found).
-/// When only one leg found anything, its scaled score is the score.
-/// Source: `hybrid` for a row both legs found, else the leg that found it.
+/// When only one leg found anything, its scaled score is the score. The
+/// vector leg is scaled by its own confidence (its best cosine between
+/// `VECTOR_FLOOR` and `VECTOR_FULL`), so a question nothing is related to
+/// scores low and `min_score` drops it. Source: `hybrid` for a row both
+/// legs found, else the leg that found it.
 pub fn fuse(
     keyword: Vec<Hit>,
     keyword_confidence: f64,
@@ -436,7 +444,19 @@ pub fn fuse(
         (false, true) => (0.0, 1.0),
     };
     let kw_scores = min_max(&keyword.iter().map(|h| -h.raw).collect::<Vec<_>>(), r.depth);
-    let vec_scores = min_max(&vector.iter().map(|v| v.1).collect::<Vec<_>>(), r.depth);
+    // The vector leg's confidence: min-max would scale the best of
+    // unrelated memories to 1; a best cosine at or under `VECTOR_FLOOR`
+    // means nothing in reach is related (unrelated texts score ~0–0.1 with
+    // MiniLM; the dev set's best answers 0.34+, the paraphrase fixture's
+    // 0.29+), so the leg counts for nothing there and fully from
+    // `VECTOR_FULL` on.
+    let best_cos = vector.iter().map(|v| v.1).fold(f64::NEG_INFINITY, f64::max);
+    let vector_confidence =
+        ((best_cos - VECTOR_FLOOR) / (VECTOR_FULL - VECTOR_FLOOR)).clamp(0.0, 1.0);
+    let vec_scores: Vec<f64> = min_max(&vector.iter().map(|v| v.1).collect::<Vec<_>>(), r.depth)
+        .into_iter()
+        .map(|v| v * vector_confidence)
+        .collect();
     let mut out: Vec<Candidate> = Vec::with_capacity(keyword.len() + vector.len());
     let mut at: std::collections::HashMap<String, usize> =
         std::collections::HashMap::with_capacity(keyword.len() + vector.len());
@@ -917,6 +937,19 @@ mod tests {
             &ranking(0.3, 20),
         );
         assert_eq!((fused[0].score, fused[0].source), (1.0, "vector"));
+    }
+
+    #[test]
+    fn a_vector_leg_of_unrelated_memories_counts_for_nothing() {
+        let far = vec![(hit("a", 0.0), 0.08), (hit("b", 0.0), 0.02)];
+        let fused = fuse(Vec::new(), 0.0, far, &ranking(0.25, 20));
+        assert!(fused.iter().all(|c| c.score == 0.0), "{fused:?}");
+        let near = vec![(hit("a", 0.0), 0.175), (hit("b", 0.0), 0.0)];
+        let fused = fuse(Vec::new(), 0.0, near, &ranking(0.25, 20));
+        assert!((fused[0].score - 0.5).abs() < 1e-12, "half way: {fused:?}");
+        let related = vec![(hit("a", 0.0), 0.4)];
+        let fused = fuse(Vec::new(), 0.0, related, &ranking(0.25, 20));
+        assert_eq!(fused[0].score, 1.0);
     }
 
     #[test]
