@@ -327,27 +327,6 @@ fn tokens(text: &str, join: Join) -> Vec<String> {
     out
 }
 
-/// The content words of `text` for recall, lowercased, deduplicated, in
-/// order (what the keyword leg searches for).
-pub fn terms(text: &str) -> Vec<String> {
-    let mut seen = std::collections::HashSet::new();
-    let mut out = Vec::new();
-    for item in lex(text) {
-        let ws = match item {
-            Item::Word(w) => vec![w],
-            Item::Phrase(w, _) => w,
-            Item::Op(_) => continue,
-        };
-        for w in ws {
-            let w = w.to_lowercase();
-            if keep(&w, Join::Any) && seen.insert(w.clone()) {
-                out.push(w);
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -466,14 +445,6 @@ mod tests {
         let text: String = (0..100).map(|i| format!("word{i} ")).collect();
         let expr = match_expr(&text, Join::Any).expect("terms");
         assert_eq!(expr.matches('"').count(), 2 * MAX_OPERANDS);
-    }
-
-    #[test]
-    fn terms_are_lowercased_deduplicated_content_words() {
-        assert_eq!(
-            terms("Did Tokyo's travel plans include TOKYO tower?"),
-            vec!["tokyo", "travel", "plans", "include", "tower"]
-        );
     }
 
     /// A table shaped like the keyword index, to run expressions against.
