@@ -33,6 +33,7 @@ use crate::memory::cache::Generation;
 use crate::memory::MemoryService;
 use crate::store::access::AccessTracker;
 use crate::store::checkpoint::CheckpointStats;
+use crate::store::lock::WorkspaceLock;
 use crate::store::vec::VectorIndex;
 use crate::store::{self, ReadPool};
 
@@ -253,6 +254,8 @@ pub struct App {
     stopping: watch::Receiver<bool>,
     engine: Engine,
     pid_file: std::path::PathBuf,
+    /// Held until the store is closed.
+    lock: WorkspaceLock,
 }
 
 impl App {
@@ -266,6 +269,8 @@ impl App {
         let started = Instant::now();
         check_auth(&config)?;
         let config = Arc::new(config);
+        // One daemon per workspace, decided before the store opens.
+        let lock = WorkspaceLock::acquire(&config.workspace, &config.daemon_dir())?;
         let mut engine = Engine::start(config.clone()).await?;
         let addr = listener.local_addr()?;
         let pid_file = config.daemon_dir().join("pid");
@@ -278,6 +283,7 @@ impl App {
         let state = Arc::new(crate::http::AppContext {
             shutdown: stop_rx.clone(),
             auth,
+            edge: Arc::new(crate::http::edge::EdgePolicy::new(&config)),
             memories: engine.memories.clone(),
             registry: engine.registry.clone(),
             writer_stats: engine.writer_stats.clone(),
@@ -323,6 +329,7 @@ impl App {
             stopping: stop_rx_for_app,
             engine,
             pid_file,
+            lock,
         })
     }
 
@@ -344,7 +351,13 @@ impl App {
         }
         tracing::info!("server stopped; draining the store writer");
         let res = self.engine.shutdown().await;
-        let _ = std::fs::remove_file(&self.pid_file);
+        // Only the pid this process wrote is removed.
+        let ours = std::fs::read_to_string(&self.pid_file)
+            .is_ok_and(|p| p.trim() == std::process::id().to_string());
+        if ours {
+            let _ = std::fs::remove_file(&self.pid_file);
+        }
+        drop(self.lock);
         res?;
         tracing::info!("shutdown complete");
         Ok(())

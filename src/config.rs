@@ -340,6 +340,14 @@ pub struct ServerSettings {
     /// load every SSE client then wakes once per window, not per commit
     /// (0 sends each commit on its own).
     pub sse_coalesce_ms: u64,
+    /// Browser origins (`scheme://host[:port]`) besides the daemon's own
+    /// that may call the API; they get CORS answers. Never `*` or `null`.
+    pub allowed_origins: Vec<String>,
+    /// `Host` names (or `host:port`) besides localhost, 127.0.0.1 and [::1]
+    /// that the daemon answers to in local and hybrid mode (and, when set,
+    /// in team mode): the names it is reached by through a proxy or on a
+    /// network. Anything else is refused as DNS rebinding.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for ServerSettings {
@@ -355,6 +363,8 @@ impl Default for ServerSettings {
             sse_ring_size: 1024,
             sse_client_buffer: 256,
             sse_coalesce_ms: 25,
+            allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -410,6 +420,8 @@ pub struct FileSettings {
     pub webhooks: Vec<crate::webhooks::WebhookConfig>,
     pub agent: serde_yaml::Value,
     pub name: serde_yaml::Value,
+    /// Feature flags served by `GET /api/features`.
+    pub features: serde_yaml::Value,
 }
 
 /// Everything the daemon runs with.
@@ -543,6 +555,22 @@ impl Config {
                 )));
             }
         }
+        for o in &s.server.allowed_origins {
+            if crate::http::edge::normalise_origin(o).is_none() {
+                return Err(ConfigError::Invalid(format!(
+                    "server.allowedOrigins: '{o}' is not an origin (scheme://host[:port], no path; \
+                     '*' and 'null' are never allowed)"
+                )));
+            }
+        }
+        for h in &s.server.allowed_hosts {
+            let h = h.trim();
+            if h.is_empty() || h == "*" || h.contains(['/', ' ', '@']) {
+                return Err(ConfigError::Invalid(format!(
+                    "server.allowedHosts: '{h}' is not a host name (host or host:port)"
+                )));
+            }
+        }
         if s.search.top_k == 0 {
             return Err(ConfigError::Invalid(
                 "search.top_k must be at least 1".into(),
@@ -605,6 +633,26 @@ impl Config {
     /// The `.daemon` directory.
     pub fn daemon_dir(&self) -> PathBuf {
         self.workspace.join(".daemon")
+    }
+
+    /// The `features:` flags: only boolean values (`true`/`false`, also as
+    /// strings) are kept, as Signet does.
+    pub fn features(&self) -> std::collections::BTreeMap<String, bool> {
+        let serde_yaml::Value::Mapping(m) = &self.settings.features else {
+            return Default::default();
+        };
+        m.iter()
+            .filter_map(|(k, v)| {
+                let k = k.as_str()?;
+                let flag = match v {
+                    serde_yaml::Value::Bool(b) => *b,
+                    serde_yaml::Value::String(s) if s == "true" => true,
+                    serde_yaml::Value::String(s) if s == "false" => false,
+                    _ => return None,
+                };
+                Some((k.to_string(), flag))
+            })
+            .collect()
     }
 
     /// True when the bind address only accepts local connections.

@@ -329,6 +329,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     for key in &config.unknown_keys {
         tracing::warn!(key = %key, "unknown configuration key ignored");
     }
+    // Refuse a second daemon on this workspace before touching the port
+    // (the daemon takes the lock for good in `App::start`).
+    drop(signet::store::lock::WorkspaceLock::acquire(
+        &config.workspace,
+        &config.daemon_dir(),
+    )?);
     let listener = signet::app::bind(&config).await?;
     let app = signet::app::App::start(config, listener, shutdown_signal()).await?;
     app.wait().await

@@ -28,7 +28,8 @@ impl TrustedProxies {
             .map(TrustedProxies)
     }
 
-    fn contains(&self, ip: IpAddr) -> bool {
+    /// Whether `ip` is one of the trusted proxies.
+    pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         self.0.iter().any(|n| n.contains(&ip))
     }

@@ -4,9 +4,11 @@
 //!
 //! - `local`: no tokens; every caller is an unscoped admin; no limits.
 //! - `team`: a valid bearer token on every request but `/health`.
-//! - `hybrid`: a loopback peer (by TCP address, never `Host`) without
-//!   forwarding headers needs no token and is admin; everyone else needs
-//!   one. A token sent by a local caller is still verified and used.
+//! - `hybrid`: a loopback peer (by TCP address) that named a loopback
+//!   `Host` and sent no forwarding header needs no token and is admin;
+//!   everyone else needs one. A token sent by a local caller is still
+//!   verified and used; a credential the daemon does not understand is a
+//!   401, never ignored.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,7 +22,7 @@ use super::AppState;
 use crate::actors::rate_limit::LedgerMsg;
 use crate::actors::Registry;
 use crate::auth::ledger::{Decision, RateOp};
-use crate::auth::locality::{self, Forwarding, TrustedProxies};
+use crate::auth::locality::{Forwarding, TrustedProxies};
 use crate::auth::{token, Claims, Revocations, Role};
 use crate::config::{AuthMode, AuthSettings};
 use crate::memory::{Caller, ANONYMOUS};
@@ -56,10 +58,30 @@ fn header(h: &HeaderMap, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-fn bearer(h: &HeaderMap) -> Option<&str> {
-    let v = h.get("authorization")?.to_str().ok()?.trim();
-    let (scheme, rest) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+/// The bearer token, if an `Authorization` header was sent. A header the
+/// daemon does not understand (another scheme, an empty or unreadable
+/// token) is an error, never ignored: ignoring it would turn a caller who
+/// meant to authenticate into hybrid mode's local admin.
+fn bearer(h: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(v) = h.get("authorization") else {
+        return Ok(None);
+    };
+    let v = v
+        .to_str()
+        .map_err(|_| ApiError::Unauthorized("unreadable Authorization header".into()))?
+        .trim();
+    let (scheme, rest) = v.split_once(' ').unwrap_or((v, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        let scheme: String = scheme.chars().filter(|c| !c.is_control()).take(32).collect();
+        return Err(ApiError::Unauthorized(format!(
+            "unsupported authorization scheme '{scheme}'; send Authorization: Bearer <token>"
+        )));
+    }
+    let token = rest.trim();
+    if token.is_empty() {
+        return Err(ApiError::Unauthorized("empty bearer token".into()));
+    }
+    Ok(Some(token))
 }
 
 fn forwarding(h: &HeaderMap) -> Forwarding<'_> {
@@ -110,7 +132,7 @@ impl AuthState {
         match self.mode {
             AuthMode::Local => Ok(local_admin),
             AuthMode::Team | AuthMode::Hybrid => {
-                if let Some(raw) = bearer(h) {
+                if let Some(raw) = bearer(h)? {
                     let claims = self.verify(raw)?;
                     return Ok(Identity {
                         role: claims.role,
@@ -118,7 +140,7 @@ impl AuthState {
                     });
                 }
                 if self.mode == AuthMode::Hybrid
-                    && locality::is_local(peer.map(|p| p.ip()), &forwarding(h), &self.trusted)
+                    && super::edge::is_local(h, peer, &forwarding(h), &self.trusted)
                 {
                     return Ok(local_admin);
                 }

@@ -8,8 +8,17 @@ use warp::{Filter, Rejection};
 
 use super::error::ApiError;
 
+/// The most of a refused body read (and dropped) so the client, still
+/// sending, can read the 413; a larger body ends the connection.
+const DRAIN_BYTES: u64 = 16 * 1024 * 1024;
+/// The longest a refused body is drained.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The raw body, refused with 413 past `limit` bytes (by `Content-Length`
-/// up front, or while streaming a chunked body).
+/// up front, or while streaming a chunked body). The rest of a refused
+/// body is read and dropped (up to [`DRAIN_BYTES`] or [`DRAIN_TIME`]) before
+/// the answer goes out: a client that writes its whole body before reading
+/// (most do) would otherwise see a broken pipe instead of the JSON error.
 pub fn bytes(limit: usize) -> impl Filter<Extract = (bytes::Bytes,), Error = Rejection> + Clone {
     warp::header::optional::<u64>("content-length")
         .and(warp::body::stream())
@@ -26,16 +35,22 @@ where
             "request body exceeds {limit} bytes"
         )))
     };
+    let mut stream = Box::pin(stream);
     if len.is_some_and(|l| l > limit as u64) {
+        if len.is_some_and(|l| l <= DRAIN_BYTES) {
+            drain(&mut stream, 0).await;
+        }
         return Err(too_large());
     }
-    let mut stream = Box::pin(stream);
     let mut buf = BytesMut::with_capacity(len.unwrap_or(0) as usize);
     while let Some(chunk) = stream.next().await {
         let mut chunk = chunk.map_err(|e| {
             warp::reject::custom(ApiError::BadRequest(format!("could not read body: {e}")))
         })?;
         if buf.len() + chunk.remaining() > limit {
+            let seen = (buf.len() + chunk.remaining()) as u64;
+            drop(buf);
+            drain(&mut stream, seen).await;
             return Err(too_large());
         }
         while chunk.has_remaining() {
@@ -46,6 +61,27 @@ where
         }
     }
     Ok(buf.freeze())
+}
+
+/// Read and drop the rest of a body (`seen` bytes already read), within
+/// the drain bounds.
+async fn drain<S, B>(stream: &mut std::pin::Pin<Box<S>>, seen: u64)
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let mut seen = seen;
+    let deadline = tokio::time::sleep(DRAIN_TIME);
+    tokio::pin!(deadline);
+    while seen <= DRAIN_BYTES {
+        tokio::select! {
+            chunk = stream.next() => match chunk {
+                Some(Ok(c)) => seen += c.remaining() as u64,
+                _ => return,
+            },
+            _ = &mut deadline => return,
+        }
+    }
 }
 
 /// Parse JSON bytes; an empty body is `{}`.

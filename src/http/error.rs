@@ -138,6 +138,9 @@ pub fn reply<T: serde::Serialize>(r: Result<T, MemoryError>) -> Result<Response,
 
 /// The rejection handler: routing failures and errors raised by filters.
 pub async fn handle_rejection(err: Rejection) -> Result<Response, Infallible> {
+    if let Some(p) = err.find::<super::edge::Preflight>() {
+        return Ok(p.response());
+    }
     if let Some(e) = err.find::<ApiError>() {
         return Ok(e.to_response());
     }

@@ -9,8 +9,10 @@
 pub mod auth;
 pub mod auth_api;
 pub mod body;
+pub mod edge;
 pub mod error;
 pub mod events;
+pub mod hooks;
 pub mod memory;
 pub mod ops;
 pub mod pipeline;
@@ -37,6 +39,8 @@ use crate::memory::MemoryService;
 pub struct AppContext {
     pub config: Arc<Config>,
     pub auth: Arc<auth::AuthState>,
+    /// The browser boundary (Host, Origin, Sec-Fetch-Site, CORS).
+    pub edge: Arc<edge::EdgePolicy>,
     pub memories: MemoryService,
     pub registry: Registry,
     pub writer_stats: Arc<WriterStats>,
@@ -72,6 +76,7 @@ pub fn with_state(
 /// Every route, with errors rendered and the request id echoed.
 pub fn routes(st: AppState) -> BoxedFilter<(Response,)> {
     let telemetry = st.telemetry.clone();
+    let policy = st.edge.clone();
     // Routes are grouped and boxed so the `or` chain stays shallow.
     let operations = boxed(
         ops::health(st.clone())
@@ -120,6 +125,12 @@ pub fn routes(st: AppState) -> BoxedFilter<(Response,)> {
             .or(pipeline::similar(st.clone()))
             .unify()
             .or(pipeline::job(st.clone()))
+            .unify()
+            .or(hooks::remember(st.clone()))
+            .unify()
+            .or(hooks::recall(st.clone()))
+            .unify()
+            .or(hooks::features(st.clone()))
             .unify(),
     );
     let records = boxed(
@@ -139,26 +150,34 @@ pub fn routes(st: AppState) -> BoxedFilter<(Response,)> {
             .or(memory::forget(st))
             .unify(),
     );
-    let api = operations
-        .or(streams_and_auth)
-        .unify()
-        .or(searches)
-        .unify()
-        .or(records)
-        .unify()
+    let routes = boxed(
+        operations
+            .or(streams_and_auth)
+            .unify()
+            .or(searches)
+            .unify()
+            .or(records)
+            .unify(),
+    );
+    // The browser boundary runs before any route (and answers preflights).
+    let api = edge::guard(policy.clone())
+        .and(routes)
         .recover(error::handle_rejection)
         .unify();
     warp::method()
         .and(warp::path::full())
         .and(warp::any().map(Instant::now))
         .and(warp::header::optional::<String>("x-signet-request-id"))
+        .and(warp::header::optional::<String>("origin"))
         .and(api)
         .map(
             move |method: warp::http::Method,
                   path: warp::path::FullPath,
                   t0: Instant,
                   rid: Option<String>,
+                  origin: Option<String>,
                   mut resp: Response| {
+                policy.decorate(origin.as_deref(), &mut resp);
                 telemetry.record(
                     method.as_str(),
                     path.as_str(),

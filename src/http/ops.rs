@@ -197,7 +197,19 @@ pub fn diagnostics(st: AppState) -> BoxedFilter<(Response,)> {
                 }
                 let report = diagnostics_report(&st).await;
                 super::error::reply(report.map(|r| match domain {
-                    Some(d) => json!({ "timestamp": r["timestamp"], "domain": d, d.clone(): r[d.as_str()] }),
+                    // Signet's shape: the domain object unwrapped (`score`
+                    // and `status` top-level); ours adds `timestamp`,
+                    // `domain` and, as before, the object under its name.
+                    Some(d) => {
+                        let mut out = match &r[d.as_str()] {
+                            serde_json::Value::Object(m) => m.clone(),
+                            _ => serde_json::Map::new(),
+                        };
+                        out.insert("timestamp".into(), r["timestamp"].clone());
+                        out.insert("domain".into(), json!(d));
+                        out.insert(d.clone(), r[d.as_str()].clone());
+                        serde_json::Value::Object(out)
+                    }
                     None => r,
                 }))
             }),

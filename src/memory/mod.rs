@@ -438,6 +438,9 @@ impl MemoryService {
         req: ForgetRequest,
     ) -> Result<MutationOutcome, MemoryError> {
         self.check_writable()?;
+        if req.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+            return Err(MemoryError::BadRequest("reason is required".into()));
+        }
         let req = ForgetRequest {
             scope: caller.scope.clone(),
             ..req

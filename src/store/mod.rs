@@ -9,6 +9,7 @@ pub mod access;
 pub mod checkpoint;
 pub mod fts;
 pub mod jobs;
+pub mod lock;
 pub mod maintenance;
 pub mod memories;
 pub mod schema;

@@ -1,0 +1,148 @@
+//! Harness hooks that store and fetch memories: `POST /api/hooks/remember`
+//! and `POST /api/hooks/recall` with Signet's request and response shapes
+//! (`SPEC-agents.md` §1.4, §1.6), and `GET /api/features` (§4).
+//!
+//! Both hooks call the same memory operations as the API: a hook remember
+//! is deduplicated and embedded like any other (Signet's is neither), and a
+//! hook recall is the hybrid recall (Signet's is an unordered FTS match).
+//! Session claims, bypass and the other hooks belong to the session routes.
+
+use warp::filters::BoxedFilter;
+use warp::http::HeaderMap;
+use warp::reply::Response;
+use warp::Filter;
+
+use super::auth::{self, Permission};
+use super::error::reply;
+use super::{body, boxed, json, with_state, AppState};
+use crate::memory::requests::RecallBody;
+use crate::memory::{Caller, MemoryError, RememberRequest};
+
+/// `x-signet-no-hooks: 1` asks for a no-op answer.
+fn no_hooks(h: &HeaderMap) -> bool {
+    h.get("x-signet-no-hooks")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim() == "1")
+}
+
+/// A non-empty string field of a hook body.
+fn text(b: &serde_json::Value, key: &str) -> Option<String> {
+    b.get(key)
+        .and_then(|v| v.as_str())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// POST /api/hooks/remember: `{harness*, content*, who?, project?}` →
+/// `{saved: true, id}`.
+pub fn remember(st: AppState) -> BoxedFilter<(Response,)> {
+    let limit = st.config.settings.server.max_body_bytes;
+    boxed(
+        warp::path!("api" / "hooks" / "remember")
+            .and(warp::post())
+            .and(auth::require(st.clone(), Permission::Remember))
+            .and(warp::header::headers_cloned())
+            .and(body::json::<serde_json::Value>(limit))
+            .and(with_state(st))
+            .and_then(
+                |caller: Caller, h: HeaderMap, b: serde_json::Value, st: AppState| async move {
+                    if no_hooks(&h) {
+                        return Ok(json(&serde_json::json!({ "success": true, "memories": [] })));
+                    }
+                    let (Some(harness), Some(content)) = (text(&b, "harness"), text(&b, "content"))
+                    else {
+                        return reply::<()>(Err(MemoryError::BadRequest(
+                            "harness and content are required".into(),
+                        )));
+                    };
+                    let req = RememberRequest {
+                        content: Some(content),
+                        who: text(&b, "who").or(Some(harness)),
+                        project: text(&b, "project"),
+                        source_type: Some("explicit".into()),
+                        ..Default::default()
+                    };
+                    reply(
+                        st.memories
+                            .remember(&caller, req)
+                            .await
+                            .map(|r| serde_json::json!({ "saved": true, "id": r.id })),
+                    )
+                },
+            ),
+    )
+}
+
+/// POST /api/hooks/recall: `{harness*, query*, project?, limit?}` →
+/// `{results: [{id, content, type, importance, tags, created_at}], count}`.
+pub fn recall(st: AppState) -> BoxedFilter<(Response,)> {
+    let limit = st.config.settings.server.max_body_bytes;
+    boxed(
+        warp::path!("api" / "hooks" / "recall")
+            .and(warp::post())
+            .and(auth::require(st.clone(), Permission::Recall))
+            .and(warp::header::headers_cloned())
+            .and(body::json::<serde_json::Value>(limit))
+            .and(with_state(st))
+            .and_then(
+                |caller: Caller, h: HeaderMap, b: serde_json::Value, st: AppState| async move {
+                    if no_hooks(&h) {
+                        return Ok(json(&serde_json::json!({ "memories": [], "count": 0 })));
+                    }
+                    let (Some(_), Some(query)) = (text(&b, "harness"), text(&b, "query")) else {
+                        return reply::<()>(Err(MemoryError::BadRequest(
+                            "harness and query are required".into(),
+                        )));
+                    };
+                    let limit = match b.get("limit") {
+                        None | Some(serde_json::Value::Null) => 10,
+                        Some(v) => match v.as_i64() {
+                            Some(n) if n > 0 => n,
+                            // Signet's `limit || 10`.
+                            Some(0) => 10,
+                            _ => {
+                                return reply::<()>(Err(MemoryError::BadRequest(
+                                    "limit must be a positive integer".into(),
+                                )))
+                            }
+                        },
+                    };
+                    let body = RecallBody {
+                        query: Some(query),
+                        limit: Some(limit),
+                        project: text(&b, "project"),
+                        ..Default::default()
+                    };
+                    reply(st.memories.recall(&caller, body.into()).await.map(|r| {
+                        let results: Vec<serde_json::Value> = r
+                            .results
+                            .into_iter()
+                            .map(|m| {
+                                serde_json::json!({
+                                    "id": m.id,
+                                    "content": m.content,
+                                    "type": m.kind,
+                                    "importance": m.importance,
+                                    "tags": m.tags,
+                                    "created_at": m.created_at,
+                                })
+                            })
+                            .collect();
+                        serde_json::json!({ "count": results.len(), "results": results })
+                    }))
+                },
+            ),
+    )
+}
+
+/// GET /api/features: the `features:` flags of `agent.yaml`.
+pub fn features(st: AppState) -> BoxedFilter<(Response,)> {
+    boxed(
+        warp::path!("api" / "features")
+            .and(warp::get())
+            .and(auth::authenticated(st.clone()))
+            .and(with_state(st))
+            .map(|_caller: Caller, st: AppState| json(&st.config.features())),
+    )
+}
