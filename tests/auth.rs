@@ -6,6 +6,8 @@
 //! signed with the workspace secret the daemon created.
 
 mod common;
+#[path = "safety/mod.rs"]
+mod safety;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -157,6 +157,12 @@ pub async fn diagnostics_report(
             m.insert("provider".into(), crate::diagnostics::provider(&provider));
             m.insert("mutation".into(), crate::diagnostics::mutation(c, now)?);
             m.insert("duplicate".into(), crate::diagnostics::duplicate(c)?);
+            // Every domain carries its status beside its score (Signet's shape).
+            for d in m.values_mut() {
+                if let Some(score) = d["score"].as_f64() {
+                    d["status"] = json!(crate::diagnostics::status_of(score));
+                }
+            }
             let composite = crate::diagnostics::composite(&m);
             m.insert("composite".into(), composite);
             m.insert("timestamp".into(), json!(crate::store::now_iso()));
