@@ -169,6 +169,24 @@ impl Engine {
             },
             restarts: restarts.clone(),
         };
+        // Open (and migrate) the store once here, so a store that cannot
+        // open stops the daemon with its path and cause instead of an actor
+        // startup failure.
+        let db = config.db_path();
+        let dims = config.settings.embedding.dimensions;
+        let opened = tokio::task::spawn_blocking({
+            let db = db.clone();
+            move || store::open_writer(&db, dims).map(drop)
+        })
+        .await
+        .context("cannot open the store")?;
+        if let Err(e) = opened {
+            let cause = e.to_string();
+            let cause = cause
+                .strip_suffix(&format!(": {}", db.display()))
+                .unwrap_or(&cause);
+            bail!("cannot open the store {}: {cause}", db.display());
+        }
         let (supervisor, sup_handle) = Actor::spawn(None, Supervisor, args)
             .await
             .map_err(|e| anyhow::anyhow!("cannot start the store: {e}"))?;

@@ -400,11 +400,16 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+            let logs_to_file = config.log_file.is_some();
             match rt.block_on(serve(config)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
+                    // One line on stderr; the log file (when there is one)
+                    // records it too.
                     eprintln!("signet: {e:#}");
-                    tracing::error!(error = %format!("{e:#}"), "daemon stopped");
+                    if logs_to_file {
+                        tracing::error!(error = %format!("{e:#}"), "daemon stopped");
+                    }
                     ExitCode::FAILURE
                 }
             }

@@ -149,7 +149,14 @@ pub fn route_of(method: &str, path: &str) -> String {
     out.push(' ');
     for seg in path.split('/').filter(|s| !s.is_empty()) {
         out.push('/');
-        let id_like = seg.len() >= 16 && seg.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+        // Ids, keys and anything else a caller named: never a route word
+        // (those are short, lowercase words), and never shown to other
+        // scopes in error entries or metric labels.
+        let id_like = seg.len() > 24
+            || seg.chars().any(|c| c.is_ascii_digit())
+            || !seg
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '-' || c == '_' || c == '.');
         out.push_str(if id_like { ":id" } else { seg });
     }
     if path == "/" || path.is_empty() {
@@ -231,7 +238,9 @@ impl Telemetry {
                 stage_of(status),
                 &route,
                 status,
-                format!("{method} {path} answered {status}"),
+                // The route, not the path: a path names ids a scoped
+                // reader of the error list may not see.
+                format!("{route} answered {status}"),
             );
         }
         if (200..300).contains(&status) {
@@ -313,6 +322,15 @@ mod tests {
             "POST /api/memory/:id/recover"
         );
         assert_eq!(route_of("GET", "/health"), "GET /health");
+        assert_eq!(
+            route_of("GET", "/api/memory/Secret-Plan/history"),
+            "GET /api/memory/:id/history"
+        );
+        assert_eq!(route_of("GET", "/api/memory/abc123"), "GET /api/memory/:id");
+        assert_eq!(
+            route_of("GET", "/api/diagnostics/queue"),
+            "GET /api/diagnostics/queue"
+        );
         assert_eq!(route_of("GET", "/"), "GET /");
     }
 
@@ -369,8 +387,24 @@ mod tests {
     #[test]
     fn route_cardinality_is_bounded() {
         let t = Telemetry::default();
+        // Distinct word paths (digits would make them ids).
+        let word = |mut i: usize| {
+            let mut w = String::from("probe-");
+            loop {
+                w.push(char::from(b'a' + (i % 26) as u8));
+                i /= 26;
+                if i == 0 {
+                    return w;
+                }
+            }
+        };
         for i in 0..(MAX_ROUTES + 50) {
-            t.record("GET", &format!("/probe{i}"), 404, Duration::from_micros(5));
+            t.record(
+                "GET",
+                &format!("/{}", word(i)),
+                404,
+                Duration::from_micros(5),
+            );
         }
         assert_eq!(t.routes.len(), MAX_ROUTES + 1);
         assert_eq!(

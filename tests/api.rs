@@ -610,7 +610,7 @@ async fn malformed_json_is_400_json() {
         ("POST", "/api/memory/forget"),
         ("POST", "/api/memory/modify"),
         ("PATCH", &format!("/api/memory/{UNKNOWN_ID}")),
-        ("DELETE", &format!("/api/memory/{UNKNOWN_ID}")),
+        ("DELETE", &format!("/api/memory/{UNKNOWN_ID}?reason=test")),
         ("POST", &format!("/api/memory/{UNKNOWN_ID}/recover")),
     ] {
         let r = t

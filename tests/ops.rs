@@ -1885,7 +1885,7 @@ async fn in_team_mode_metrics_needs_the_diagnostics_permission_unless_public() {
                 request(
                     &t,
                     "DELETE",
-                    &format!("/api/memory/{id}"),
+                    &format!("/api/memory/{id}?reason=test"),
                     None,
                     Some(&agent),
                     &[],

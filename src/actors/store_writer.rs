@@ -29,7 +29,7 @@ use crate::store::memories::{
     NewMemory, RecoverRequest, RememberOutcome,
 };
 use crate::store::vec::{self as vectors, NewVector, VectorIndex};
-use crate::store::{self, search, StoreError};
+use crate::store::{self, search, Fault, StoreError};
 use chrono::{DateTime, Utc};
 
 /// Reply port of a write.
@@ -187,9 +187,37 @@ pub struct WriterStats {
     pub busy_ns: AtomicU64,
     /// Of which in COMMIT (WAL write, fsync, auto-checkpoints).
     pub commit_ns: AtomicU64,
+    /// The current medium fault ([`Fault::code`]; 0 none).
+    pub fault: std::sync::atomic::AtomicU8,
+    /// Fault episodes so far.
+    pub fault_episodes: AtomicU64,
 }
 
 impl WriterStats {
+    /// The medium fault writes currently meet (disk full, read-only).
+    pub fn fault(&self) -> Option<Fault> {
+        Fault::from_code(self.fault.load(Ordering::Relaxed))
+    }
+
+    /// Record a failed write: a medium fault starts an episode (logged
+    /// once, not per request).
+    fn note_fault(&self, fault: Option<Fault>, cause: &dyn std::fmt::Display) {
+        let Some(f) = fault else { return };
+        let before = self.fault.swap(f.code(), Ordering::Relaxed);
+        if before != f.code() {
+            self.fault_episodes.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(fault = f.as_str(), cause = %cause, "the store cannot take writes; reads go on");
+        }
+    }
+
+    /// A write committed: any fault episode is over.
+    fn clear_fault(&self) {
+        let before = self.fault.swap(0, Ordering::Relaxed);
+        if let Some(f) = Fault::from_code(before) {
+            tracing::warn!(fault = f.as_str(), "the store takes writes again");
+        }
+    }
+
     /// Mean ops per committed batch.
     pub fn mean_batch(&self) -> f64 {
         let b = self.batches.load(Ordering::Relaxed);
@@ -701,9 +729,9 @@ fn run_batch(
 ) {
     if let Err(e) = sql(conn, "BEGIN IMMEDIATE") {
         stats.commit_failures.fetch_add(1, Ordering::Relaxed);
-        let msg = e.to_string();
+        stats.note_fault(e.fault(), &e);
         for op in ops {
-            reply(op, Err(StoreError::Commit(msg.clone())));
+            reply(op, Err(StoreError::commit(&e)));
         }
         return;
     }
@@ -727,9 +755,9 @@ fn run_batch(
     if results.len() != ops.len() {
         let restarted = sql(conn, "ROLLBACK").and_then(|_| sql(conn, "BEGIN IMMEDIATE"));
         if let Err(e) = restarted {
-            let msg = e.to_string();
+            stats.note_fault(e.fault(), &e);
             for op in ops {
-                reply(op, Err(StoreError::Commit(msg.clone())));
+                reply(op, Err(StoreError::commit(&e)));
             }
             return;
         }
@@ -763,8 +791,23 @@ fn run_batch(
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK");
             stats.commit_failures.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(error = %e, "group commit failed");
+            if e.fault().is_none() {
+                tracing::error!(error = %e, "group commit failed");
+            }
         }
+    }
+    // A medium fault is logged once per episode, and the episode ends with
+    // the next commit that writes.
+    match &commit {
+        Err(e) => stats.note_fault(e.fault(), e),
+        Ok(()) => match results
+            .iter()
+            .find_map(|r| r.as_ref().err().and_then(|e| e.fault()))
+        {
+            Some(f) => stats.note_fault(Some(f), &"a write in the batch failed"),
+            None if results.iter().any(|r| r.is_ok()) => stats.clear_fault(),
+            None => {}
+        },
     }
     if commit.is_ok() {
         let wake = results.iter().flatten().any(|r| match r {
@@ -784,7 +827,7 @@ fn run_batch(
     for (op, res) in ops.into_iter().zip(results) {
         let res = match &commit {
             Ok(()) => res,
-            Err(e) => Err(StoreError::Commit(e.to_string())),
+            Err(e) => Err(StoreError::commit(e)),
         };
         reply(op, res);
     }

@@ -72,7 +72,11 @@ fn bearer(h: &HeaderMap) -> Result<Option<&str>, ApiError> {
         .trim();
     let (scheme, rest) = v.split_once(' ').unwrap_or((v, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
-        let scheme: String = scheme.chars().filter(|c| !c.is_control()).take(32).collect();
+        let scheme: String = scheme
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(32)
+            .collect();
         return Err(ApiError::Unauthorized(format!(
             "unsupported authorization scheme '{scheme}'; send Authorization: Bearer <token>"
         )));

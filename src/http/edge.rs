@@ -193,8 +193,7 @@ impl EdgePolicy {
         // Behind a trusted proxy the public name is in X-Forwarded-Host.
         let trusted_peer = r.peer.is_some_and(|p| self.trusted.contains(p.ip()));
         trusted_peer
-            && r
-                .forwarded_host
+            && r.forwarded_host
                 .as_deref()
                 .and_then(|v| v.split(',').next())
                 .is_some_and(own)
@@ -364,7 +363,13 @@ mod tests {
 
     #[test]
     fn loopback_hosts_on_any_port() {
-        for ok in ["localhost", "localhost:3850", "127.0.0.1:1", "[::1]:3850", "[::1]"] {
+        for ok in [
+            "localhost",
+            "localhost:3850",
+            "127.0.0.1:1",
+            "[::1]:3850",
+            "[::1]",
+        ] {
             assert!(is_loopback_host(ok), "{ok}");
         }
         for bad in [

@@ -14,6 +14,7 @@ use warp::Reply;
 
 use crate::memory::MemoryError;
 use crate::store::memories::MutationStatus;
+use crate::store::Fault;
 
 /// An error answered to a client.
 #[derive(Debug, thiserror::Error)]
@@ -121,10 +122,21 @@ fn memory_response(e: &MemoryError) -> Response {
             tracing::warn!(error = %a, "actor unavailable");
             message(StatusCode::SERVICE_UNAVAILABLE, a.to_string())
         }
-        MemoryError::Store(s) => {
-            tracing::error!(error = %s, "storage fault");
-            message(StatusCode::INTERNAL_SERVER_ERROR, "internal storage error")
-        }
+        // A medium fault is logged once per episode by the store writer.
+        MemoryError::Store(s) => match s.fault() {
+            Some(Fault::DiskFull) => message(
+                StatusCode::INSUFFICIENT_STORAGE,
+                format!("disk full: {s}; reads still work, writes resume once space is freed"),
+            ),
+            Some(Fault::ReadOnly) => message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("store is read-only: {s}; reads still work"),
+            ),
+            None => {
+                tracing::error!(error = %s, "storage fault");
+                message(StatusCode::INTERNAL_SERVER_ERROR, "internal storage error")
+            }
+        },
     }
 }
 

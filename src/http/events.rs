@@ -414,7 +414,10 @@ pub fn logs(st: AppState) -> BoxedFilter<(Response,)> {
             .and(warp::get())
             .and(auth::require(st.clone(), Permission::Diagnostics))
             .and(warp::query::<HashMap<String, String>>())
-            .map(|_caller: Caller, q: HashMap<String, String>| {
+            .map(|caller: Caller, q: HashMap<String, String>| {
+                if let Err(e) = caller.require_unscoped("the daemon log") {
+                    return super::error::ApiError::from(e).to_response();
+                }
                 let limit = q
                     .get("limit")
                     .and_then(|l| l.parse().ok())
@@ -434,7 +437,10 @@ pub fn log_stream(st: AppState) -> BoxedFilter<(Response,)> {
             .and(warp::get())
             .and(auth::require(st.clone(), Permission::Diagnostics))
             .and(with_state(st))
-            .map(|_caller: Caller, st: AppState| {
+            .map(|caller: Caller, st: AppState| {
+                if let Err(e) = caller.require_unscoped("the daemon log") {
+                    return super::error::ApiError::from(e).to_response();
+                }
                 let mut stop = st.shutdown.clone();
                 let stopped = async move {
                     let _ = stop.wait_for(|s| *s).await;

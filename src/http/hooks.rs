@@ -48,7 +48,9 @@ pub fn remember(st: AppState) -> BoxedFilter<(Response,)> {
             .and_then(
                 |caller: Caller, h: HeaderMap, b: serde_json::Value, st: AppState| async move {
                     if no_hooks(&h) {
-                        return Ok(json(&serde_json::json!({ "success": true, "memories": [] })));
+                        return Ok(json(
+                            &serde_json::json!({ "success": true, "memories": [] }),
+                        ));
                     }
                     let (Some(harness), Some(content)) = (text(&b, "harness"), text(&b, "content"))
                     else {

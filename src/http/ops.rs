@@ -88,6 +88,7 @@ pub fn status(st: AppState) -> BoxedFilter<(Response,)> {
                         "meanBatch": w.mean_batch(),
                         "maxBatch": w.max_batch.load(Ordering::Relaxed),
                         "commitFailures": w.commit_failures.load(Ordering::Relaxed),
+                        "fault": w.fault().map(|f| f.as_str()),
                         "busyMs": w.busy_ns.load(Ordering::Relaxed) / 1_000_000,
                         "commitMs": w.commit_ns.load(Ordering::Relaxed) / 1_000_000,
                         "restarts": st.restarts.load(Ordering::Relaxed),
@@ -135,6 +136,7 @@ pub async fn diagnostics_report(
         error: p.error,
     };
     let embeddings_expected = e.provider != "none";
+    let fault = st.writer_stats.fault();
     let (report, integrity) = st
         .memories
         .reads()
@@ -157,6 +159,11 @@ pub async fn diagnostics_report(
             m.insert("provider".into(), crate::diagnostics::provider(&provider));
             m.insert("mutation".into(), crate::diagnostics::mutation(c, now)?);
             m.insert("duplicate".into(), crate::diagnostics::duplicate(c)?);
+            // A store that cannot take writes is unhealthy storage.
+            if let (Some(f), Some(storage)) = (fault, m.get_mut("storage")) {
+                storage["fault"] = json!(f.as_str());
+                storage["score"] = json!(0.0);
+            }
             // Every domain carries its status beside its score (Signet's shape).
             for d in m.values_mut() {
                 if let Some(score) = d["score"].as_f64() {
@@ -192,33 +199,37 @@ pub fn diagnostics(st: AppState) -> BoxedFilter<(Response,)> {
             .and(warp::get())
             .and(auth::require(st.clone(), Permission::Diagnostics))
             .and(with_state(st))
-            .and_then(|domain: Option<String>, _caller: Caller, st: AppState| async move {
-                if let Some(d) = &domain {
-                    if !crate::diagnostics::DOMAINS.contains(&d.as_str()) {
-                        return super::error::reply::<()>(Err(crate::memory::MemoryError::BadRequest(format!(
-                            "unknown diagnostics domain '{d}'; one of {}",
-                            crate::diagnostics::DOMAINS.join(", ")
-                        ))));
+            .and_then(
+                |domain: Option<String>, _caller: Caller, st: AppState| async move {
+                    if let Some(d) = &domain {
+                        if !crate::diagnostics::DOMAINS.contains(&d.as_str()) {
+                            return super::error::reply::<()>(Err(
+                                crate::memory::MemoryError::BadRequest(format!(
+                                    "unknown diagnostics domain '{d}'; one of {}",
+                                    crate::diagnostics::DOMAINS.join(", ")
+                                )),
+                            ));
+                        }
                     }
-                }
-                let report = diagnostics_report(&st).await;
-                super::error::reply(report.map(|r| match domain {
-                    // Signet's shape: the domain object unwrapped (`score`
-                    // and `status` top-level); ours adds `timestamp`,
-                    // `domain` and, as before, the object under its name.
-                    Some(d) => {
-                        let mut out = match &r[d.as_str()] {
-                            serde_json::Value::Object(m) => m.clone(),
-                            _ => serde_json::Map::new(),
-                        };
-                        out.insert("timestamp".into(), r["timestamp"].clone());
-                        out.insert("domain".into(), json!(d));
-                        out.insert(d.clone(), r[d.as_str()].clone());
-                        serde_json::Value::Object(out)
-                    }
-                    None => r,
-                }))
-            }),
+                    let report = diagnostics_report(&st).await;
+                    super::error::reply(report.map(|r| match domain {
+                        // Signet's shape: the domain object unwrapped (`score`
+                        // and `status` top-level); ours adds `timestamp`,
+                        // `domain` and, as before, the object under its name.
+                        Some(d) => {
+                            let mut out = match &r[d.as_str()] {
+                                serde_json::Value::Object(m) => m.clone(),
+                                _ => serde_json::Map::new(),
+                            };
+                            out.insert("timestamp".into(), r["timestamp"].clone());
+                            out.insert("domain".into(), json!(d));
+                            out.insert(d.clone(), r[d.as_str()].clone());
+                            serde_json::Value::Object(out)
+                        }
+                        None => r,
+                    }))
+                },
+            ),
     )
 }
 
@@ -417,6 +428,24 @@ fn render_metrics(
     );
     gauge(
         &mut o,
+        "signet_store_fault_episodes_total",
+        "Times the store stopped taking writes (disk full, read-only).",
+        "counter",
+        w.fault_episodes.load(Ordering::Relaxed).to_string(),
+    );
+    o.push_str(
+        "# HELP signet_store_fault 1 while writes meet this fault; reads go on.\n\
+         # TYPE signet_store_fault gauge\n",
+    );
+    for f in [crate::store::Fault::DiskFull, crate::store::Fault::ReadOnly] {
+        o.push_str(&format!(
+            "signet_store_fault{{kind=\"{}\"}} {}\n",
+            f.as_str(),
+            u8::from(w.fault() == Some(f))
+        ));
+    }
+    gauge(
+        &mut o,
         "signet_uptime_seconds",
         "Seconds since start.",
         "gauge",
@@ -433,7 +462,7 @@ pub fn analytics(st: AppState) -> BoxedFilter<(Response,)> {
             .and(auth::require(st.clone(), Permission::Analytics))
             .and(warp::query::<std::collections::HashMap<String, String>>())
             .and(with_state(st))
-            .map(|which: String, _caller: Caller, q: std::collections::HashMap<String, String>, st: AppState| {
+            .map(|which: String, caller: Caller, q: std::collections::HashMap<String, String>, st: AppState| {
                 let t = &st.telemetry;
                 match which.as_str() {
                     "usage" => {
@@ -469,6 +498,9 @@ pub fn analytics(st: AppState) -> BoxedFilter<(Response,)> {
                         "mutate": t.mutate.percentiles(),
                     })),
                     "logs" => {
+                        if let Err(e) = caller.require_unscoped("the daemon log") {
+                            return super::error::ApiError::from(e).to_response();
+                        }
                         let limit = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(100usize).min(crate::logbuf::KEPT);
                         let logs = crate::logbuf::global().recent(limit, q.get("level").map(String::as_str));
                         json(&json!({ "logs": logs, "count": logs.len() }))

@@ -62,6 +62,18 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Daemon-wide operations data (logs) cannot be filtered by scope:
+    /// only an unscoped caller may read it.
+    pub fn require_unscoped(&self, what: &str) -> Result<(), MemoryError> {
+        if self.scope.is_unscoped() {
+            Ok(())
+        } else {
+            Err(MemoryError::Forbidden(format!(
+                "{what} spans every scope; a token without a scope is needed"
+            )))
+        }
+    }
+
     /// The audit trail entry for a mutation; a body-supplied name is only
     /// believed when no token vouches for the caller.
     pub fn audit(&self, claimed: Option<&str>) -> Audit {

@@ -43,6 +43,76 @@ pub enum StoreError {
     /// dimension).
     #[error("invalid write: {0}")]
     Invalid(String),
+    /// The store cannot take writes (disk full, read-only); reads go on.
+    #[error("{1}")]
+    Fault(Fault, String),
+}
+
+/// A condition of the storage medium rather than of one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    /// No space left for the database or its WAL.
+    DiskFull,
+    /// The database file, its directory or the filesystem is read-only.
+    ReadOnly,
+}
+
+impl Fault {
+    /// The fault a SQLite error reports, if it is one.
+    pub fn of(e: &rusqlite::Error) -> Option<Fault> {
+        use rusqlite::ErrorCode;
+        match e.sqlite_error_code()? {
+            ErrorCode::DiskFull => Some(Fault::DiskFull),
+            ErrorCode::ReadOnly => Some(Fault::ReadOnly),
+            _ => None,
+        }
+    }
+
+    /// Wire name (`disk-full`, `read-only`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fault::DiskFull => "disk-full",
+            Fault::ReadOnly => "read-only",
+        }
+    }
+
+    /// For the gauge: 1 disk full, 2 read-only.
+    pub fn code(self) -> u8 {
+        match self {
+            Fault::DiskFull => 1,
+            Fault::ReadOnly => 2,
+        }
+    }
+
+    /// Back from [`Fault::code`].
+    pub fn from_code(c: u8) -> Option<Fault> {
+        match c {
+            1 => Some(Fault::DiskFull),
+            2 => Some(Fault::ReadOnly),
+            _ => None,
+        }
+    }
+}
+
+impl StoreError {
+    /// What each op of a batch whose transaction failed with `e` gets: a
+    /// medium fault keeps its kind.
+    pub fn commit(e: &StoreError) -> StoreError {
+        match e.fault() {
+            Some(f) => StoreError::Fault(f, e.to_string()),
+            None => StoreError::Commit(e.to_string()),
+        }
+    }
+
+    /// The medium fault behind this error, if any.
+    pub fn fault(&self) -> Option<Fault> {
+        match self {
+            StoreError::Fault(f, _) => Some(*f),
+            StoreError::Sqlite(e) => Fault::of(e),
+            _ => None,
+        }
+    }
 }
 
 /// Current time as an RFC 3339 UTC string with millisecond precision, the

@@ -40,10 +40,17 @@ impl RawResp {
 
 /// Send exactly these headers (Host included) and body, then read the
 /// answer (`Connection: close`).
-pub fn raw(t: &TestApp, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> RawResp {
+pub fn raw(
+    t: &TestApp,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> RawResp {
     let addr = t.base.trim_start_matches("http://");
     let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
     let mut req = format!("{method} {path} HTTP/1.1\r\n");
     if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
         req.push_str(&format!("Host: {addr}\r\n"));
@@ -76,7 +83,10 @@ pub fn raw(t: &TestApp, method: &str, path: &str, headers: &[(&str, &str)], body
 }
 
 fn dechunk(head: &str, body: &str) -> String {
-    if !head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if !head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         return body.to_string();
     }
     let mut out = String::new();
@@ -93,7 +103,11 @@ fn dechunk(head: &str, body: &str) -> String {
 }
 
 fn port(t: &TestApp) -> u16 {
-    t.base.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port")
+    t.base
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port")
 }
 
 /// Live memories, counted by an admin over an ordinary (no-Origin) call.
@@ -151,7 +165,10 @@ fn browser_attacks(id: &str, port: u16) -> Vec<(String, String, Vec<(String, Str
         (
             "POST".into(),
             "/api/memory/remember".into(),
-            h(&[("Content-Type", "text/plain"), ("Sec-Fetch-Site", "same-site")]),
+            h(&[
+                ("Content-Type", "text/plain"),
+                ("Sec-Fetch-Site", "same-site"),
+            ]),
             remember.clone(),
         ),
         // Another local port is another origin.
@@ -335,7 +352,9 @@ async fn clients_without_origin_and_the_daemons_own_origin_keep_working() {
     }
     assert_eq!(live_count(&t, None).await, ok.len() as i64);
     // The CLI-style reqwest client (no Origin) as before.
-    let r = t.post("/api/memory/recall", json!({ "query": "allowed caller" })).await;
+    let r = t
+        .post("/api/memory/recall", json!({ "query": "allowed caller" }))
+        .await;
     assert_eq!(r.status, 200);
     assert!(!r.body["results"].as_array().expect("results").is_empty());
     t.stop().await;
@@ -355,7 +374,10 @@ async fn an_allowed_origin_gets_cors_answers_and_an_allowed_host_is_served() {
         &[
             ("Origin", "http://app.example:5173"),
             ("Access-Control-Request-Method", "POST"),
-            ("Access-Control-Request-Headers", "content-type, authorization"),
+            (
+                "Access-Control-Request-Headers",
+                "content-type, authorization",
+            ),
         ],
         b"",
     );
@@ -521,18 +543,43 @@ async fn a_second_daemon_on_the_same_workspace_is_refused_and_the_pid_file_kept(
 async fn control_characters_in_queries_are_never_a_500() {
     let t = spawn_app().await;
     t.remember("a b c alpha beta").await;
-    for q in ["a\u{0}b", "\u{0}", "alpha\u{1b}[31m", "beta\u{7f}", "\"\u{0}\"", "NEAR(\u{0})"] {
+    for q in [
+        "a\u{0}b",
+        "\u{0}",
+        "alpha\u{1b}[31m",
+        "beta\u{7f}",
+        "\"\u{0}\"",
+        "NEAR(\u{0})",
+    ] {
         let r = t.post("/api/memory/recall", json!({ "query": q })).await;
-        assert!(matches!(r.status, 200 | 400), "{q:?}: {} {:?}", r.status, r.body);
+        assert!(
+            matches!(r.status, 200 | 400),
+            "{q:?}: {} {:?}",
+            r.status,
+            r.body
+        );
     }
     for q in ["a%00b", "%00", "alpha%1B", "%22%00%22", "a%0Db"] {
         let r = t.get(&format!("/api/memory/search?q={q}")).await;
-        assert!(matches!(r.status, 200 | 400), "{q}: {} {:?}", r.status, r.body);
+        assert!(
+            matches!(r.status, 200 | 400),
+            "{q}: {} {:?}",
+            r.status,
+            r.body
+        );
         let r = t.get(&format!("/memory/search?q={q}")).await;
-        assert!(matches!(r.status, 200 | 400), "{q}: {} {:?}", r.status, r.body);
+        assert!(
+            matches!(r.status, 200 | 400),
+            "{q}: {} {:?}",
+            r.status,
+            r.body
+        );
     }
     let r = t
-        .post("/api/memory/forget", json!({ "query": "a\u{0}b", "mode": "preview" }))
+        .post(
+            "/api/memory/forget",
+            json!({ "query": "a\u{0}b", "mode": "preview" }),
+        )
         .await;
     assert!(matches!(r.status, 200 | 400), "{:?}", r.body);
     t.stop().await;
@@ -553,7 +600,11 @@ async fn signet_compatibility_answers() {
     assert_eq!(r.status, 400);
     assert_eq!(r.body["error"], "reason is required");
     let r = t
-        .send("DELETE", &format!("/api/memory/{id}"), json!({ "reason": "  " }))
+        .send(
+            "DELETE",
+            &format!("/api/memory/{id}"),
+            json!({ "reason": "  " }),
+        )
         .await;
     assert_eq!(r.status, 400);
     let r = t
@@ -592,13 +643,28 @@ async fn signet_compatibility_answers() {
         assert!(hit.get(k).is_some(), "{k} missing: {hit}");
     }
     let r = t
-        .post("/api/hooks/recall", json!({ "harness": "x", "query": "staging", "project": "other" }))
+        .post(
+            "/api/hooks/recall",
+            json!({ "harness": "x", "query": "staging", "project": "other" }),
+        )
         .await;
     assert_eq!(r.body["count"], 0);
     for (path, body, msg) in [
-        ("/api/hooks/remember", json!({ "content": "x" }), "harness and content are required"),
-        ("/api/hooks/remember", json!({ "harness": "x", "content": "  " }), "harness and content are required"),
-        ("/api/hooks/recall", json!({ "harness": "x" }), "harness and query are required"),
+        (
+            "/api/hooks/remember",
+            json!({ "content": "x" }),
+            "harness and content are required",
+        ),
+        (
+            "/api/hooks/remember",
+            json!({ "harness": "x", "content": "  " }),
+            "harness and content are required",
+        ),
+        (
+            "/api/hooks/recall",
+            json!({ "harness": "x" }),
+            "harness and query are required",
+        ),
     ] {
         let r = t.post(path, body).await;
         assert_eq!(r.status, 400, "{path}");
@@ -629,10 +695,26 @@ async fn signet_compatibility_answers() {
 async fn hooks_need_a_token_in_team_mode_and_respect_scope() {
     let t = spawn_with(|c| c.settings.auth.mode = AuthMode::Team).await;
     let body = json!({ "harness": "h", "content": "scoped hook memory" });
-    let r = request(&t, "POST", "/api/hooks/remember", Some(body.clone()), None, &[]).await;
+    let r = request(
+        &t,
+        "POST",
+        "/api/hooks/remember",
+        Some(body.clone()),
+        None,
+        &[],
+    )
+    .await;
     assert_eq!(r.status, 401);
     let ro = token(&t, Role::Readonly, "ro", Scope::default());
-    let r = request(&t, "POST", "/api/hooks/remember", Some(body), Some(&ro), &[]).await;
+    let r = request(
+        &t,
+        "POST",
+        "/api/hooks/remember",
+        Some(body),
+        Some(&ro),
+        &[],
+    )
+    .await;
     assert_eq!(r.status, 403);
     let agent = token(
         &t,
@@ -672,5 +754,209 @@ async fn hooks_need_a_token_in_team_mode_and_respect_scope() {
     )
     .await;
     assert_eq!(r.body["count"], 0, "{:?}", r.body);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operations_data_does_not_leak_ids_across_scopes() {
+    let t = spawn_with(|c| c.settings.auth.mode = AuthMode::Team).await;
+    let p1 = token(
+        &t,
+        Role::Agent,
+        "agent-p1",
+        Scope {
+            project: Some("p1".into()),
+            ..Default::default()
+        },
+    );
+    let r = request(
+        &t,
+        "POST",
+        "/api/memory/remember",
+        Some(json!({ "content": "p1 private plan" })),
+        Some(&p1),
+        &[],
+    )
+    .await;
+    let id = r.body["id"].as_str().expect("id").to_string();
+    // Errors on paths naming the id (a conflict, a missing reason).
+    for (m, path) in [
+        ("DELETE", format!("/api/memory/{id}")),
+        ("POST", format!("/api/memory/{id}/recover")),
+        ("GET", "/api/memory/Project-Secret-Name".to_string()),
+    ] {
+        let r = request(&t, m, &path, None, Some(&p1), &[]).await;
+        assert!(r.status >= 400, "{m} {path}: {}", r.status);
+    }
+    let op2 = token(
+        &t,
+        Role::Operator,
+        "op-p2",
+        Scope {
+            project: Some("p2".into()),
+            ..Default::default()
+        },
+    );
+    let r = request(&t, "GET", "/api/analytics/errors", None, Some(&op2), &[]).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let text = r.body.to_string();
+    assert!(!r.body["errors"].as_array().expect("errors").is_empty());
+    assert!(!text.contains(&id), "an id of p1 leaked: {text}");
+    assert!(!text.contains("Project-Secret-Name"), "{text}");
+    let r = request(&t, "GET", "/api/analytics/usage", None, Some(&op2), &[]).await;
+    assert!(!r.body.to_string().contains(&id));
+    for path in ["/api/logs", "/api/analytics/logs"] {
+        let r = request(&t, "GET", path, None, Some(&op2), &[]).await;
+        assert_eq!(r.status, 403, "{path}: {:?}", r.body);
+        let r = request(&t, "GET", path, None, Some(&admin(&t)), &[]).await;
+        assert_eq!(r.status, 200, "{path}: {:?}", r.body);
+    }
+    t.stop().await;
+}
+
+/// A small tmpfs mounted for one test (unmounted on drop), or `None` when
+/// this machine does not let the test mount one.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &std::path::Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).ok()?;
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        ok.then(|| Tmpfs(at.to_path_buf()))
+    }
+
+    fn remount(&self, opts: &str) -> bool {
+        std::process::Command::new("mount")
+            .args(["-o", &format!("remount,{opts}")])
+            .arg(&self.0)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .output();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_full_is_a_507_reads_go_on_and_writes_resume_when_space_is_freed() {
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(_fs) = Tmpfs::mount(&dir.path().join("memory"), "4m") else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs CAP_SYS_ADMIN)");
+        return;
+    };
+    // Room to free later.
+    let filler = dir.path().join("memory/filler");
+    std::fs::write(&filler, vec![0u8; 1024 * 1024]).expect("filler");
+    let t = spawn_in(dir.path().to_path_buf(), |c| {
+        c.settings.embedding.provider = "none".into();
+    })
+    .await;
+    let kept = t.remember("written before the disk filled up").await;
+    let chunk = "x".repeat(16 * 1024);
+    let mut full = None;
+    for i in 0..2_000 {
+        let r = t
+            .post(
+                "/api/memory/remember",
+                json!({ "content": format!("{i} {chunk}") }),
+            )
+            .await;
+        if r.status != 200 {
+            full = Some(r);
+            break;
+        }
+    }
+    let r = full.expect("the 4 MiB store filled up");
+    assert_eq!(r.status, 507, "{:?}", r.body);
+    assert!(
+        r.body["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("disk full:")),
+        "{:?}",
+        r.body
+    );
+    // Reads keep working.
+    let r = t.get(&format!("/api/memory/{kept}")).await;
+    assert_eq!(r.status, 200);
+    let r = t
+        .post("/api/memory/recall", json!({ "query": "disk filled" }))
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["results"][0]["id"], kept.as_str());
+    // The fault is visible.
+    let r = t.get("/api/diagnostics/storage").await;
+    assert_eq!(r.body["fault"], "disk-full", "{}", r.body);
+    assert_eq!(r.body["status"], "unhealthy");
+    let m = t
+        .client
+        .get(t.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        m.contains("signet_store_fault{kind=\"disk-full\"} 1"),
+        "{m}"
+    );
+    assert!(m.contains("signet_store_fault_episodes_total 1"), "{m}");
+    // Free space: writes resume and the fault clears.
+    std::fs::remove_file(&filler).expect("free");
+    let r = t
+        .post(
+            "/api/memory/remember",
+            json!({ "content": "after space was freed" }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = t.get("/api/status").await;
+    assert_eq!(r.body["writer"]["fault"], Value::Null, "{}", r.body);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_store_answers_reads_and_refuses_writes_with_503() {
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(fs) = Tmpfs::mount(&dir.path().join("memory"), "16m") else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs CAP_SYS_ADMIN)");
+        return;
+    };
+    let no_model = |c: &mut Config| c.settings.embedding.provider = "none".into();
+    let t = spawn_in(dir.path().to_path_buf(), no_model).await;
+    let kept = t.remember("stored before the store went read-only").await;
+    t.stop().await;
+    assert!(fs.remount("ro"), "remount read-only");
+    let t = spawn_in(dir.path().to_path_buf(), no_model).await;
+    let r = t.get(&format!("/api/memory/{kept}")).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = t.get("/api/memories").await;
+    assert_eq!(r.status, 200);
+    let r = t
+        .post(
+            "/api/memory/remember",
+            json!({ "content": "cannot be stored" }),
+        )
+        .await;
+    assert_eq!(r.status, 503, "{:?}", r.body);
+    assert!(
+        r.body["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("store is read-only:")),
+        "{:?}",
+        r.body
+    );
+    let r = t.get("/api/diagnostics/storage").await;
+    assert_eq!(r.body["fault"], "read-only", "{}", r.body);
     t.stop().await;
 }
