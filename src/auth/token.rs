@@ -234,6 +234,22 @@ mod tests {
         }
 
         #[test]
+        fn correctly_signed_arbitrary_payloads_are_refused_or_read_never_panic(
+            payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            json in "\\{[\"a-z:,0-9\\[\\]{}\\\\ .-]{0,120}\\}",
+        ) {
+            use base64::Engine;
+            for p in [payload.as_slice(), json.as_bytes()] {
+                let body = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(p);
+                let mut m = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(SECRET).expect("key");
+                hmac::Mac::update(&mut m, body.as_bytes());
+                let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(hmac::Mac::finalize(m).into_bytes());
+                let _ = verify(&format!("{body}.{sig}"), SECRET, 1_500);
+            }
+        }
+
+        #[test]
         fn dotted_base64ish_input_never_panics(a in "[A-Za-z0-9_\\-]{0,80}", b in "[A-Za-z0-9_\\-=.]{0,60}") {
             let _ = verify(&format!("{a}.{b}"), SECRET, 1_500);
         }

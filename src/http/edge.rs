@@ -382,4 +382,36 @@ mod tests {
             assert!(!is_loopback_host(bad), "{bad}");
         }
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        #[test]
+        fn header_parsing_never_panics_and_never_allows_a_foreign_origin(
+            origin in "\\PC{0,60}",
+            host in "\\PC{0,40}",
+            site in "\\PC{0,20}",
+        ) {
+            let mut config = Config::for_workspace(std::path::Path::new("/nonexistent"));
+            config.settings.auth.mode = AuthMode::Local;
+            let policy = EdgePolicy::new(&config);
+            let _ = normalise_origin(&origin);
+            let _ = is_loopback_host(&host);
+            let signals = Signals {
+                host: Some("127.0.0.1:3850".to_string()),
+                origin: Some(origin.clone()),
+                fetch_site: Some(site),
+                ..Default::default()
+            };
+            let allowed = policy.check(&signals).is_ok();
+            // Only the daemon's own origin passes with an Origin header.
+            if allowed {
+                let own = normalise_origin(&origin);
+                proptest::prop_assert_eq!(own.as_deref(), Some("http://127.0.0.1:3850"));
+            }
+            let signals = Signals { host: Some(host.clone()), ..Default::default() };
+            if policy.check(&signals).is_ok() {
+                proptest::prop_assert!(is_loopback_host(&host));
+            }
+        }
+    }
 }
