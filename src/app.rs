@@ -105,6 +105,8 @@ pub struct Engine {
     pub webhooks: crate::webhooks::Webhooks,
     /// Pipeline counters.
     pub pipeline: Arc<crate::actors::pipeline::PipelineStats>,
+    /// WAL checkpoint counters.
+    pub checkpoints: Arc<CheckpointStats>,
     supervisor: ActorRef<SupervisorMsg>,
     supervisor_done: Option<tokio::task::JoinHandle<()>>,
 }
@@ -114,6 +116,7 @@ impl Engine {
     pub async fn start(config: Arc<Config>) -> anyhow::Result<Engine> {
         prepare_workspace(&config)?;
         let registry = Registry::default();
+        let checkpoints = Arc::new(CheckpointStats::default());
         let access = Arc::new(AccessTracker::default());
         let writer_stats = Arc::new(WriterStats::default());
         let restarts = Arc::new(AtomicU64::new(0));
@@ -142,7 +145,7 @@ impl Engine {
                 access: access.clone(),
                 stats: writer_stats.clone(),
                 checkpoint_every: Duration::from_millis(s.checkpoint_ms.max(10)),
-                checkpoints: Arc::new(CheckpointStats::default()),
+                checkpoints: checkpoints.clone(),
                 generation: generation.clone(),
                 registry: registry.clone(),
                 index: index.clone(),
@@ -229,6 +232,7 @@ impl Engine {
         )
         .map_err(|e| anyhow::anyhow!("cannot start the pipeline: {e}"))?;
         Ok(Engine {
+            checkpoints,
             webhooks,
             pipeline,
             memories,
@@ -305,6 +309,7 @@ impl App {
             memories: engine.memories.clone(),
             registry: engine.registry.clone(),
             writer_stats: engine.writer_stats.clone(),
+            checkpoints: engine.checkpoints.clone(),
             restarts: engine.restarts.clone(),
             sse_clients: Arc::new(AtomicU64::new(0)),
             telemetry: Arc::new(crate::telemetry::Telemetry::default()),
@@ -319,6 +324,7 @@ impl App {
         });
 
         tokio::spawn(crate::http::pipeline::publish_status(state.clone()));
+        tokio::spawn(return_freed_memory(stop_rx.clone()));
         let stop_on_signal = stop_tx.clone();
         let stop_rx_for_app = stop_rx.clone();
         tokio::spawn(async move {
@@ -379,6 +385,37 @@ impl App {
         res?;
         tracing::info!("shutdown complete");
         Ok(())
+    }
+}
+
+/// Give memory freed by the allocator back to the system once a minute:
+/// glibc keeps freed pages of its arenas (tens of MB after a burst of
+/// requests), which reads as a leak in RSS.
+async fn return_freed_memory(mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        let _ = tokio::task::spawn_blocking(|| {
+            // SAFETY: malloc_trim only releases free memory of the
+            // allocator's own arenas; it is safe to call at any time.
+            unsafe { libc::malloc_trim(0) }
+        })
+        .await;
+    }
+}
+
+/// Cap glibc's malloc arenas (by default 8 per core, each keeping its own
+/// freed memory): call before any thread starts. A no-op elsewhere.
+pub fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt with M_ARENA_MAX only sets an allocator tunable.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
 

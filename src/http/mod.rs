@@ -44,6 +44,8 @@ pub struct AppContext {
     pub memories: MemoryService,
     pub registry: Registry,
     pub writer_stats: Arc<WriterStats>,
+    /// WAL checkpoint counters.
+    pub checkpoints: Arc<crate::store::checkpoint::CheckpointStats>,
     pub restarts: Arc<AtomicU64>,
     /// Connected SSE clients.
     pub sse_clients: Arc<AtomicU64>,

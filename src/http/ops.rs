@@ -426,6 +426,26 @@ fn render_metrics(
         "counter",
         w.commit_failures.load(Ordering::Relaxed).to_string(),
     );
+    let wal = std::fs::metadata(crate::store::checkpoint::wal_path(&st.config.db_path()))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    gauge(
+        &mut o,
+        "signet_wal_bytes",
+        "Size of the write-ahead log.",
+        "gauge",
+        wal.to_string(),
+    );
+    gauge(
+        &mut o,
+        "signet_wal_truncations_total",
+        "Checkpoints that emptied a WAL grown past its bound.",
+        "counter",
+        st.checkpoints
+            .truncations
+            .load(Ordering::Relaxed)
+            .to_string(),
+    );
     gauge(
         &mut o,
         "signet_store_fault_episodes_total",

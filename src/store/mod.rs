@@ -178,7 +178,8 @@ pub fn open_writer(path: &Path, vector_dims: usize) -> Result<Connection, StoreE
          PRAGMA foreign_keys = ON;
          PRAGMA temp_store = MEMORY;
          PRAGMA cache_size = -2000;
-         PRAGMA wal_autocheckpoint = 0;",
+         PRAGMA wal_autocheckpoint = 0;
+         PRAGMA journal_size_limit = 67108864;",
     )?;
     conn.set_prepared_statement_cache_capacity(64);
     schema::migrate(&mut conn)?;
@@ -200,8 +201,10 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     // reading them in place instead of copying through the page cache took
     // keyword recall from ~3,300 to ~4,500 req/s (benches/README.md). Pages
     // still in the WAL are read as before.
+    // The page cache only holds what mmap cannot serve (pages whose newest
+    // version is in the WAL): 2 MB each keeps the pool's heap small.
     conn.execute_batch(
-        "PRAGMA cache_size = -8000; PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 268435456;",
+        "PRAGMA cache_size = -2000; PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 268435456;",
     )?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
