@@ -440,13 +440,15 @@ pub struct ListStats {
 
 /// Live-row statistics within `scope`.
 pub fn stats(conn: &Connection, scope: &Scope) -> Result<ListStats, StoreError> {
+    // Summed from the per-partition counts the triggers of migration 7
+    // keep: a few rows, however many memories and tombstones exist.
     let mut sql = String::from(
-        "SELECT COUNT(*), COALESCE(SUM(m.embedding_model IS NOT NULL), 0),
-                COALESCE(SUM(m.pinned = 1 OR m.importance >= 0.9), 0)
-         FROM memories m WHERE m.is_deleted = 0",
+        "SELECT COALESCE(SUM(c.live), 0), COALESCE(SUM(c.embedded), 0),
+                COALESCE(SUM(c.critical), 0)
+         FROM memory_counts c WHERE 1 = 1",
     );
     let mut args: Vec<Box<dyn ToSql>> = Vec::new();
-    scope.push_sql("m", &mut sql, &mut args);
+    scope.push_sql("c", &mut sql, &mut args);
     let mut stmt = conn.prepare_cached(&sql)?;
     Ok(
         stmt.query_row(rusqlite::params_from_iter(args.iter()), |r| {
@@ -1115,6 +1117,98 @@ mod tests {
         );
         assert_eq!(content_hash("Hello world."), content_hash("hello   WORLD"));
         assert_ne!(content_hash("hello world"), content_hash("hello there"));
+    }
+
+    #[test]
+    fn live_counts_kept_by_triggers_match_a_full_count_under_random_writes() {
+        use rand::{Rng, SeedableRng};
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut c = Connection::open(dir.path().join("t.db")).expect("open");
+        crate::store::schema::migrate(&mut c).expect("migrate");
+        c.execute_batch("PRAGMA synchronous = OFF").expect("pragma");
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let parts = [None, Some("a"), Some("b"), Some("it's")];
+        let pick = |r: &mut rand::rngs::StdRng| parts[r.gen_range(0..parts.len())];
+        for i in 0..2_000i64 {
+            let id = rng.gen_range(1..=i.max(1));
+            let op = rng.gen_range(0..10);
+            let res = match op {
+                0..=3 => c.execute(
+                    "INSERT INTO memories(id, content, content_hash, created_at, updated_at,
+                        project, agent, user, pinned, importance, embedding_model)
+                     VALUES (?1, 'x', ?1, 't', 't', ?2, ?3, ?4, ?5, ?6, ?7)",
+                    rusqlite::params![
+                        i.to_string(),
+                        pick(&mut rng),
+                        pick(&mut rng),
+                        pick(&mut rng),
+                        rng.gen_range(0..2),
+                        rng.gen::<f64>(),
+                        rng.gen_bool(0.5).then_some("m"),
+                    ],
+                ),
+                4 | 5 => c.execute(
+                    "UPDATE memories SET is_deleted = ?1 WHERE id = ?2",
+                    rusqlite::params![rng.gen_range(0..2), id.to_string()],
+                ),
+                6 => c.execute(
+                    "UPDATE memories SET embedding_model = ?1, importance = ?2, pinned = ?3
+                     WHERE id = ?4",
+                    rusqlite::params![
+                        rng.gen_bool(0.5).then_some("m"),
+                        rng.gen::<f64>(),
+                        rng.gen_range(0..2),
+                        id.to_string()
+                    ],
+                ),
+                7 => c.execute(
+                    "UPDATE memories SET project = ?1 WHERE id = ?2",
+                    rusqlite::params![pick(&mut rng), id.to_string()],
+                ),
+                8 => c.execute("DELETE FROM memories WHERE id = ?1", [id.to_string()]),
+                _ => c.execute(
+                    "UPDATE memories SET access_count = access_count + 1 WHERE id = ?1",
+                    [id.to_string()],
+                ),
+            };
+            res.expect("write");
+        }
+        let scopes = [
+            Scope::default(),
+            Scope {
+                project: Some("a".into()),
+                ..Default::default()
+            },
+            Scope {
+                project: Some("it's".into()),
+                agent: Some("b".into()),
+                ..Default::default()
+            },
+            Scope {
+                user: Some("zz".into()),
+                ..Default::default()
+            },
+        ];
+        for scope in scopes {
+            let mut sql = String::from(
+                "SELECT COUNT(*), COALESCE(SUM(m.embedding_model IS NOT NULL), 0),
+                        COALESCE(SUM(m.pinned = 1 OR m.importance >= 0.9), 0)
+                 FROM memories m WHERE m.is_deleted = 0",
+            );
+            let mut args: Vec<Box<dyn ToSql>> = Vec::new();
+            scope.push_sql("m", &mut sql, &mut args);
+            let full: (i64, i64, i64) = c
+                .query_row(&sql, rusqlite::params_from_iter(args.iter()), |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .expect("full count");
+            let kept = stats(&c, &scope).expect("stats");
+            assert_eq!(
+                (kept.total, kept.with_embeddings, kept.critical),
+                full,
+                "{scope:?}"
+            );
+        }
     }
 
     #[test]

@@ -229,6 +229,59 @@ INSERT INTO memories_fts(rowid, content, who)
     SELECT rowid, content, who FROM memories WHERE is_deleted = 0;
 "#,
     },
+    Migration {
+        version: 7,
+        name: "live_counts",
+        sql: r#"
+-- Live-row counts per scope partition, kept by triggers, so the stats
+-- beside every list are a few rows summed instead of a scan of every
+-- memory (tombstones included). `k` is the partition, NULLs kept distinct
+-- from any string by quote().
+CREATE TABLE memory_counts (
+    k        TEXT NOT NULL PRIMARY KEY,
+    project  TEXT,
+    agent    TEXT,
+    user     TEXT,
+    live     INTEGER NOT NULL,
+    embedded INTEGER NOT NULL,
+    critical INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TRIGGER memory_counts_insert AFTER INSERT ON memories WHEN new.is_deleted = 0 BEGIN
+    INSERT INTO memory_counts(k, project, agent, user, live, embedded, critical)
+    VALUES (quote(new.project) || ',' || quote(new.agent) || ',' || quote(new.user),
+            new.project, new.agent, new.user, 1,
+            new.embedding_model IS NOT NULL, new.pinned = 1 OR new.importance >= 0.9)
+    ON CONFLICT(k) DO UPDATE SET live = live + 1, embedded = embedded + excluded.embedded,
+        critical = critical + excluded.critical;
+END;
+CREATE TRIGGER memory_counts_delete AFTER DELETE ON memories WHEN old.is_deleted = 0 BEGIN
+    UPDATE memory_counts SET live = live - 1,
+        embedded = embedded - (old.embedding_model IS NOT NULL),
+        critical = critical - (old.pinned = 1 OR old.importance >= 0.9)
+    WHERE k = quote(old.project) || ',' || quote(old.agent) || ',' || quote(old.user);
+END;
+CREATE TRIGGER memory_counts_update
+AFTER UPDATE OF is_deleted, embedding_model, pinned, importance, project, agent, user ON memories
+BEGIN
+    UPDATE memory_counts SET live = live - 1,
+        embedded = embedded - (old.embedding_model IS NOT NULL),
+        critical = critical - (old.pinned = 1 OR old.importance >= 0.9)
+    WHERE old.is_deleted = 0
+      AND k = quote(old.project) || ',' || quote(old.agent) || ',' || quote(old.user);
+    INSERT INTO memory_counts(k, project, agent, user, live, embedded, critical)
+    SELECT quote(new.project) || ',' || quote(new.agent) || ',' || quote(new.user),
+           new.project, new.agent, new.user, 1,
+           new.embedding_model IS NOT NULL, new.pinned = 1 OR new.importance >= 0.9
+    WHERE new.is_deleted = 0
+    ON CONFLICT(k) DO UPDATE SET live = live + 1, embedded = embedded + excluded.embedded,
+        critical = critical + excluded.critical;
+END;
+INSERT INTO memory_counts(k, project, agent, user, live, embedded, critical)
+    SELECT quote(project) || ',' || quote(agent) || ',' || quote(user), project, agent, user,
+           COUNT(*), SUM(embedding_model IS NOT NULL), SUM(pinned = 1 OR importance >= 0.9)
+    FROM memories WHERE is_deleted = 0 GROUP BY project, agent, user;
+"#,
+    },
 ];
 
 /// Hex sha256 of a migration's SQL text.

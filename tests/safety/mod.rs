@@ -1113,3 +1113,157 @@ async fn a_page_in_a_real_browser_can_neither_write_nor_read_the_local_daemon() 
     t.stop().await;
     let _ = stop_page.send(());
 }
+
+/// A hostile JSON value: wrong types, huge numbers, control characters,
+/// FTS syntax, deep nesting.
+fn hostile_value(rng: &mut rand::rngs::StdRng, depth: u32) -> Value {
+    use rand::Rng;
+    const STRINGS: &[&str] = &[
+        "",
+        " ",
+        "a\u{0}b",
+        "\u{1b}[31m",
+        "\"",
+        "NEAR(a b)",
+        "a AND NOT b OR",
+        "*",
+        "col:val",
+        "^start",
+        "'; DROP TABLE memories; --",
+        "%00",
+        "\u{feff}\u{202e}",
+        "💾 emoji",
+        "-1",
+        "1e309",
+        "null",
+        "true",
+        "critical: [a,b]: x",
+        "[]: ",
+        "../../etc/passwd",
+    ];
+    match rng.gen_range(0..if depth > 2 { 6 } else { 8 }) {
+        0 => Value::Null,
+        1 => json!(rng.gen_bool(0.5)),
+        2 => json!(rng.gen::<i64>()),
+        3 => json!(rng.gen::<f64>() * 1e12 - 5e11),
+        4 => json!(STRINGS[rng.gen_range(0..STRINGS.len())]),
+        5 => {
+            let n = rng.gen_range(0..40);
+            json!((0..n)
+                .map(|_| char::from_u32(rng.gen_range(0..0x3000)).unwrap_or('x'))
+                .collect::<String>())
+        }
+        6 => Value::Array(
+            (0..rng.gen_range(0..4))
+                .map(|_| hostile_value(rng, depth + 1))
+                .collect(),
+        ),
+        _ => {
+            const KEYS: &[&str] = &[
+                "content",
+                "query",
+                "q",
+                "limit",
+                "type",
+                "tags",
+                "who",
+                "pinned",
+                "importance",
+                "importance_min",
+                "since",
+                "until",
+                "project",
+                "reason",
+                "force",
+                "if_version",
+                "ids",
+                "mode",
+                "confirm_token",
+                "patch",
+                "updates",
+                "sessionKey",
+                "feedback",
+                "harness",
+                "role",
+                "scope",
+                "ttlSeconds",
+                "sub",
+                "jti",
+                "action",
+                "dryRun",
+                "id",
+                "wait_for_embedding",
+                "source_id",
+            ];
+            let mut m = serde_json::Map::new();
+            for _ in 0..rng.gen_range(0..6) {
+                m.insert(
+                    KEYS[rng.gen_range(0..KEYS.len())].to_string(),
+                    hostile_value(rng, depth + 1),
+                );
+            }
+            Value::Object(m)
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_bodies_and_queries_are_never_a_500() {
+    use rand::{Rng, SeedableRng};
+    let t = spawn_with(|c| c.settings.embedding.provider = "none".into()).await;
+    let id = t.remember("a record the fuzzer may touch").await;
+    let routes: Vec<(&str, String)> = vec![
+        ("POST", "/api/memory/remember".into()),
+        ("POST", "/api/memory/recall".into()),
+        ("POST", "/api/memory/forget".into()),
+        ("POST", "/api/memory/modify".into()),
+        ("POST", "/api/memory/feedback".into()),
+        ("POST", "/api/hooks/remember".into()),
+        ("POST", "/api/hooks/recall".into()),
+        ("POST", "/api/auth/token".into()),
+        ("POST", "/api/auth/revoke".into()),
+        ("POST", "/api/repair/requeue-dead".into()),
+        ("PATCH", format!("/api/memory/{id}")),
+        ("DELETE", format!("/api/memory/{id}")),
+        ("POST", format!("/api/memory/{id}/recover")),
+        ("POST", "/api/memory/similar".into()),
+    ];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(16);
+    for i in 0..300 {
+        let (method, path) = &routes[i % routes.len()];
+        let body = hostile_value(&mut rng, 0);
+        let r = t.send(method, path, body.clone()).await;
+        assert!(
+            r.status < 500 || r.status == 503 && r.body["error"] == signet::memory::FROZEN,
+            "{method} {path} {body} → {} {:?}",
+            r.status,
+            r.body
+        );
+        // Query strings.
+        let key = [
+            "q", "query", "limit", "type", "since", "offset", "stage", "tags",
+        ][rng.gen_range(0..8)];
+        let v: String = hostile_value(&mut rng, 3)
+            .to_string()
+            .bytes()
+            .map(|b| format!("%{b:02X}"))
+            .collect();
+        for base in [
+            "/api/memory/search",
+            "/memory/search",
+            "/api/memories",
+            "/api/analytics/errors",
+        ] {
+            let r = t.get(&format!("{base}?{key}={v}")).await;
+            assert!(
+                r.status < 500,
+                "{base}?{key}={v} → {} {:?}",
+                r.status,
+                r.body
+            );
+        }
+    }
+    // The record is still readable and the daemon healthy.
+    assert_eq!(t.get("/health").await.status, 200);
+    t.stop().await;
+}
