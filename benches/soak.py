@@ -5,9 +5,10 @@ once a minute, so an unbounded WAL or a heap that keeps growing shows.
   soak.py BASE WORKSPACE PID [--minutes 15] [--rate 450] [--live 5000]
 
 BASE is the daemon's URL, WORKSPACE its SIGNET_PATH (for the WAL file) and
-PID its process id (for /proc/PID/status). The load, paced to --rate
-requests/s over 8 keep-alive connections plus one SSE reader: remember 30%,
-recall 30%, patch 10%, delete 10% (keeping about --live memories), list 20%.
+PID its process id (for /proc/PID/status). First --live memories are
+stored (unpaced, not timed); then the load, paced to --rate requests/s over
+8 keep-alive connections plus one SSE reader: recall 30%, list 30%, patch
+10%, remember 15% and delete 15% (so the live count holds at --live).
 Each minute prints: minute, requests done, errors, WAL MB, RssAnon MB,
 RSS MB. At the end: the growth of RssAnon per minute over the minutes after
 the fifth (the plateau the issue asks for), and the largest WAL seen.
@@ -73,27 +74,32 @@ def main():
         conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
         next_at = time.monotonic()
         while not stop.is_set():
-            next_at += 1.0 / per_worker
-            delay = next_at - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
+            if not preload.is_set():
+                next_at += 1.0 / per_worker
+                delay = next_at - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
             r = rng.random()
             with ids_lock:
                 n = len(ids)
                 victim = ids[rng.randrange(n)] if n else None
-            if r < 0.30 or victim is None or (r < 0.40 and n < live_target):
+            if preload.is_set():
+                r = 0.0 if n < live_target else 1.0
+                if r:
+                    return
+            if r < 0.15 or victim is None or (r < 0.30 and n < live_target):
                 method, path, body = "POST", "/api/memory/remember", {"content": text(rng)}
+            elif r < 0.30:
+                with ids_lock:
+                    if victim in ids:
+                        ids.remove(victim)
+                method, path, body = "DELETE", f"/api/memory/{victim}?reason=soak", None
             elif r < 0.60:
                 q = " ".join(rng.choice(WORDS) for _ in range(4))
                 method, path, body = "POST", "/api/memory/recall", {"query": q, "limit": 10}
             elif r < 0.70:
                 method, path, body = "PATCH", f"/api/memory/{victim}", {
                     "content": text(rng), "reason": "soak"}
-            elif r < 0.80 and n > live_target // 2:
-                with ids_lock:
-                    if victim in ids:
-                        ids.remove(victim)
-                method, path, body = "DELETE", f"/api/memory/{victim}?reason=soak", None
             else:
                 method, path, body = "GET", f"/api/memories?limit=50&offset={rng.randrange(100)}", None
             try:
@@ -104,8 +110,6 @@ def main():
                 if method == "POST" and path.endswith("remember") and resp.status == 200:
                     with ids_lock:
                         ids.append(json.loads(data)["id"])
-                        while len(ids) > live_target * 2:
-                            ids.pop(0)
             except Exception:
                 ok = False
                 conn.close()
@@ -126,6 +130,17 @@ def main():
             except Exception:
                 time.sleep(1)
 
+    preload = threading.Event()
+    preload.set()
+    loaders = [threading.Thread(target=worker, args=(1000 + i,), daemon=True) for i in range(8)]
+    for t in loaders:
+        t.start()
+    for t in loaders:
+        t.join()
+    preload.clear()
+    with count_lock:
+        counts["done"] = counts["errors"] = 0
+    print(f"preloaded {len(ids)} memories", flush=True)
     threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(8)]
     threads.append(threading.Thread(target=sse_reader, daemon=True))
     for t in threads:

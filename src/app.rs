@@ -409,16 +409,6 @@ async fn return_freed_memory(mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// Cap glibc's malloc arenas (by default 8 per core, each keeping its own
-/// freed memory): call before any thread starts. A no-op elsewhere.
-pub fn limit_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt with M_ARENA_MAX only sets an allocator tunable.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-    }
-}
-
 /// How long shutdown waits for in-flight requests.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 

@@ -348,7 +348,6 @@ fn main() -> ExitCode {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         std::env::set_var("RAYON_NUM_THREADS", "1");
     }
-    signet::app::limit_malloc_arenas();
     let cli = Cli::parse();
     match cli.command {
         Command::Model { command } => model_command(command),

@@ -438,13 +438,10 @@ fn render_metrics(
     );
     gauge(
         &mut o,
-        "signet_wal_truncations_total",
-        "Checkpoints that emptied a WAL grown past its bound.",
+        "signet_wal_restarts_total",
+        "Checkpoints that started over a WAL grown past its bound.",
         "counter",
-        st.checkpoints
-            .truncations
-            .load(Ordering::Relaxed)
-            .to_string(),
+        st.checkpoints.restarts.load(Ordering::Relaxed).to_string(),
     );
     gauge(
         &mut o,

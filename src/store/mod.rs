@@ -169,7 +169,7 @@ pub fn open_writer(path: &Path, vector_dims: usize) -> Result<Connection, StoreE
             .map_err(|e| StoreError::Schema(format!("cannot create {}: {e}", dir.display())))?;
     }
     let mut conn = Connection::open(path)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.busy_handler(Some(busy_wait_5s))?;
     // Checkpoints run on the checkpointer's own connection (see
     // `checkpoint`), never inside the writer's commits.
     conn.execute_batch(
@@ -187,6 +187,31 @@ pub fn open_writer(path: &Path, vector_dims: usize) -> Result<Connection, StoreE
     Ok(conn)
 }
 
+/// SQLite's default busy handler sleeps in growing steps (up to 100 ms)
+/// however soon the lock frees; between the writer and the checkpointer,
+/// whose locks are held for milliseconds, that turned a 5 ms wait into a
+/// 50–100 ms stall. These handlers poll every 250 µs instead, up to a
+/// bound.
+const BUSY_POLL: std::time::Duration = std::time::Duration::from_micros(250);
+
+/// Busy handler of the writer and the readers: poll up to ~5 s.
+pub fn busy_wait_5s(n: i32) -> bool {
+    std::thread::sleep(BUSY_POLL);
+    n < 20_000
+}
+
+/// Busy handler of a checkpoint that may hold writers: poll up to ~0.5 s.
+pub fn busy_wait_500ms(n: i32) -> bool {
+    std::thread::sleep(BUSY_POLL);
+    n < 2_000
+}
+
+/// Busy handler of the background PASSIVE checkpoint: poll up to ~0.1 s.
+pub fn busy_wait_100ms(n: i32) -> bool {
+    std::thread::sleep(BUSY_POLL);
+    n < 400
+}
+
 /// Open one read-only connection.
 fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     register_vec_extension();
@@ -196,7 +221,7 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_URI,
     )?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.busy_handler(Some(busy_wait_5s))?;
     // Memory-mapped reads: FTS5 walks many leaf pages per query, and
     // reading them in place instead of copying through the page cache took
     // keyword recall from ~3,300 to ~4,500 req/s (benches/README.md). Pages
