@@ -105,6 +105,9 @@ impl Checkpointer {
             .spawn(move || {
                 let mut next_restart = std::time::Instant::now();
                 let mut pause = every;
+                // A failing checkpoint (disk full, read-only store) is
+                // logged when it starts failing, not on every tick.
+                let mut failing = false;
                 while !flag.load(Ordering::Acquire) {
                     std::thread::park_timeout(pause);
                     if flag.load(Ordering::Acquire) {
@@ -112,6 +115,9 @@ impl Checkpointer {
                     }
                     let mut frames = match passive(&conn) {
                         Ok((log, copied)) => {
+                            if std::mem::take(&mut failing) {
+                                tracing::info!("WAL checkpoints work again");
+                            }
                             stats.runs.fetch_add(1, Ordering::Relaxed);
                             stats
                                 .frames
@@ -119,7 +125,10 @@ impl Checkpointer {
                             (log, copied)
                         }
                         Err(e) => {
-                            tracing::warn!(error = %e, "WAL checkpoint failed");
+                            if !std::mem::replace(&mut failing, true) {
+                                tracing::warn!(error = %e, "WAL checkpoint failed");
+                            }
+                            pause = every;
                             continue;
                         }
                     };
