@@ -418,10 +418,10 @@ pub struct FileSettings {
     pub metrics: MetricsSettings,
     pub retention: RetentionSettings,
     pub webhooks: Vec<crate::webhooks::WebhookConfig>,
-    pub agent: serde_yaml::Value,
-    pub name: serde_yaml::Value,
+    pub agent: yaml_serde::Value,
+    pub name: yaml_serde::Value,
     /// Feature flags served by `GET /api/features`.
-    pub features: serde_yaml::Value,
+    pub features: yaml_serde::Value,
 }
 
 /// Everything the daemon runs with.
@@ -638,16 +638,16 @@ impl Config {
     /// The `features:` flags: only boolean values (`true`/`false`, also as
     /// strings) are kept, as Signet does.
     pub fn features(&self) -> std::collections::BTreeMap<String, bool> {
-        let serde_yaml::Value::Mapping(m) = &self.settings.features else {
+        let yaml_serde::Value::Mapping(m) = &self.settings.features else {
             return Default::default();
         };
         m.iter()
             .filter_map(|(k, v)| {
                 let k = k.as_str()?;
                 let flag = match v {
-                    serde_yaml::Value::Bool(b) => *b,
-                    serde_yaml::Value::String(s) if s == "true" => true,
-                    serde_yaml::Value::String(s) if s == "false" => false,
+                    yaml_serde::Value::Bool(b) => *b,
+                    yaml_serde::Value::String(s) if s == "true" => true,
+                    yaml_serde::Value::String(s) if s == "false" => false,
                     _ => return None,
                 };
                 Some((k.to_string(), flag))
@@ -686,7 +686,7 @@ pub fn parse_settings(text: &str) -> Result<(FileSettings, Vec<String>), String>
     if text.trim().is_empty() {
         return Ok((FileSettings::default(), Vec::new()));
     }
-    let de = serde_yaml::Deserializer::from_str(text);
+    let de = yaml_serde::Deserializer::from_str(text);
     let mut unknown = Vec::new();
     let settings: FileSettings =
         serde_ignored::deserialize(de, |path| unknown.push(path.to_string()))

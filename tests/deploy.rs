@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use serde_yaml::Value;
+use yaml_serde::Value;
 use signet::config::{parse_settings, AuthMode, Config, FileSettings};
 
 fn repo() -> PathBuf {
@@ -27,7 +27,7 @@ fn read(rel: &str) -> String {
 }
 
 fn compose() -> Value {
-    serde_yaml::from_str(&read("docker/docker-compose.yml")).expect("docker-compose.yml is YAML")
+    yaml_serde::from_str(&read("docker/docker-compose.yml")).expect("docker-compose.yml is YAML")
 }
 
 fn service<'a>(c: &'a Value, name: &str) -> &'a Value {

@@ -591,7 +591,7 @@ async fn control_characters_in_queries_are_never_a_500() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signet_compatibility_answers() {
     let t = spawn_with(|c| {
-        c.settings.features = serde_yaml::from_str(
+        c.settings.features = yaml_serde::from_str(
             "{ graphMemory: true, predictor: 'false', level: 3, beta: 'maybe' }",
         )
         .expect("yaml");
