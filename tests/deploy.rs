@@ -10,8 +10,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use yaml_serde::Value;
 use signet::config::{parse_settings, AuthMode, Config, FileSettings};
+use yaml_serde::Value;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
