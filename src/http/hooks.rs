@@ -8,9 +8,8 @@
 //! Session claims, bypass and the other hooks belong to the session routes.
 
 use warp::filters::BoxedFilter;
-use warp::http::HeaderMap;
 use warp::reply::Response;
-use warp::Filter;
+use warp::{Filter, Rejection};
 
 use super::auth::{self, Permission};
 use super::error::reply;
@@ -18,11 +17,21 @@ use super::{body, boxed, json, with_state, AppState};
 use crate::memory::requests::RecallBody;
 use crate::memory::{Caller, MemoryError, RememberRequest};
 
-/// `x-signet-no-hooks: 1` asks for a no-op answer.
-fn no_hooks(h: &HeaderMap) -> bool {
-    h.get("x-signet-no-hooks")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim() == "1")
+/// A hook call: a POST by a caller allowed `perm`, whether it asked for a
+/// no-op answer (`x-signet-no-hooks: 1`), and its JSON body.
+fn hook_call(
+    st: &AppState,
+    perm: Permission,
+) -> impl Filter<Extract = (Caller, bool, serde_json::Value), Error = Rejection> + Clone {
+    warp::post()
+        .and(auth::require(st.clone(), perm))
+        .and(
+            warp::header::optional::<String>("x-signet-no-hooks")
+                .map(|v: Option<String>| v.is_some_and(|v| v.trim() == "1")),
+        )
+        .and(body::json::<serde_json::Value>(
+            st.config.settings.server.max_body_bytes,
+        ))
 }
 
 /// A non-empty string field of a hook body.
@@ -37,17 +46,13 @@ fn text(b: &serde_json::Value, key: &str) -> Option<String> {
 /// POST /api/hooks/remember: `{harness*, content*, who?, project?}` →
 /// `{saved: true, id}`.
 pub fn remember(st: AppState) -> BoxedFilter<(Response,)> {
-    let limit = st.config.settings.server.max_body_bytes;
     boxed(
         warp::path!("api" / "hooks" / "remember")
-            .and(warp::post())
-            .and(auth::require(st.clone(), Permission::Remember))
-            .and(warp::header::headers_cloned())
-            .and(body::json::<serde_json::Value>(limit))
+            .and(hook_call(&st, Permission::Remember))
             .and(with_state(st))
             .and_then(
-                |caller: Caller, h: HeaderMap, b: serde_json::Value, st: AppState| async move {
-                    if no_hooks(&h) {
+                |caller: Caller, no_op: bool, b: serde_json::Value, st: AppState| async move {
+                    if no_op {
                         return Ok(json(
                             &serde_json::json!({ "success": true, "memories": [] }),
                         ));
@@ -79,17 +84,13 @@ pub fn remember(st: AppState) -> BoxedFilter<(Response,)> {
 /// POST /api/hooks/recall: `{harness*, query*, project?, limit?}` →
 /// `{results: [{id, content, type, importance, tags, created_at}], count}`.
 pub fn recall(st: AppState) -> BoxedFilter<(Response,)> {
-    let limit = st.config.settings.server.max_body_bytes;
     boxed(
         warp::path!("api" / "hooks" / "recall")
-            .and(warp::post())
-            .and(auth::require(st.clone(), Permission::Recall))
-            .and(warp::header::headers_cloned())
-            .and(body::json::<serde_json::Value>(limit))
+            .and(hook_call(&st, Permission::Recall))
             .and(with_state(st))
             .and_then(
-                |caller: Caller, h: HeaderMap, b: serde_json::Value, st: AppState| async move {
-                    if no_hooks(&h) {
+                |caller: Caller, no_op: bool, b: serde_json::Value, st: AppState| async move {
+                    if no_op {
                         return Ok(json(&serde_json::json!({ "memories": [], "count": 0 })));
                     }
                     let (Some(_), Some(query)) = (text(&b, "harness"), text(&b, "query")) else {

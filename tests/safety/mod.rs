@@ -13,7 +13,7 @@ use signet::config::{AuthMode, Config};
 use signet::store::Scope;
 
 use super::common::*;
-use super::{admin, request, token};
+use super::{admin, post_as, project, request, token};
 
 /// A response read off a raw socket.
 pub struct RawResp {
@@ -719,41 +719,21 @@ async fn hooks_need_a_token_in_team_mode_and_respect_scope() {
     )
     .await;
     assert_eq!(r.status, 403);
-    let agent = token(
+    let agent = token(&t, Role::Agent, "a", project("p1"));
+    let r = post_as(
         &t,
-        Role::Agent,
-        "a",
-        Scope {
-            project: Some("p1".into()),
-            ..Default::default()
-        },
-    );
-    let r = request(
-        &t,
-        "POST",
         "/api/hooks/remember",
-        Some(json!({ "harness": "h", "content": "in p1 only" })),
-        Some(&agent),
-        &[],
+        json!({ "harness": "h", "content": "in p1 only" }),
+        &agent,
     )
     .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    let other = token(
+    let other = token(&t, Role::Agent, "b", project("p2"));
+    let r = post_as(
         &t,
-        Role::Agent,
-        "b",
-        Scope {
-            project: Some("p2".into()),
-            ..Default::default()
-        },
-    );
-    let r = request(
-        &t,
-        "POST",
         "/api/hooks/recall",
-        Some(json!({ "harness": "h", "query": "p1 only" })),
-        Some(&other),
-        &[],
+        json!({ "harness": "h", "query": "p1 only" }),
+        &other,
     )
     .await;
     assert_eq!(r.body["count"], 0, "{:?}", r.body);
@@ -763,15 +743,7 @@ async fn hooks_need_a_token_in_team_mode_and_respect_scope() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operations_data_does_not_leak_ids_across_scopes() {
     let t = spawn_with(|c| c.settings.auth.mode = AuthMode::Team).await;
-    let p1 = token(
-        &t,
-        Role::Agent,
-        "agent-p1",
-        Scope {
-            project: Some("p1".into()),
-            ..Default::default()
-        },
-    );
+    let p1 = token(&t, Role::Agent, "agent-p1", project("p1"));
     let r = request(
         &t,
         "POST",
@@ -791,15 +763,7 @@ async fn operations_data_does_not_leak_ids_across_scopes() {
         let r = request(&t, m, &path, None, Some(&p1), &[]).await;
         assert!(r.status >= 400, "{m} {path}: {}", r.status);
     }
-    let op2 = token(
-        &t,
-        Role::Operator,
-        "op-p2",
-        Scope {
-            project: Some("p2".into()),
-            ..Default::default()
-        },
-    );
+    let op2 = token(&t, Role::Operator, "op-p2", project("p2"));
     let r = request(&t, "GET", "/api/analytics/errors", None, Some(&op2), &[]).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     let text = r.body.to_string();
