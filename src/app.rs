@@ -15,7 +15,7 @@ use ractor::{Actor, ActorRef};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::actors::pipeline::{Clock, PipelineArgs, PipelineStats};
+use crate::pipeline::{Clock, PipelineArgs, PipelineStats};
 use crate::actors::rate_limit::LedgerArgs;
 use crate::actors::retention::SweeperArgs;
 use crate::actors::sse::SseArgs;
@@ -29,7 +29,7 @@ use crate::config::{AuthMode, Config};
 use crate::embed::EmbedService;
 use crate::http;
 use crate::http::auth::AuthState;
-use crate::memory::cache::Generation;
+use crate::store::Generation;
 use crate::memory::MemoryService;
 use crate::store::access::AccessTracker;
 use crate::store::checkpoint::CheckpointStats;
@@ -104,7 +104,7 @@ pub struct Engine {
     /// Webhook delivery tasks and their counters.
     pub webhooks: crate::webhooks::Webhooks,
     /// Pipeline counters.
-    pub pipeline: Arc<crate::actors::pipeline::PipelineStats>,
+    pub pipeline: Arc<crate::pipeline::PipelineStats>,
     /// WAL checkpoint counters.
     pub checkpoints: Arc<CheckpointStats>,
     supervisor: ActorRef<SupervisorMsg>,
@@ -227,7 +227,7 @@ impl Engine {
         };
         ractor::call_t!(
             supervisor,
-            |r| SupervisorMsg::StartPipeline(Box::new(pargs.clone()), r),
+            |r| SupervisorMsg::StartPipeline(crate::pipeline::spawner(pargs.clone()), r),
             10_000
         )
         .map_err(|e| anyhow::anyhow!("cannot start the pipeline: {e}"))?;

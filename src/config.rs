@@ -417,7 +417,7 @@ pub struct FileSettings {
     pub server: ServerSettings,
     pub metrics: MetricsSettings,
     pub retention: RetentionSettings,
-    pub webhooks: Vec<crate::webhooks::WebhookConfig>,
+    pub webhooks: Vec<WebhookConfig>,
     pub agent: yaml_serde::Value,
     pub name: yaml_serde::Value,
     /// Feature flags served by `GET /api/features`.
@@ -556,7 +556,7 @@ impl Config {
             }
         }
         for o in &s.server.allowed_origins {
-            if crate::http::edge::normalise_origin(o).is_none() {
+            if crate::net::normalise_origin(o).is_none() {
                 return Err(ConfigError::Invalid(format!(
                     "server.allowedOrigins: '{o}' is not an origin (scheme://host[:port], no path; \
                      '*' and 'null' are never allowed)"
@@ -692,6 +692,36 @@ pub fn parse_settings(text: &str) -> Result<(FileSettings, Vec<String>), String>
         serde_ignored::deserialize(de, |path| unknown.push(path.to_string()))
             .map_err(|e| e.to_string().replace('\n', " "))?;
     Ok((settings, unknown))
+}
+
+/// One configured receiver.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookConfig {
+    pub url: String,
+    pub secret: String,
+    /// Event kinds to send; empty means all.
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// Attempts per event (first try included).
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    /// Delay before the first retry; doubles each time.
+    #[serde(default = "default_backoff_ms")]
+    pub initial_backoff_ms: u64,
+    /// Per-request timeout.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_attempts() -> u32 {
+    5
+}
+fn default_backoff_ms() -> u64 {
+    500
+}
+fn default_timeout_ms() -> u64 {
+    5_000
 }
 
 #[cfg(test)]

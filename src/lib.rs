@@ -24,6 +24,8 @@ pub mod extract;
 pub mod http;
 pub mod logbuf;
 pub mod memory;
+pub mod net;
+pub mod pipeline;
 pub mod store;
 pub mod telemetry;
 pub mod webhooks;

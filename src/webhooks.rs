@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
-use serde::Deserialize;
 use sha2::Sha256;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -30,35 +29,7 @@ pub const BREAKER_THRESHOLD: u32 = 5;
 /// How long an open circuit drops events.
 pub const BREAKER_COOLDOWN: Duration = Duration::from_secs(30);
 
-/// One configured receiver.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WebhookConfig {
-    pub url: String,
-    pub secret: String,
-    /// Event kinds to send; empty means all.
-    #[serde(default)]
-    pub events: Vec<String>,
-    /// Attempts per event (first try included).
-    #[serde(default = "default_attempts")]
-    pub max_attempts: u32,
-    /// Delay before the first retry; doubles each time.
-    #[serde(default = "default_backoff_ms")]
-    pub initial_backoff_ms: u64,
-    /// Per-request timeout.
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u64,
-}
-
-fn default_attempts() -> u32 {
-    5
-}
-fn default_backoff_ms() -> u64 {
-    500
-}
-fn default_timeout_ms() -> u64 {
-    5_000
-}
+pub use crate::config::WebhookConfig;
 
 /// Delivery counters of one endpoint.
 #[derive(Debug, Default)]

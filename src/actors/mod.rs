@@ -5,7 +5,6 @@
 //! the [`Registry`], so a handler that holds the registry always reaches
 //! the live actor.
 
-pub mod pipeline;
 pub mod rate_limit;
 pub mod retention;
 pub mod sse;

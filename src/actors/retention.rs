@@ -120,7 +120,7 @@ impl Actor for Sweeper {
         if args.frozen {
             tracing::debug!("retention sweep skipped: mutations are frozen");
             if let Some(reply) = reply {
-                let _ = reply.send(Err(crate::memory::FROZEN.to_string()));
+                let _ = reply.send(Err("retention sweeps are paused: mutations are frozen".into()));
             }
             return Ok(());
         }

@@ -19,7 +19,7 @@ use rusqlite::Connection;
 
 use super::sse::Draft;
 use super::Registry;
-use crate::memory::cache::Generation;
+use crate::store::Generation;
 use crate::store::access::AccessTracker;
 use crate::store::checkpoint::{CheckpointStats, Checkpointer};
 use crate::store::jobs::{self, Job};

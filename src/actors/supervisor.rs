@@ -15,7 +15,6 @@ use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
 };
 
-use super::pipeline::{Pipeline, PipelineArgs};
 use super::rate_limit::{LedgerArgs, RateLimiter};
 use super::retention::{Sweeper, SweeperArgs};
 use super::sse::{Broadcaster, SseArgs};
@@ -32,9 +31,20 @@ pub enum SupervisorMsg {
     /// Drain and stop every child (clean shutdown); replies when done.
     Shutdown(RpcReplyPort<()>),
     /// Start the extraction pipeline (it needs the memory operations, which
-    /// are built once the writer runs).
-    StartPipeline(Box<PipelineArgs>, RpcReplyPort<()>),
+    /// are built once the writer runs). The supervisor only holds the
+    /// function that spawns it: the pipeline lives above the domain layer.
+    StartPipeline(Spawner, RpcReplyPort<()>),
 }
+
+/// Spawns a child built above this layer, linked to the given supervisor
+/// cell; called again on every restart.
+pub type Spawner = Arc<
+    dyn Fn(
+            ActorCell,
+        ) -> futures_util::future::BoxFuture<'static, Result<ActorCell, ActorProcessingErr>>
+        + Send
+        + Sync,
+>;
 
 /// The supervised children.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -102,7 +112,7 @@ pub struct SupervisorState {
     running: HashMap<ActorId, (Child, ActorCell)>,
     restarts: HashMap<Child, VecDeque<Instant>>,
     stopping: bool,
-    pipeline: Option<PipelineArgs>,
+    pipeline: Option<Spawner>,
 }
 
 async fn spawn_child(
@@ -138,12 +148,11 @@ async fn spawn_child(
             r.get_cell()
         }
         Child::Pipeline => {
-            let args = st
+            let spawn = st
                 .pipeline
                 .clone()
-                .ok_or("the pipeline has no arguments yet")?;
-            let (r, _) = Actor::spawn_linked(None, Pipeline, args, me.get_cell()).await?;
-            r.get_cell()
+                .ok_or("the pipeline has no spawner yet")?;
+            spawn(me.get_cell()).await?
         }
     };
     st.running.insert(cell.get_id(), (child, cell));
@@ -192,9 +201,9 @@ impl Actor for Supervisor {
         st: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            SupervisorMsg::StartPipeline(args, reply) => {
+            SupervisorMsg::StartPipeline(spawn, reply) => {
                 if st.pipeline.is_none() && !st.stopping {
-                    st.pipeline = Some(*args);
+                    st.pipeline = Some(spawn);
                     spawn_child(&me, st, Child::Pipeline).await?;
                 }
                 let _ = reply.send(());

@@ -53,7 +53,7 @@ pub struct AppContext {
     pub diagnostics: Arc<ops::DiagnosticsCache>,
     pub events_published: Arc<AtomicU64>,
     /// Pipeline counters.
-    pub pipeline: Arc<crate::actors::pipeline::PipelineStats>,
+    pub pipeline: Arc<crate::pipeline::PipelineStats>,
     /// The latest `pipeline.status` frame, for SSE clients that ask for it
     /// (see `pipeline::publish_status`).
     pub pipeline_status: tokio::sync::watch::Sender<Option<bytes::Bytes>>,

@@ -52,7 +52,7 @@ pub async fn summary(st: &AppContext) -> Result<Value, MemoryError> {
     let c = &st.config.settings.memory.pipeline_v2;
     let embed = st.memories.embedder().status();
     Ok(json!({
-        "mode": crate::actors::pipeline::mode(&st.config),
+        "mode": crate::pipeline::mode(&st.config),
         "queues": { "memory": counts },
         "workers": {
             "embedding": { "provider": embed.provider, "state": embed.state },

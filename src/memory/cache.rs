@@ -7,28 +7,12 @@
 //! while no such commit happened since.
 
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use lru::LruCache;
 
 use crate::store::search::Scored;
-
-/// The write generation of the store: bumped after every commit.
-#[derive(Debug, Default)]
-pub struct Generation(AtomicU64);
-
-impl Generation {
-    /// The current generation.
-    pub fn current(&self) -> u64 {
-        self.0.load(Ordering::Acquire)
-    }
-
-    /// Mark that the store changed.
-    pub fn bump(&self) {
-        self.0.fetch_add(1, Ordering::AcqRel);
-    }
-}
+pub use crate::store::Generation;
 
 /// A cached result and the generation it was computed at.
 type Entry = (u64, Arc<Vec<Scored>>);

@@ -287,3 +287,19 @@ impl ReadPool {
         .map_err(|e| StoreError::Task(e.to_string()))?
     }
 }
+/// The write generation of the store: bumped after every commit.
+#[derive(Debug, Default)]
+pub struct Generation(std::sync::atomic::AtomicU64);
+
+impl Generation {
+    /// The current generation.
+    pub fn current(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Mark that the store changed.
+    pub fn bump(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+

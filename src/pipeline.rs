@@ -1,5 +1,8 @@
-//! The extraction pipeline actor: keeps vectors and extracted facts up to
-//! date in the background.
+//! The extraction pipeline: a background front that keeps vectors and
+//! extracted facts up to date by calling the memory operations, as any
+//! other front does. It runs as an actor under the supervisor (which
+//! spawns it through [`spawner`], knowing nothing of its types), but it
+//! lives above the domain layer: `actors` never imports `memory`.
 //!
 //! Each `Tick` does one round of work, then schedules the next: at once if
 //! the round found work, else when a commit wakes it, the provider becomes
@@ -29,7 +32,7 @@ use chrono::{DateTime, Utc};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::time::Instant;
 
-use super::store_writer::{JobOp, JobReply};
+use crate::actors::store_writer::{JobOp, JobReply};
 use crate::config::Config;
 use crate::embed::{EmbedService, Lane};
 use crate::extract::parse::{Action, Fact};
@@ -126,7 +129,18 @@ pub struct PipelineArgs {
     pub stats: Arc<PipelineStats>,
     pub clock: Clock,
     /// The writer's counters: the backfill reads the write rate from them.
-    pub writer: Arc<super::store_writer::WriterStats>,
+    pub writer: Arc<crate::actors::store_writer::WriterStats>,
+}
+
+/// The supervisor's way to (re)start the pipeline with `args`.
+pub fn spawner(args: PipelineArgs) -> crate::actors::supervisor::Spawner {
+    Arc::new(move |supervisor: ractor::ActorCell| {
+        let args = args.clone();
+        Box::pin(async move {
+            let (r, _) = Actor::spawn_linked(None, Pipeline, args, supervisor).await?;
+            Ok(r.get_cell())
+        })
+    })
 }
 
 /// Messages to the pipeline.
