@@ -8,14 +8,13 @@
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use ractor::{Actor, ActorRef};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::pipeline::{Clock, PipelineArgs, PipelineStats};
 use crate::actors::rate_limit::LedgerArgs;
 use crate::actors::retention::SweeperArgs;
 use crate::actors::sse::SseArgs;
@@ -24,17 +23,19 @@ use crate::actors::store_writer::{WriterArgs, WriterStats};
 use crate::actors::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::actors::Registry;
 use crate::auth::locality::TrustedProxies;
-use crate::auth::{secret, Revocations};
+use crate::auth::secret;
 use crate::config::{AuthMode, Config};
 use crate::embed::EmbedService;
 use crate::http;
 use crate::http::auth::AuthState;
-use crate::store::Generation;
+use crate::memory::ops::PipelineStats;
 use crate::memory::MemoryService;
+use crate::pipeline::{Clock, PipelineArgs};
 use crate::store::access::AccessTracker;
 use crate::store::checkpoint::CheckpointStats;
 use crate::store::lock::WorkspaceLock;
 use crate::store::vec::VectorIndex;
+use crate::store::Generation;
 use crate::store::{self, ReadPool};
 
 /// Fail closed: refuse configurations that would expose the workspace.
@@ -61,17 +62,15 @@ pub async fn auth_state(config: &Config, engine: &Engine) -> anyhow::Result<Auth
     };
     let revocations = engine
         .memories
-        .reads()
-        .read(Revocations::load)
+        .revocations()
         .await
         .context("cannot load token revocations")?;
     Ok(AuthState {
         mode: a.mode,
         settings: a.clone(),
-        secret,
+        secret: secret.map(Arc::new),
         revocations: Arc::new(revocations),
         trusted: TrustedProxies::parse(&a.trusted_proxies).map_err(|e| anyhow::anyhow!(e))?,
-        rejections: AtomicU64::new(0),
     })
 }
 
@@ -104,7 +103,7 @@ pub struct Engine {
     /// Webhook delivery tasks and their counters.
     pub webhooks: crate::webhooks::Webhooks,
     /// Pipeline counters.
-    pub pipeline: Arc<crate::pipeline::PipelineStats>,
+    pub pipeline: Arc<PipelineStats>,
     /// WAL checkpoint counters.
     pub checkpoints: Arc<CheckpointStats>,
     supervisor: ActorRef<SupervisorMsg>,
@@ -288,7 +287,6 @@ impl App {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<App> {
-        let started = Instant::now();
         check_auth(&config)?;
         let config = Arc::new(config);
         // One daemon per workspace, decided before the store opens.
@@ -302,24 +300,38 @@ impl App {
         let auth = Arc::new(auth_state(&config, &engine).await?);
         // Stop serving on the caller's signal or when the supervisor dies.
         let (stop_tx, mut stop_rx) = watch::channel(false);
-        let state = Arc::new(crate::http::AppContext {
-            shutdown: stop_rx.clone(),
-            auth,
-            edge: Arc::new(crate::http::edge::EdgePolicy::new(&config)),
+        let tokens = crate::memory::tokens::Tokens::new(
+            engine.memories.clone(),
+            auth.settings.clone(),
+            auth.secret.clone(),
+            auth.revocations.clone(),
+        );
+        let telemetry = Arc::new(crate::telemetry::Telemetry::default());
+        let sse_clients = Arc::new(AtomicU64::new(0));
+        let ops = crate::memory::ops::Ops::new(crate::memory::ops::OpsParts {
             memories: engine.memories.clone(),
+            config: config.clone(),
             registry: engine.registry.clone(),
             writer_stats: engine.writer_stats.clone(),
             checkpoints: engine.checkpoints.clone(),
             restarts: engine.restarts.clone(),
-            sse_clients: Arc::new(AtomicU64::new(0)),
-            telemetry: Arc::new(crate::telemetry::Telemetry::default()),
-            diagnostics: Arc::new(crate::http::ops::DiagnosticsCache::default()),
-            events_published: engine.events_published.clone(),
             pipeline: engine.pipeline.clone(),
-            pipeline_status: watch::channel(None).0,
-            started,
-            started_at: store::now_iso(),
+            telemetry: telemetry.clone(),
+            sse_clients: sse_clients.clone(),
+            events_published: engine.events_published.clone(),
             port: addr.port(),
+        });
+        let state = Arc::new(crate::http::AppContext {
+            shutdown: stop_rx.clone(),
+            tokens,
+            auth,
+            edge: Arc::new(crate::http::edge::EdgePolicy::new(&config)),
+            memories: engine.memories.clone(),
+            registry: engine.registry.clone(),
+            ops,
+            sse_clients,
+            telemetry,
+            pipeline_status: watch::channel(None).0,
             config: config.clone(),
         });
 

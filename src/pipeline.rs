@@ -24,8 +24,8 @@
 //! which follows tokio's clock, so tests drive backoff and lease expiry
 //! with `tokio::time::pause`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -37,6 +37,7 @@ use crate::config::Config;
 use crate::embed::{EmbedService, Lane};
 use crate::extract::parse::{Action, Fact};
 use crate::extract::{Llm, Report};
+use crate::memory::ops::PipelineStats;
 use crate::memory::{Caller, MemoryService};
 use crate::store::jobs::Job;
 use crate::store::memories::Scope;
@@ -70,51 +71,6 @@ impl Clock {
     pub fn now(&self) -> DateTime<Utc> {
         let elapsed = Instant::now().saturating_duration_since(self.at);
         self.wall + chrono::Duration::from_std(elapsed).unwrap_or_default() + self.base.offset()
-    }
-}
-
-/// Counters for `/api/pipeline/status`.
-#[derive(Debug, Default)]
-pub struct PipelineStats {
-    pub embedded: AtomicU64,
-    pub embed_batches: AtomicU64,
-    pub embed_failures: AtomicU64,
-    /// Nanoseconds spent in backfill provider calls.
-    pub embed_ns: AtomicU64,
-    pub jobs_completed: AtomicU64,
-    pub jobs_failed: AtomicU64,
-    pub facts_added: AtomicU64,
-    pub facts_updated: AtomicU64,
-    pub facts_deleted: AtomicU64,
-    pub proposals: AtomicU64,
-    pub last_error: Mutex<Option<String>>,
-}
-
-impl PipelineStats {
-    fn error(&self, e: impl std::fmt::Display) {
-        if let Ok(mut g) = self.last_error.lock() {
-            *g = Some(e.to_string());
-        }
-    }
-
-    /// A JSON view.
-    pub fn snapshot(&self) -> serde_json::Value {
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let secs = g(&self.embed_ns) as f64 / 1e9;
-        let embedded = g(&self.embedded);
-        serde_json::json!({
-            "embedded": embedded,
-            "embedBatches": g(&self.embed_batches),
-            "embedFailures": g(&self.embed_failures),
-            "embedPerSecond": if secs > 0.0 { (embedded as f64 / secs * 10.0).round() / 10.0 } else { 0.0 },
-            "jobsCompleted": g(&self.jobs_completed),
-            "jobsFailed": g(&self.jobs_failed),
-            "factsAdded": g(&self.facts_added),
-            "factsUpdated": g(&self.facts_updated),
-            "factsDeleted": g(&self.facts_deleted),
-            "proposals": g(&self.proposals),
-            "lastError": self.last_error.lock().ok().and_then(|e| e.clone()),
-        })
     }
 }
 
@@ -179,20 +135,6 @@ const BUSY_PACE: Duration = Duration::from_secs(1);
 
 /// Jobs run per round before the actor yields.
 const JOBS_PER_ROUND: usize = 4;
-
-/// The mode reported by `/api/pipeline/status`.
-pub fn mode(config: &Config) -> &'static str {
-    let p = &config.settings.memory.pipeline_v2;
-    if !p.enabled || p.extraction.provider == "none" {
-        "embeddings-only"
-    } else if p.mutations_frozen {
-        "frozen"
-    } else if p.shadow_mode {
-        "shadow"
-    } else {
-        "active"
-    }
-}
 
 impl Actor for Pipeline {
     type Msg = PipelineMsg;
@@ -505,12 +447,7 @@ async fn embed_job(st: &PipelineState, job: &Job) -> Result<(), String> {
 }
 
 fn pipeline_caller() -> Caller {
-    Caller {
-        actor: "pipeline".into(),
-        verified: true,
-        actor_type: Some("pipeline".into()),
-        ..Caller::default()
-    }
+    Caller::daemon("pipeline", "pipeline")
 }
 
 /// Extract facts from the job's memory and apply (or, in shadow mode,
@@ -595,7 +532,7 @@ async fn apply(
     d: crate::extract::parse::Decision,
     report: &mut Report,
 ) -> Result<(), String> {
-    use crate::memory::requests::{BatchModifyItem, RememberRequest};
+    use crate::memory::requests::{Edit, RememberRequest};
     use crate::store::memories::ForgetRequest;
     let mem = &st.args.memories;
     let stats = &st.args.stats;
@@ -627,10 +564,12 @@ async fn apply(
             }
         }
         Action::Update => {
-            let mut body = serde_json::Map::new();
-            body.insert("content".into(), serde_json::json!(d.content));
-            body.insert("reason".into(), serde_json::json!(reason));
-            let item = BatchModifyItem::new(d.target_id.clone().unwrap_or_default(), body);
+            let item = Edit {
+                id: d.target_id.clone().unwrap_or_default(),
+                content: d.content.clone(),
+                reason: Some(reason),
+                ..Edit::default()
+            };
             match mem.modify(caller, item).await {
                 Ok(_) => {
                     report.updated += 1;
@@ -649,6 +588,7 @@ async fn apply(
                 force: false,
                 if_version: None,
                 scope: Scope::default(),
+                autonomous: false,
             };
             match mem.forget(caller, req).await {
                 Ok(_) => {

@@ -120,7 +120,9 @@ impl Actor for Sweeper {
         if args.frozen {
             tracing::debug!("retention sweep skipped: mutations are frozen");
             if let Some(reply) = reply {
-                let _ = reply.send(Err("retention sweeps are paused: mutations are frozen".into()));
+                let _ = reply.send(Err(
+                    "retention sweeps are paused: mutations are frozen".into()
+                ));
             }
             return Ok(());
         }

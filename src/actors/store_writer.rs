@@ -19,7 +19,6 @@ use rusqlite::Connection;
 
 use super::sse::Draft;
 use super::Registry;
-use crate::store::Generation;
 use crate::store::access::AccessTracker;
 use crate::store::checkpoint::{CheckpointStats, Checkpointer};
 use crate::store::jobs::{self, Job};
@@ -29,6 +28,7 @@ use crate::store::memories::{
     NewMemory, RecoverRequest, RememberOutcome,
 };
 use crate::store::vec::{self as vectors, NewVector, VectorIndex};
+use crate::store::Generation;
 use crate::store::{self, search, Fault, StoreError};
 use chrono::{DateTime, Utc};
 

@@ -41,7 +41,8 @@ pub enum SupervisorMsg {
 pub type Spawner = Arc<
     dyn Fn(
             ActorCell,
-        ) -> futures_util::future::BoxFuture<'static, Result<ActorCell, ActorProcessingErr>>
+        )
+            -> futures_util::future::BoxFuture<'static, Result<ActorCell, ActorProcessingErr>>
         + Send
         + Sync,
 >;

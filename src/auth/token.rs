@@ -127,6 +127,35 @@ pub fn decode_unverified(token: &str) -> Option<serde_json::Value> {
     serde_json::from_slice(&json).ok()
 }
 
+/// Longest token life a mint accepts (one year).
+pub const MAX_TTL_SECS: i64 = 365 * 86_400;
+
+/// Claims for a new token; shared by the API and the CLI.
+pub fn new_claims(
+    role: super::Role,
+    sub: Option<String>,
+    scope: crate::store::Scope,
+    ttl: i64,
+    now: i64,
+) -> Result<Claims, String> {
+    if !(1..=MAX_TTL_SECS).contains(&ttl) {
+        return Err(format!("ttlSeconds must be within 1..{MAX_TTL_SECS}"));
+    }
+    let sub = sub.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    if sub.as_ref().is_some_and(|s| s.len() > 128) {
+        return Err("sub must be at most 128 characters".into());
+    }
+    let jti = uuid::Uuid::new_v4().to_string();
+    Ok(Claims {
+        sub: sub.unwrap_or_else(|| format!("{}-{}", role.as_str(), &jti[..8])),
+        role,
+        scope,
+        iat: now,
+        exp: now + ttl,
+        jti: Some(jti),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,9 +1,9 @@
 //! `signet token create|inspect`: offline token tools working from the
 //! workspace secret (the bootstrap path of a fresh team server).
 
+use crate::auth::token::new_claims;
 use crate::auth::{secret, token, Role};
 use crate::config::Config;
-use crate::http::auth_api::new_claims;
 use crate::store::Scope;
 
 /// Parse a duration: plain seconds or a number with `s`, `m`, `h`, `d`.

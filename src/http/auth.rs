@@ -12,16 +12,12 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use warp::http::HeaderMap;
 use warp::{Filter, Rejection};
 
 use super::error::ApiError;
 use super::AppState;
-use crate::actors::rate_limit::LedgerMsg;
-use crate::actors::Registry;
-use crate::auth::ledger::{Decision, RateOp};
 use crate::auth::locality::{Forwarding, TrustedProxies};
 use crate::auth::{token, Claims, Revocations, Role};
 use crate::config::{AuthMode, AuthSettings};
@@ -36,11 +32,9 @@ pub struct AuthState {
     pub mode: AuthMode,
     pub settings: AuthSettings,
     /// The signing secret (absent in local mode).
-    pub secret: Option<Vec<u8>>,
+    pub secret: Option<Arc<Vec<u8>>>,
     pub revocations: Arc<Revocations>,
     pub trusted: TrustedProxies,
-    /// Requests refused by the rate-limit ledger.
-    pub rejections: std::sync::atomic::AtomicU64,
 }
 
 /// A request's authenticated identity before the permission check.
@@ -197,14 +191,13 @@ pub fn require(
                 if let Some(c) = &id.claims {
                     st.telemetry.record_actor(&c.sub);
                 }
-                if !id.role.allows(perm) {
-                    return Err(warp::reject::custom(ApiError::Forbidden(format!(
-                        "role '{}' lacks '{}' permission",
-                        id.role.as_str(),
-                        perm.as_str()
-                    ))));
-                }
-                Ok(caller_of(id, &h))
+                // The domain's rule, applied early so a refused caller's
+                // body is never parsed; every operation admits it again.
+                let caller = caller_of(id, &h);
+                caller
+                    .permit(perm)
+                    .map_err(|e| warp::reject::custom(ApiError::from(e)))?;
+                Ok::<_, Rejection>(caller)
             }
         })
 }
@@ -220,34 +213,4 @@ pub fn authenticated(st: AppState) -> impl Filter<Extract = (Caller,), Error = R
                 Ok::<_, Rejection>(caller_of(id, &h))
             }
         })
-}
-
-/// Count `ops` for the caller in the ledger (team and hybrid modes only).
-pub async fn limit(
-    auth: &AuthState,
-    registry: &Registry,
-    caller: &Caller,
-    ops: &[RateOp],
-) -> Result<(), ApiError> {
-    if auth.mode == AuthMode::Local || ops.is_empty() {
-        return Ok(());
-    }
-    let actor = caller.actor.clone();
-    let ops = ops.to_vec();
-    let decision = registry
-        .call_ledger(Duration::from_secs(2), |reply| LedgerMsg::Check {
-            actor,
-            ops,
-            reply,
-        })
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    match decision {
-        Decision::Allowed => Ok(()),
-        Decision::Limited { retry_after_ms } => {
-            auth.rejections
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Err(ApiError::RateLimited { retry_after_ms })
-        }
-    }
 }

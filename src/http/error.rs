@@ -86,8 +86,14 @@ fn memory_response(e: &MemoryError) -> Response {
         MemoryError::BadRequest(m) => message(StatusCode::BAD_REQUEST, m),
         MemoryError::TooLarge(m) => message(StatusCode::PAYLOAD_TOO_LARGE, m),
         MemoryError::NotFound => message(StatusCode::NOT_FOUND, "not found"),
+        MemoryError::NoSuch(m) => message(StatusCode::NOT_FOUND, m),
         MemoryError::Forbidden(m) => message(StatusCode::FORBIDDEN, m),
         MemoryError::Frozen => message(StatusCode::SERVICE_UNAVAILABLE, crate::memory::FROZEN),
+        MemoryError::RateLimited { retry_after_ms } => ApiError::RateLimited {
+            retry_after_ms: *retry_after_ms,
+        }
+        .to_response(),
+        MemoryError::Unavailable(m) => message(StatusCode::SERVICE_UNAVAILABLE, m),
         MemoryError::Refused(o) => {
             let status = match o.status {
                 MutationStatus::NotFound => StatusCode::NOT_FOUND,

@@ -284,20 +284,11 @@ async fn open(
         .as_ref()
         .is_some_and(|t| t.iter().any(|k| k == "pipeline.status"));
     let status_feed = if wants_status {
-        if !caller
-            .role
-            .is_some_and(|r| r.allows(Permission::Diagnostics))
-        {
-            return Err(ApiError::Forbidden(
-                "pipeline.status events need the 'diagnostics' permission".into(),
-            ));
-        }
+        st.ops.permit_pipeline_events(&caller)?;
         // Watch first, then read: a change published in between is not
         // lost (at worst it repeats the snapshot, which is skipped below).
         let changes = WatchStream::from_changes(st.pipeline_status.subscribe());
-        let now = super::pipeline::summary(&st)
-            .await
-            .map_err(ApiError::from)?;
+        let now = st.ops.pipeline_summary().await?;
         Some((super::pipeline::status_frame(&now), changes))
     } else {
         None

@@ -11,9 +11,8 @@ use warp::Filter;
 use super::auth::{self, Permission};
 use super::error::{reply, ApiError};
 use super::{body, boxed, with_state, AppState};
-use crate::auth::ledger::RateOp;
 use crate::memory::requests::parse_if_version;
-use crate::memory::{BatchForgetRequest, BatchModifyItem, Caller, MemoryError, RememberRequest};
+use crate::memory::{BatchForgetRequest, Caller, Edit, MemoryError, RememberRequest};
 use crate::store::memories::{ForgetRequest, RecoverRequest};
 
 /// Path words under `/api/memory/` that name an action, never an id: a
@@ -144,16 +143,10 @@ pub fn modify(st: AppState) -> BoxedFilter<(Response,)> {
                  caller: Caller,
                  b: serde_json::Map<String, serde_json::Value>,
                  st: AppState| async move {
-                    if let Err(e) =
-                        auth::limit(&st.auth, &st.registry, &caller, &[RateOp::Modify]).await
-                    {
-                        return Ok(e.to_response());
+                    match Edit::from_json(id, &b) {
+                        Ok(edit) => reply(st.memories.modify(&caller, edit).await),
+                        Err(e) => reply::<()>(Err(MemoryError::BadRequest(e))),
                     }
-                    reply(
-                        st.memories
-                            .modify(&caller, BatchModifyItem::new(id, b))
-                            .await,
-                    )
                 },
             ),
     )
@@ -197,6 +190,7 @@ fn forget_args(
         force,
         if_version,
         scope: Default::default(),
+        autonomous: false,
     })
 }
 
@@ -219,14 +213,6 @@ pub fn forget(st: AppState) -> BoxedFilter<(Response,)> {
                         Ok(req) => req,
                         Err(e) => return Ok::<_, Infallible>(e.to_response()),
                     };
-                    let ops: &[RateOp] = if req.force {
-                        &[RateOp::Forget, RateOp::ForceDelete]
-                    } else {
-                        &[RateOp::Forget]
-                    };
-                    if let Err(e) = auth::limit(&st.auth, &st.registry, &caller, ops).await {
-                        return Ok(e.to_response());
-                    }
                     reply(st.memories.forget(&caller, req).await)
                 },
             ),
@@ -275,11 +261,6 @@ pub fn batch_forget(st: AppState) -> BoxedFilter<(Response,)> {
             .and(with_state(st))
             .and_then(
                 |caller: Caller, req: BatchForgetRequest, st: AppState| async move {
-                    if let Err(e) =
-                        auth::limit(&st.auth, &st.registry, &caller, &[RateOp::BatchForget]).await
-                    {
-                        return Ok(e.to_response());
-                    }
                     reply(st.memories.batch_forget(&caller, req).await)
                 },
             ),
@@ -303,16 +284,7 @@ pub fn batch_modify(st: AppState) -> BoxedFilter<(Response,)> {
             .and(with_state(st))
             .and_then(
                 |caller: Caller, b: BatchModifyBody, st: AppState| async move {
-                    let items = b
-                        .patches
-                        .into_iter()
-                        .map(BatchModifyItem::from_value)
-                        .collect();
-                    if let Err(e) =
-                        auth::limit(&st.auth, &st.registry, &caller, &[RateOp::Modify]).await
-                    {
-                        return Ok(e.to_response());
-                    }
+                    let items = b.patches.into_iter().map(Edit::from_value).collect();
                     reply(
                         st.memories
                             .batch_modify(&caller, items, b.reason, b.changed_by)

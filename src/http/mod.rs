@@ -28,7 +28,6 @@ use warp::http::HeaderValue;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
-use crate::actors::store_writer::WriterStats;
 use crate::actors::Registry;
 use crate::config::Config;
 use crate::memory::MemoryService;
@@ -42,27 +41,20 @@ pub struct AppContext {
     /// The browser boundary (Host, Origin, Sec-Fetch-Site, CORS).
     pub edge: Arc<edge::EdgePolicy>,
     pub memories: MemoryService,
+    /// Token mint and revoke.
+    pub tokens: crate::memory::tokens::Tokens,
     pub registry: Registry,
-    pub writer_stats: Arc<WriterStats>,
-    /// WAL checkpoint counters.
-    pub checkpoints: Arc<crate::store::checkpoint::CheckpointStats>,
-    pub restarts: Arc<AtomicU64>,
-    /// Connected SSE clients.
+    /// Health, status, diagnostics, metrics, analytics, pipeline state.
+    pub ops: crate::memory::ops::Ops,
+    /// Connected SSE clients (the event stream counts them).
     pub sse_clients: Arc<AtomicU64>,
+    /// Per-route request figures.
     pub telemetry: Arc<crate::telemetry::Telemetry>,
-    pub diagnostics: Arc<ops::DiagnosticsCache>,
-    pub events_published: Arc<AtomicU64>,
-    /// Pipeline counters.
-    pub pipeline: Arc<crate::pipeline::PipelineStats>,
     /// The latest `pipeline.status` frame, for SSE clients that ask for it
     /// (see `pipeline::publish_status`).
     pub pipeline_status: tokio::sync::watch::Sender<Option<bytes::Bytes>>,
     /// Becomes true when the daemon starts shutting down (ends streams).
     pub shutdown: tokio::sync::watch::Receiver<bool>,
-    pub started: Instant,
-    pub started_at: String,
-    /// The port actually bound.
-    pub port: u16,
 }
 
 /// What every handler can reach: one reference-counted pointer.

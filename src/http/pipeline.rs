@@ -3,7 +3,6 @@
 //! `GET /memory/similar?id=&k=`.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ use warp::Filter;
 
 use super::auth::{self, Permission};
 use super::error::reply;
-use super::{boxed, json, with_state, AppContext, AppState};
+use super::{boxed, json, with_state, AppState};
 use crate::memory::{Caller, MemoryError};
 
 /// GET /api/pipeline/status (diagnostics)
@@ -25,45 +24,10 @@ pub fn status(st: AppState) -> BoxedFilter<(Response,)> {
             .and(warp::get())
             .and(auth::require(st.clone(), Permission::Diagnostics))
             .and(with_state(st))
-            .and_then(|_caller: Caller, st: AppState| async move {
-                let mut body = match summary(&st).await {
-                    Ok(b) => b,
-                    Err(e) => return reply::<()>(Err(e)),
-                };
-                let c = &st.config.settings.memory.pipeline_v2;
-                body["workers"]["pipeline"] = json!({ "running": true, "pollMs": c.poll_ms });
-                body["stats"] = serde_json::to_value(st.pipeline.snapshot()).unwrap_or_default();
-                Ok(json(&body))
+            .and_then(|caller: Caller, st: AppState| async move {
+                reply(st.ops.pipeline_status(&caller).await)
             }),
     )
-}
-
-/// The pipeline's state without its running counters: mode, job queue,
-/// provider and extraction switches. `/api/pipeline/status` adds the
-/// counters; `pipeline.status` events carry exactly this, so that one goes
-/// out only when something in it changed.
-pub async fn summary(st: &AppContext) -> Result<Value, MemoryError> {
-    let counts = st
-        .memories
-        .reads()
-        .read(crate::store::jobs::counts)
-        .await
-        .map_err(MemoryError::from)?;
-    let c = &st.config.settings.memory.pipeline_v2;
-    let embed = st.memories.embedder().status();
-    Ok(json!({
-        "mode": crate::pipeline::mode(&st.config),
-        "queues": { "memory": counts },
-        "workers": {
-            "embedding": { "provider": embed.provider, "state": embed.state },
-            "extraction": {
-                "provider": c.extraction.provider,
-                "enabled": c.enabled && c.extraction.provider != "none",
-                "shadowMode": c.shadow_mode,
-                "mutationsFrozen": c.mutations_frozen,
-            },
-        },
-    }))
 }
 
 /// How often the pipeline's state is compared for `pipeline.status`.
@@ -93,7 +57,7 @@ pub async fn publish_status(st: AppState) {
         if st.pipeline_status.receiver_count() == 0 {
             continue;
         }
-        match summary(&st).await {
+        match st.ops.pipeline_summary().await {
             Ok(now) if last.as_ref() != Some(&now) => {
                 st.pipeline_status.send_replace(Some(status_frame(&now)));
                 last = Some(now);
@@ -124,41 +88,8 @@ pub fn embeddings(st: AppState) -> BoxedFilter<(Response,)> {
             .and(warp::get())
             .and(auth::require(st.clone(), Permission::Diagnostics))
             .and(with_state(st))
-            .and_then(|_caller: Caller, st: AppState| async move {
-                let counts = st
-                    .memories
-                    .reads()
-                    .read(|c| {
-                        let s = crate::store::memories::stats(c, &Default::default())?;
-                        Ok((s.total, s.with_embeddings, crate::store::vec::count(c)?))
-                    })
-                    .await
-                    .map_err(MemoryError::from);
-                let (live, embedded, vec_rows) = match counts {
-                    Ok(c) => c,
-                    Err(e) => return reply::<()>(Err(e)),
-                };
-                let p = st.memories.embedder().status();
-                let stats = &st.pipeline;
-                Ok(json(&json!({
-                    "provider": p,
-                    "memories": live,
-                    "embedded": embedded,
-                    "pending": live - embedded,
-                    "coverage": if live > 0 { embedded as f64 / live as f64 } else { 1.0 },
-                    "vectorTableRows": vec_rows,
-                    "index": {
-                        "vectors": st.memories.index().len(),
-                        "dimensions": st.memories.index().dims(),
-                        "bytes": st.memories.index().bytes(),
-                        "encoding": "int8",
-                    },
-                    "backfill": {
-                        "embedded": stats.embedded.load(Ordering::Relaxed),
-                        "batches": stats.embed_batches.load(Ordering::Relaxed),
-                        "failures": stats.embed_failures.load(Ordering::Relaxed),
-                    },
-                })))
+            .and_then(|caller: Caller, st: AppState| async move {
+                reply(st.ops.embeddings_status(&caller).await)
             }),
     )
 }

@@ -6,7 +6,10 @@
 //! pool. The HTTP layer only parses, calls one of these and renders.
 
 pub mod cache;
+pub mod ops;
+pub mod repair;
 pub mod requests;
+pub mod tokens;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,9 +17,12 @@ use std::time::Duration;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::actors::rate_limit::LedgerMsg;
 use crate::actors::store_writer::{JobOp, JobReply, WriteOp, WriterMsg};
 use crate::actors::{ActorError, Registry};
-use crate::config::Config;
+use crate::auth::ledger::{Decision, RateOp};
+use crate::auth::Permission;
+use crate::config::{AuthMode, Config};
 use crate::embed::{EmbedError, EmbedService, Lane};
 use crate::store::access::AccessTracker;
 use crate::store::fts;
@@ -28,9 +34,7 @@ use crate::store::search::{self, RecallFilter, Scored};
 use crate::store::vec::{NewVector, VectorIndex};
 use crate::store::{ReadPool, StoreError};
 
-pub use requests::{
-    BatchForgetRequest, BatchModifyItem, FeedbackRequest, RecallRequest, RememberRequest,
-};
+pub use requests::{BatchForgetRequest, Edit, FeedbackRequest, RecallRequest, RememberRequest};
 
 /// Message of every write refused by the kill switch.
 pub const FROZEN: &str = "Mutations are frozen (kill switch active)";
@@ -61,7 +65,93 @@ pub struct Caller {
     pub role: Option<crate::auth::Role>,
 }
 
+/// What a caller asks to do: the permission it needs and the operations
+/// it counts as in the rate-limit ledger. Every operation of the domain
+/// layer admits its caller with one of these, whichever front it came by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Remember,
+    Recall,
+    Modify,
+    /// A soft delete; `force` also counts against the force-delete limit.
+    Forget {
+        force: bool,
+    },
+    BatchForget,
+    Recover,
+    /// Rate memories recall handed out.
+    Feedback,
+    /// Read diagnostics, status details, metrics.
+    Diagnose,
+    /// Read analytics.
+    Analyse,
+    /// Repair actions and reports; autonomous callers are throttled.
+    Repair,
+    /// Mint and revoke tokens.
+    ManageTokens,
+}
+
+impl Operation {
+    /// The permission the caller's role must grant.
+    pub fn permission(self) -> Permission {
+        match self {
+            Operation::Remember | Operation::Feedback => Permission::Remember,
+            Operation::Recall => Permission::Recall,
+            Operation::Modify => Permission::Modify,
+            Operation::Forget { .. } | Operation::BatchForget => Permission::Forget,
+            Operation::Recover => Permission::Recover,
+            Operation::Diagnose => Permission::Diagnostics,
+            Operation::Analyse => Permission::Analytics,
+            Operation::Repair | Operation::ManageTokens => Permission::Admin,
+        }
+    }
+
+    /// The ledger operations one call counts as.
+    pub fn rate_ops(self, caller: &Caller) -> &'static [RateOp] {
+        match self {
+            Operation::Modify => &[RateOp::Modify],
+            Operation::Forget { force: false } => &[RateOp::Forget],
+            Operation::Forget { force: true } => &[RateOp::Forget, RateOp::ForceDelete],
+            Operation::BatchForget => &[RateOp::BatchForget],
+            Operation::ManageTokens => &[RateOp::Admin],
+            // Operators repairing by hand are not throttled; agents are.
+            Operation::Repair if caller.is_autonomous() => &[RateOp::Admin],
+            _ => &[],
+        }
+    }
+}
+
 impl Caller {
+    /// The daemon's own caller for background work (the pipeline): no
+    /// role (every permission), no scope, never rate-limited.
+    pub fn daemon(actor: &str, actor_type: &str) -> Caller {
+        Caller {
+            actor: actor.to_string(),
+            verified: true,
+            actor_type: Some(actor_type.to_string()),
+            ..Caller::default()
+        }
+    }
+
+    /// An agent or the pipeline acting on its own: such callers may not
+    /// force-delete pinned memories and are throttled on repairs.
+    pub fn is_autonomous(&self) -> bool {
+        matches!(self.actor_type.as_deref(), Some("agent") | Some("pipeline"))
+    }
+
+    /// Whether the caller's role grants `perm` (403 else). The daemon's
+    /// own callers (no role) may do everything.
+    pub fn permit(&self, perm: Permission) -> Result<(), MemoryError> {
+        match self.role {
+            Some(role) if !role.allows(perm) => Err(MemoryError::Forbidden(format!(
+                "role '{}' lacks '{}' permission",
+                role.as_str(),
+                perm.as_str()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Daemon-wide operations data (logs) cannot be filtered by scope:
     /// only an unscoped caller may read it.
     pub fn require_unscoped(&self, what: &str) -> Result<(), MemoryError> {
@@ -99,10 +189,19 @@ pub enum MemoryError {
     TooLarge(String),
     #[error("not found")]
     NotFound,
+    /// No such action, report or view (404 with this message).
+    #[error("{0}")]
+    NoSuch(String),
     #[error("{0}")]
     Forbidden(String),
     #[error("{FROZEN}")]
     Frozen,
+    /// The rate-limit ledger refused; retry after this Unix millisecond.
+    #[error("rate limit exceeded")]
+    RateLimited { retry_after_ms: u64 },
+    /// A part of the daemon the operation needs is not available.
+    #[error("{0}")]
+    Unavailable(String),
     /// A single-record mutation that was refused (404/409/403 by status).
     #[error("{}", mutation_message(.0.status))]
     Refused(Box<MutationOutcome>),
@@ -245,6 +344,8 @@ pub struct MemoryService {
     timeout: Duration,
     embed: Arc<EmbedService>,
     index: Arc<VectorIndex>,
+    /// Calls refused by the rate-limit ledger.
+    rate_rejections: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl MemoryService {
@@ -272,22 +373,50 @@ impl MemoryService {
             timeout,
             embed,
             index,
+            rate_rejections: Arc::default(),
         }
     }
 
-    /// The embedding provider service.
-    pub fn embedder(&self) -> &Arc<EmbedService> {
-        &self.embed
+    /// Admit `caller` to `op`: its role must grant the permission, and in
+    /// team and hybrid mode the ledger must have room for the operation.
+    pub async fn admit(&self, caller: &Caller, op: Operation) -> Result<(), MemoryError> {
+        caller.permit(op.permission())?;
+        let ops = op.rate_ops(caller);
+        if caller.role.is_none()
+            || ops.is_empty()
+            || self.config.settings.auth.mode == AuthMode::Local
+        {
+            return Ok(());
+        }
+        let actor = caller.actor.clone();
+        let decision = self
+            .registry
+            .call_ledger(Duration::from_secs(2), |reply| LedgerMsg::Check {
+                actor,
+                ops: ops.to_vec(),
+                reply,
+            })
+            .await
+            .map_err(|e| MemoryError::Unavailable(e.to_string()))?;
+        match decision {
+            Decision::Allowed => Ok(()),
+            Decision::Limited { retry_after_ms } => {
+                self.rate_rejections
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Err(MemoryError::RateLimited { retry_after_ms })
+            }
+        }
     }
 
-    /// The in-memory vector index.
-    pub fn index(&self) -> &Arc<VectorIndex> {
-        &self.index
+    /// Calls the rate-limit ledger refused since start.
+    pub fn rate_rejections(&self) -> u64 {
+        self.rate_rejections
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// The read pool (for status and diagnostics).
-    pub fn reads(&self) -> &ReadPool {
-        &self.reads
+    /// The persisted token revocations (read once at start).
+    pub async fn revocations(&self) -> Result<crate::auth::Revocations, MemoryError> {
+        Ok(self.reads.read(crate::auth::Revocations::load).await?)
     }
 
     fn check_writable(&self) -> Result<(), MemoryError> {
@@ -315,6 +444,7 @@ impl MemoryService {
         caller: &Caller,
         req: RememberRequest,
     ) -> Result<Remembered, MemoryError> {
+        self.admit(caller, Operation::Remember).await?;
         self.check_writable()?;
         let claimed = req.who.clone().filter(|w| !w.trim().is_empty());
         let req_wait = req.wait_for_embedding.unwrap_or(false);
@@ -359,6 +489,7 @@ impl MemoryService {
 
     /// One live record.
     pub async fn get(&self, caller: &Caller, id: String) -> Result<MemoryRecord, MemoryError> {
+        self.admit(caller, Operation::Recall).await?;
         let scope = caller.scope.clone();
         match self
             .reads
@@ -378,6 +509,7 @@ impl MemoryService {
         limit: i64,
         offset: i64,
     ) -> Result<Listing, MemoryError> {
+        self.admit(caller, Operation::Recall).await?;
         if !(1..=1000).contains(&limit) || offset < 0 {
             return Err(MemoryError::BadRequest(
                 "limit must be 1..1000 and offset >= 0".into(),
@@ -402,6 +534,7 @@ impl MemoryService {
         id: String,
         limit: i64,
     ) -> Result<History, MemoryError> {
+        self.admit(caller, Operation::Recall).await?;
         let limit = limit.clamp(1, 1000);
         let scope = caller.scope.clone();
         self.reads
@@ -425,8 +558,9 @@ impl MemoryService {
     pub async fn modify(
         &self,
         caller: &Caller,
-        item: BatchModifyItem,
+        item: Edit,
     ) -> Result<MutationOutcome, MemoryError> {
+        self.admit(caller, Operation::Modify).await?;
         self.check_writable()?;
         let req = item.into_request(caller, None, self.config.settings.memory.max_content_bytes)?;
         let audit = caller.audit(item_changed_by(&req));
@@ -449,12 +583,15 @@ impl MemoryService {
         caller: &Caller,
         req: ForgetRequest,
     ) -> Result<MutationOutcome, MemoryError> {
+        self.admit(caller, Operation::Forget { force: req.force })
+            .await?;
         self.check_writable()?;
         if req.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
             return Err(MemoryError::BadRequest("reason is required".into()));
         }
         let req = ForgetRequest {
             scope: caller.scope.clone(),
+            autonomous: caller.is_autonomous(),
             ..req
         };
         let audit = caller.audit(None);
@@ -477,6 +614,7 @@ impl MemoryService {
         caller: &Caller,
         req: RecoverRequest,
     ) -> Result<MutationOutcome, MemoryError> {
+        self.admit(caller, Operation::Recover).await?;
         self.check_writable()?;
         if req.reason.trim().is_empty() {
             return Err(MemoryError::BadRequest("reason is required".into()));
@@ -502,6 +640,7 @@ impl MemoryService {
         caller: &Caller,
         req: BatchForgetRequest,
     ) -> Result<BatchForgetResponse, MemoryError> {
+        self.admit(caller, Operation::BatchForget).await?;
         self.check_writable()?;
         let req = req.validated()?;
         let candidates = self.forget_candidates(caller, &req).await?;
@@ -535,6 +674,7 @@ impl MemoryService {
                 force: false,
                 if_version: None,
                 scope: caller.scope.clone(),
+                autonomous: caller.is_autonomous(),
             })
             .collect();
         let audit = caller.audit(None);
@@ -632,10 +772,11 @@ impl MemoryService {
     pub async fn batch_modify(
         &self,
         caller: &Caller,
-        items: Vec<Result<BatchModifyItem, (String, String)>>,
+        items: Vec<Result<Edit, (String, String)>>,
         reason: Option<String>,
         changed_by: Option<String>,
     ) -> Result<BatchModified, MemoryError> {
+        self.admit(caller, Operation::Modify).await?;
         self.check_writable()?;
         if items.is_empty() {
             return Err(MemoryError::BadRequest(
@@ -700,6 +841,7 @@ impl MemoryService {
         caller: &Caller,
         req: RecallRequest,
     ) -> Result<Recalled, MemoryError> {
+        self.admit(caller, Operation::Recall).await?;
         // Control characters (a NUL byte included) are separators: they
         // reach neither the keyword syntax nor the embedding.
         let query: String = req
@@ -829,6 +971,7 @@ impl MemoryService {
         id: String,
         k: usize,
     ) -> Result<Option<Vec<Scored>>, MemoryError> {
+        self.admit(caller, Operation::Recall).await?;
         let scope = caller.scope.clone();
         let index = self.index.clone();
         let min_score = self.config.settings.search.min_score;
@@ -1002,6 +1145,7 @@ impl MemoryService {
         caller: &Caller,
         id: String,
     ) -> Result<crate::store::jobs::Job, MemoryError> {
+        self.admit(caller, Operation::Recall).await?;
         let scope = caller.scope.clone();
         let out = self
             .reads
@@ -1031,6 +1175,7 @@ impl MemoryService {
         caller: &Caller,
         req: FeedbackRequest,
     ) -> Result<FeedbackRecorded, MemoryError> {
+        self.admit(caller, Operation::Feedback).await?;
         self.check_writable()?;
         let recorded = req.ratings.len();
         let scope = caller.scope.clone();
@@ -1061,9 +1206,10 @@ impl MemoryService {
         Ok(FeedbackRecorded { ok: true, recorded })
     }
 
-    /// Persist a revocation; once this returns the caller must add it to
-    /// the in-memory list before answering.
-    pub async fn revoke(
+    /// Persist a revocation (the caller was admitted by
+    /// [`tokens::Tokens::revoke`]); once this returns the caller must add it
+    /// to the in-memory list before answering.
+    pub(crate) async fn revoke(
         &self,
         caller: &Caller,
         kind: &'static str,
@@ -1087,6 +1233,7 @@ impl MemoryService {
         caller: &Caller,
         action: crate::store::maintenance::RepairAction,
     ) -> Result<crate::store::maintenance::RepairOutcome, MemoryError> {
+        self.admit(caller, Operation::Repair).await?;
         self.check_writable()?;
         let audit = caller.audit(None);
         self.write(|reply| WriteOp::Repair {
@@ -1104,6 +1251,7 @@ impl MemoryService {
 
     /// Distinct `who` values (legacy search with `distinct=who`).
     pub async fn distinct_who(&self, caller: &Caller) -> Result<Vec<String>, MemoryError> {
+        self.admit(caller, Operation::Recall).await?;
         let scope = caller.scope.clone();
         Ok(self
             .reads

@@ -181,11 +181,22 @@ impl RememberRequest {
     }
 }
 
-/// One PATCH, from `PATCH /api/memory/:id` or an item of batch modify.
-#[derive(Debug, Clone)]
-pub struct BatchModifyItem {
+/// One edit of a memory, typed: `PATCH /api/memory/:id`, an item of batch
+/// modify, an MCP `memory_modify` or a pipeline update. Unset fields are
+/// left as they are; `tags: Some(None)` clears the tags. The domain layer
+/// validates it ([`Edit::into_request`]).
+#[derive(Debug, Clone, Default)]
+pub struct Edit {
     pub id: String,
-    body: serde_json::Map<String, serde_json::Value>,
+    pub reason: Option<String>,
+    pub if_version: Option<i64>,
+    pub content: Option<String>,
+    pub kind: Option<String>,
+    pub tags: Option<Option<TagsInput>>,
+    pub importance: Option<f64>,
+    pub pinned: Option<bool>,
+    /// A body-supplied author, believed only without a token.
+    pub changed_by: Option<String>,
 }
 
 fn opt_str(
@@ -211,73 +222,26 @@ pub fn parse_if_version(v: Option<&serde_json::Value>) -> Result<Option<i64>, St
     }
 }
 
-impl BatchModifyItem {
-    /// A PATCH of `id` with the JSON object `body`.
-    pub fn new(id: String, body: serde_json::Map<String, serde_json::Value>) -> Self {
-        BatchModifyItem { id, body }
-    }
-
-    /// An item of a batch: an object with an `id`.
-    pub fn from_value(v: serde_json::Value) -> Result<Self, (String, String)> {
-        let serde_json::Value::Object(body) = v else {
-            return Err((String::new(), "each patch must be an object".into()));
-        };
-        match body.get("id") {
-            Some(serde_json::Value::String(id)) if !id.is_empty() => Ok(BatchModifyItem {
-                id: id.clone(),
-                body,
-            }),
-            _ => Err((String::new(), "each patch needs a string id".into())),
-        }
-    }
-
-    /// Validate into a store request plus the body's `changed_by`.
-    pub fn into_request(
-        &self,
-        caller: &Caller,
-        default_reason: Option<&str>,
-        max: usize,
-    ) -> Result<(ModifyRequest, Option<String>), MemoryError> {
-        let bad = MemoryError::BadRequest;
-        let b = &self.body;
-        let reason = opt_str(b, "reason")
-            .map_err(bad)?
-            .or_else(|| default_reason.map(str::to_string))
-            .filter(|r| !r.trim().is_empty())
-            .ok_or_else(|| MemoryError::BadRequest("reason is required".into()))?;
-        let if_version = parse_if_version(b.get("if_version")).map_err(MemoryError::BadRequest)?;
-        let content = opt_str(b, "content").map_err(MemoryError::BadRequest)?;
-        if let Some(c) = &content {
-            check_content(c, max)?;
-        }
-        let kind = opt_str(b, "type").map_err(MemoryError::BadRequest)?;
-        if let Some(k) = &kind {
-            if !KNOWN_TYPES.contains(&k.as_str()) {
-                return Err(MemoryError::BadRequest(format!("unknown type '{k}'")));
-            }
-        }
+impl Edit {
+    /// An edit of `id` from a JSON object (the HTTP shape); a field of the
+    /// wrong type is an error naming it.
+    pub fn from_json(
+        id: String,
+        b: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Self, String> {
         let tags = match b.get("tags") {
             None => None,
             Some(serde_json::Value::Null) => Some(None),
-            Some(v) => {
-                let t: TagsInput = serde_json::from_value(v.clone()).map_err(|_| {
-                    MemoryError::BadRequest(
-                        "tags must be a string, an array of strings or null".into(),
-                    )
-                })?;
-                Some(t.normalise())
-            }
+            Some(v) => Some(Some(
+                serde_json::from_value::<TagsInput>(v.clone()).map_err(|_| {
+                    "tags must be a string, an array of strings or null".to_string()
+                })?,
+            )),
         };
         let importance = match b.get("importance") {
             None | Some(serde_json::Value::Null) => None,
-            Some(serde_json::Value::Number(n)) => {
-                Some(check_importance(n.as_f64().unwrap_or(f64::NAN))?)
-            }
-            Some(_) => {
-                return Err(MemoryError::BadRequest(
-                    "importance must be a number within 0..1".into(),
-                ))
-            }
+            Some(serde_json::Value::Number(n)) => Some(n.as_f64().unwrap_or(f64::NAN)),
+            Some(_) => return Err("importance must be a number within 0..1".into()),
         };
         let pinned = match b.get("pinned") {
             None | Some(serde_json::Value::Null) => None,
@@ -287,24 +251,80 @@ impl BatchModifyItem {
             {
                 Some(n.as_i64() == Some(1))
             }
-            Some(_) => return Err(MemoryError::BadRequest("pinned must be a boolean".into())),
+            Some(_) => return Err("pinned must be a boolean".into()),
         };
-        let changed_by = opt_str(b, "changed_by").map_err(MemoryError::BadRequest)?;
+        Ok(Edit {
+            id,
+            reason: opt_str(b, "reason")?,
+            if_version: parse_if_version(b.get("if_version"))?,
+            content: opt_str(b, "content")?,
+            kind: opt_str(b, "type")?,
+            tags,
+            importance,
+            pinned,
+            changed_by: opt_str(b, "changed_by")?,
+        })
+    }
+
+    /// An item of a batch: an object with a string `id`. An error carries
+    /// the id (if any) and the message.
+    pub fn from_value(v: serde_json::Value) -> Result<Self, (String, String)> {
+        let serde_json::Value::Object(body) = v else {
+            return Err((String::new(), "each patch must be an object".into()));
+        };
+        match body.get("id") {
+            Some(serde_json::Value::String(id)) if !id.is_empty() => {
+                Edit::from_json(id.clone(), &body).map_err(|e| (id.clone(), e))
+            }
+            _ => Err((String::new(), "each patch needs a string id".into())),
+        }
+    }
+
+    /// Validate into a store request plus the edit's `changed_by`.
+    pub fn into_request(
+        &self,
+        caller: &Caller,
+        default_reason: Option<&str>,
+        max: usize,
+    ) -> Result<(ModifyRequest, Option<String>), MemoryError> {
+        let reason = self
+            .reason
+            .clone()
+            .or_else(|| default_reason.map(str::to_string))
+            .filter(|r| !r.trim().is_empty())
+            .ok_or_else(|| MemoryError::BadRequest("reason is required".into()))?;
+        if self.if_version.is_some_and(|v| v < 1) {
+            return Err(MemoryError::BadRequest(
+                "if_version must be a positive integer".into(),
+            ));
+        }
+        if let Some(c) = &self.content {
+            check_content(c, max)?;
+        }
+        if let Some(k) = &self.kind {
+            if !KNOWN_TYPES.contains(&k.as_str()) {
+                return Err(MemoryError::BadRequest(format!("unknown type '{k}'")));
+            }
+        }
+        let importance = self.importance.map(check_importance).transpose()?;
         Ok((
             ModifyRequest {
                 id: self.id.clone(),
                 patch: Patch {
-                    content: content.map(|c| c.trim().to_string()),
-                    kind,
-                    tags,
+                    content: self.content.as_ref().map(|c| c.trim().to_string()),
+                    kind: self.kind.clone(),
+                    tags: self
+                        .tags
+                        .as_ref()
+                        .map(|t| t.as_ref().and_then(TagsInput::normalise)),
                     importance,
-                    pinned,
+                    pinned: self.pinned,
                 },
                 reason,
-                if_version,
+                if_version: self.if_version,
                 scope: caller.scope.clone(),
             },
-            changed_by,
+            self.changed_by.clone(),
         ))
     }
 }

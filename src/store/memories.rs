@@ -788,6 +788,9 @@ pub struct ForgetRequest {
     pub force: bool,
     pub if_version: Option<i64>,
     pub scope: Scope,
+    /// The caller acts on its own (an agent, the pipeline): the domain
+    /// layer decides who is; a pinned memory then cannot be forced.
+    pub autonomous: bool,
 }
 
 /// Soft-delete a memory. Order: not found, already deleted, version
@@ -826,12 +829,7 @@ pub fn forget(
             Some(cur.version),
         ));
     }
-    if cur.pinned
-        && matches!(
-            audit.actor_type.as_deref(),
-            Some("pipeline") | Some("agent")
-        )
-    {
+    if cur.pinned && req.autonomous {
         return Ok(MutationOutcome::refused(
             &req.id,
             MutationStatus::AutonomousForceDenied,

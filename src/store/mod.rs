@@ -302,4 +302,3 @@ impl Generation {
         self.0.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
-
