@@ -23,6 +23,7 @@ pub mod embed;
 pub mod extract;
 pub mod http;
 pub mod logbuf;
+pub mod mcp;
 pub mod memory;
 pub mod net;
 pub mod pipeline;

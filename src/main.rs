@@ -38,6 +38,10 @@ enum Command {
     Restore { src: std::path::PathBuf },
     /// Check the workspace offline: config, secret, port, database, indexes, model.
     Doctor,
+    /// MCP over stdio for harnesses that spawn a server: bridges to the
+    /// daemon's /mcp at SIGNET_DAEMON_URL (default from SIGNET_HOST and
+    /// SIGNET_PORT) with SIGNET_TOKEN (or SIGNET_API_KEY) as bearer token.
+    Mcp,
     /// The native embedding model's files.
     Model {
         #[command(subcommand)]
@@ -368,6 +372,19 @@ fn main() -> ExitCode {
             Ok(config) => print_lines(signet::cli::backup::restore(&config, &src)),
             Err(code) => code,
         },
+        Command::Mcp => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            let target = signet::cli::mcp::Target::from_env(|k| std::env::var(k).ok());
+            match rt.map_err(anyhow::Error::from).and_then(|rt| rt.block_on(signet::cli::mcp::run(target))) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("signet mcp: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Doctor => {
             let findings = signet::cli::doctor::run(&ProcessEnv);
             for f in &findings {

@@ -13,8 +13,6 @@ use warp::reply::Response;
 use warp::Reply;
 
 use crate::memory::MemoryError;
-use crate::store::memories::MutationStatus;
-use crate::store::Fault;
 
 /// An error answered to a client.
 #[derive(Debug, thiserror::Error)]
@@ -82,68 +80,17 @@ impl ApiError {
 }
 
 fn memory_response(e: &MemoryError) -> Response {
-    match e {
-        MemoryError::BadRequest(m) => message(StatusCode::BAD_REQUEST, m),
-        MemoryError::TooLarge(m) => message(StatusCode::PAYLOAD_TOO_LARGE, m),
-        MemoryError::NotFound => message(StatusCode::NOT_FOUND, "not found"),
-        MemoryError::NoSuch(m) => message(StatusCode::NOT_FOUND, m),
-        MemoryError::Forbidden(m) => message(StatusCode::FORBIDDEN, m),
-        MemoryError::Frozen => message(StatusCode::SERVICE_UNAVAILABLE, crate::memory::FROZEN),
-        MemoryError::RateLimited { retry_after_ms } => ApiError::RateLimited {
+    if let MemoryError::RateLimited { retry_after_ms } = e {
+        return ApiError::RateLimited {
             retry_after_ms: *retry_after_ms,
         }
-        .to_response(),
-        MemoryError::Unavailable(m) => message(StatusCode::SERVICE_UNAVAILABLE, m),
-        MemoryError::Refused(o) => {
-            let status = match o.status {
-                MutationStatus::NotFound => StatusCode::NOT_FOUND,
-                MutationStatus::AutonomousForceDenied | MutationStatus::OutOfScope => {
-                    StatusCode::FORBIDDEN
-                }
-                MutationStatus::InvalidRequest => StatusCode::BAD_REQUEST,
-                MutationStatus::IsDeleted
-                | MutationStatus::AlreadyDeleted
-                | MutationStatus::NotDeleted
-                | MutationStatus::VersionConflict
-                | MutationStatus::DuplicateContentHash
-                | MutationStatus::PinnedRequiresForce
-                | MutationStatus::RetentionExpired => StatusCode::CONFLICT,
-                MutationStatus::Updated
-                | MutationStatus::NoChanges
-                | MutationStatus::Deleted
-                | MutationStatus::Recovered => StatusCode::OK,
-            };
-            let mut body = json!({
-                "error": crate::memory::mutation_message(o.status),
-                "id": o.id,
-                "status": o.status,
-                "currentVersion": o.current_version,
-            });
-            if let Some(d) = &o.duplicate_memory_id {
-                body["duplicateMemoryId"] = json!(d);
-            }
-            json_response(status, body)
-        }
-        MemoryError::Actor(a) => {
-            tracing::warn!(error = %a, "actor unavailable");
-            message(StatusCode::SERVICE_UNAVAILABLE, a.to_string())
-        }
-        // A medium fault is logged once per episode by the store writer.
-        MemoryError::Store(s) => match s.fault() {
-            Some(Fault::DiskFull) => message(
-                StatusCode::INSUFFICIENT_STORAGE,
-                format!("disk full: {s}; reads still work, writes resume once space is freed"),
-            ),
-            Some(Fault::ReadOnly) => message(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("store is read-only: {s}; reads still work"),
-            ),
-            None => {
-                tracing::error!(error = %s, "storage fault");
-                message(StatusCode::INTERNAL_SERVER_ERROR, "internal storage error")
-            }
-        },
+        .to_response();
     }
+    let (status, body) = e.status_and_body();
+    json_response(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        body,
+    )
 }
 
 /// Turn an operation's result into a JSON response.

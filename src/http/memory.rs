@@ -88,7 +88,7 @@ fn int_param(q: &HashMap<String, String>, key: &str, default: i64) -> Result<i64
     }
 }
 
-/// GET /api/memories?limit=100&offset=0
+/// GET /api/memories?limit=100&offset=0&type=
 pub fn list(st: AppState) -> BoxedFilter<(Response,)> {
     boxed(
         warp::path!("api" / "memories")
@@ -101,7 +101,10 @@ pub fn list(st: AppState) -> BoxedFilter<(Response,)> {
                     let args = int_param(&q, "limit", 100)
                         .and_then(|l| Ok((l, int_param(&q, "offset", 0)?)));
                     match args {
-                        Ok((l, o)) => reply(st.memories.list(&caller, l, o).await),
+                        Ok((l, o)) => {
+                            let kind = q.get("type").filter(|t| !t.is_empty()).cloned();
+                            reply(st.memories.list(&caller, l, o, kind).await)
+                        }
                         Err(e) => reply::<()>(Err(e)),
                     }
                 },

@@ -13,6 +13,7 @@ pub mod edge;
 pub mod error;
 pub mod events;
 pub mod hooks;
+pub mod mcp;
 pub mod memory;
 pub mod ops;
 pub mod pipeline;
@@ -92,7 +93,9 @@ pub fn routes(st: AppState) -> BoxedFilter<(Response,)> {
             .unify(),
     );
     let streams_and_auth = boxed(
-        events::stream(st.clone())
+        mcp::route(st.clone())
+            .or(events::stream(st.clone()))
+            .unify()
             .or(events::log_stream(st.clone()))
             .unify()
             .or(events::logs(st.clone()))

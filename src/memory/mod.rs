@@ -211,6 +211,75 @@ pub enum MemoryError {
     Store(#[from] StoreError),
 }
 
+impl MemoryError {
+    /// The error as every front reports it: an HTTP status (the class: 400,
+    /// 403, 404, 409, 429, 503, …) and the JSON body `{"error": …}` (a
+    /// refused mutation adds its id, status and current version).
+    pub fn status_and_body(&self) -> (u16, serde_json::Value) {
+        use serde_json::json;
+        let msg = |status: u16, m: &str| (status, json!({ "error": m }));
+        match self {
+            MemoryError::BadRequest(m) => msg(400, m),
+            MemoryError::TooLarge(m) => msg(413, m),
+            MemoryError::NotFound => msg(404, "not found"),
+            MemoryError::NoSuch(m) => msg(404, m),
+            MemoryError::Forbidden(m) => msg(403, m),
+            MemoryError::Frozen => msg(503, FROZEN),
+            MemoryError::RateLimited { retry_after_ms } => (
+                429,
+                json!({ "error": "rate limit exceeded", "retryAfter": retry_after_ms }),
+            ),
+            MemoryError::Unavailable(m) => msg(503, m),
+            MemoryError::Refused(o) => {
+                let status = match o.status {
+                    MutationStatus::NotFound => 404,
+                    MutationStatus::AutonomousForceDenied | MutationStatus::OutOfScope => 403,
+                    MutationStatus::InvalidRequest => 400,
+                    MutationStatus::IsDeleted
+                    | MutationStatus::AlreadyDeleted
+                    | MutationStatus::NotDeleted
+                    | MutationStatus::VersionConflict
+                    | MutationStatus::DuplicateContentHash
+                    | MutationStatus::PinnedRequiresForce
+                    | MutationStatus::RetentionExpired => 409,
+                    MutationStatus::Updated
+                    | MutationStatus::NoChanges
+                    | MutationStatus::Deleted
+                    | MutationStatus::Recovered => 200,
+                };
+                let mut body = json!({
+                    "error": mutation_message(o.status),
+                    "id": o.id,
+                    "status": o.status,
+                    "currentVersion": o.current_version,
+                });
+                if let Some(d) = &o.duplicate_memory_id {
+                    body["duplicateMemoryId"] = json!(d);
+                }
+                (status, body)
+            }
+            MemoryError::Actor(a) => {
+                tracing::warn!(error = %a, "actor unavailable");
+                msg(503, &a.to_string())
+            }
+            MemoryError::Store(s) => match s.fault() {
+                Some(crate::store::Fault::DiskFull) => msg(
+                    507,
+                    &format!("disk full: {s}; reads still work, writes resume once space is freed"),
+                ),
+                Some(crate::store::Fault::ReadOnly) => msg(
+                    503,
+                    &format!("store is read-only: {s}; reads still work"),
+                ),
+                None => {
+                    tracing::error!(error = %s, "storage fault");
+                    msg(500, "internal storage error")
+                }
+            },
+        }
+    }
+}
+
 /// Human text for a refused mutation.
 pub fn mutation_message(s: MutationStatus) -> &'static str {
     match s {
@@ -502,12 +571,13 @@ impl MemoryService {
         }
     }
 
-    /// Live records, newest first, with statistics.
+    /// Live records (of one type, if given), newest first, with statistics.
     pub async fn list(
         &self,
         caller: &Caller,
         limit: i64,
         offset: i64,
+        kind: Option<String>,
     ) -> Result<Listing, MemoryError> {
         self.admit(caller, Operation::Recall).await?;
         if !(1..=1000).contains(&limit) || offset < 0 {
@@ -520,7 +590,7 @@ impl MemoryService {
             .reads
             .read(move |c| {
                 Ok(Listing {
-                    memories: memories::list(c, &scope, limit, offset)?,
+                    memories: memories::list(c, &scope, kind.as_deref(), limit, offset)?,
                     stats: memories::stats(c, &scope)?,
                 })
             })

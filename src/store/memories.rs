@@ -412,12 +412,17 @@ fn load_for_mutation(
 pub fn list(
     conn: &Connection,
     scope: &Scope,
+    kind: Option<&str>,
     limit: i64,
     offset: i64,
 ) -> Result<Vec<MemoryRecord>, StoreError> {
     let mut sql = format!("SELECT {RECORD_COLUMNS} FROM memories m WHERE m.is_deleted = 0");
     let mut args: Vec<Box<dyn ToSql>> = Vec::new();
     scope.push_sql("m", &mut sql, &mut args);
+    if let Some(k) = kind {
+        sql.push_str(" AND m.type = ?");
+        args.push(Box::new(k.to_string()));
+    }
     sql.push_str(" ORDER BY m.rowid DESC LIMIT ? OFFSET ?");
     args.push(Box::new(limit));
     args.push(Box::new(offset));
