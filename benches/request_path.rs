@@ -168,10 +168,9 @@ fn auth_check(c: &mut Criterion) {
     let st = AuthState {
         mode: AuthMode::Team,
         settings: AuthSettings::default(),
-        secret: Some(secret),
+        secret: Some(Arc::new(secret)),
         revocations: Arc::new(revocations),
         trusted: TrustedProxies::default(),
-        rejections: Default::default(),
     };
     let mut h = warp::http::HeaderMap::new();
     h.insert(

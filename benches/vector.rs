@@ -179,8 +179,8 @@ fn hybrid_recall(c: &mut Criterion) {
             next += 64;
         }
         // Synthetic vectors for all of them, through the writer.
-        let rows: Vec<(String, String)> = m
-            .reads()
+        let rows: Vec<(String, String)> = engine
+            .reads
             .read(|c| {
                 let mut st = c.prepare("SELECT id, content_hash FROM memories")?;
                 let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -213,12 +213,12 @@ fn hybrid_recall(c: &mut Criterion) {
         }
         // Wait for the model.
         let t = Instant::now();
-        while !m.embedder().is_ready() {
+        while !engine.embed.is_ready() {
             assert!(t.elapsed() < Duration::from_secs(60), "model did not load");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     });
-    assert_eq!(m.index().len(), N, "every vector indexed");
+    assert_eq!(engine.index.len(), N, "every vector indexed");
 
     let recall = |q: String| {
         let m = m.clone();

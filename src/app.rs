@@ -106,6 +106,12 @@ pub struct Engine {
     pub pipeline: Arc<PipelineStats>,
     /// WAL checkpoint counters.
     pub checkpoints: Arc<CheckpointStats>,
+    /// The store's read pool, the embedding service and the vector index
+    /// (the domain layer's parts, for benches and tools built on the
+    /// engine; the fronts reach them only through the domain).
+    pub reads: ReadPool,
+    pub embed: Arc<EmbedService>,
+    pub index: Arc<VectorIndex>,
     supervisor: ActorRef<SupervisorMsg>,
     supervisor_done: Option<tokio::task::JoinHandle<()>>,
 }
@@ -207,17 +213,17 @@ impl Engine {
         let memories = MemoryService::new(
             config.clone(),
             registry.clone(),
-            reads,
+            reads.clone(),
             access,
             generation,
             embed.clone(),
-            index,
+            index.clone(),
         );
         let pipeline = Arc::new(PipelineStats::default());
         let pargs = PipelineArgs {
             config: config.clone(),
             memories: memories.clone(),
-            embed,
+            embed: embed.clone(),
             llm,
             wake,
             stats: pipeline.clone(),
@@ -231,6 +237,9 @@ impl Engine {
         )
         .map_err(|e| anyhow::anyhow!("cannot start the pipeline: {e}"))?;
         Ok(Engine {
+            reads,
+            embed,
+            index,
             checkpoints,
             webhooks,
             pipeline,

@@ -1,14 +1,29 @@
 //! signet-rs: a self-hostable memory server for AI agents.
 //!
-//! The map of the system:
-//! - [`config`] — typed settings from `agent.yaml` and `SIGNET_*`.
+//! The map of the system (each module imports only those listed after it;
+//! see `docs/architecture.md`):
 //! - [`app`] — builds everything and runs the ordered shutdown.
-//! - [`http`] — warp routes: authenticate, check permission, call one
-//!   memory operation, render JSON.
-//! - [`memory`] — the operations every front calls (remember, recall,
-//!   modify, forget, recover, batches), given a verified caller.
+//! - [`cli`] — subcommands that are not the server (tokens, service
+//!   install, backup, doctor, the stdio MCP bridge).
+//! - [`http`] — the warp front: edge guard, authenticate, parse, call one
+//!   domain operation, render.
+//! - [`mcp`] — the MCP front: the memory tools served at `/mcp`.
+//! - [`pipeline`] — the extraction pipeline: a background front (an actor
+//!   under the supervisor) that embeds and extracts through the domain.
+//! - [`webhooks`] — delivery of events to configured receivers.
+//! - [`memory`] — the domain layer, the only door: every operation (memory
+//!   records, tokens, repair, diagnostics, metrics figures, analytics)
+//!   admits its verified caller (permission, scope, rate limits, kill
+//!   switch) and applies the mutation rules.
 //! - [`actors`] — the supervisor and its children; the store writer is the
 //!   only SQLite writer and commits in groups.
+//! - [`extract`] — LLM extraction: prompts, providers, decision parsing.
+//! - [`embed`] — embedding providers (native MiniLM, ollama, OpenAI-style).
+//! - [`auth`] — tokens, roles and permissions, secret, revocations, ledger.
+//! - [`diagnostics`], [`telemetry`], [`logbuf`] — health scores, request
+//!   figures, the in-memory log.
+//! - [`config`] — typed settings from `agent.yaml` and `SIGNET_*`.
+//! - [`clock`], [`net`] — the daemon's "now"; origin and host parsing.
 //! - [`store`] — plain synchronous SQLite code: migrations, records,
 //!   search, the read pool.
 

@@ -377,7 +377,10 @@ fn main() -> ExitCode {
                 .enable_all()
                 .build();
             let target = signet::cli::mcp::Target::from_env(|k| std::env::var(k).ok());
-            match rt.map_err(anyhow::Error::from).and_then(|rt| rt.block_on(signet::cli::mcp::run(target))) {
+            match rt
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(signet::cli::mcp::run(target)))
+            {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("signet mcp: {e:#}");

@@ -1,7 +1,7 @@
 //! The MCP front: the memory as tools (Signet's names and input schemas),
 //! served over Streamable HTTP at `/mcp` by the `rmcp` SDK and reached
 //! over stdio through `signet mcp` (a bridge to `/mcp`, see
-//! [`crate::cli::mcp`]).
+//! `cli::mcp`).
 //!
 //! A tool call turns its arguments into a typed request and calls one
 //! memory operation on the caller the HTTP edge verified (carried in the
@@ -292,7 +292,8 @@ impl MemoryTools {
                 Err(e) => invalid(e),
             },
             "memory_list" => {
-                let parsed = (|| Ok::<_, String>((a.int("limit")?, a.int("offset")?, a.str("type")?)))();
+                let parsed =
+                    (|| Ok::<_, String>((a.int("limit")?, a.int("offset")?, a.str("type")?)))();
                 match parsed {
                     Ok((limit, offset, kind)) => render(
                         "List",

@@ -34,7 +34,11 @@ impl Target {
     /// in `/mcp`), else `SIGNET_HOST`/`SIGNET_PORT`; `SIGNET_TOKEN`, else
     /// `SIGNET_API_KEY`.
     pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Target {
-        let set = |k: &str| var(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let set = |k: &str| {
+            var(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         let base = set("SIGNET_DAEMON_URL").unwrap_or_else(|| {
             format!(
                 "http://{}:{}",
@@ -71,8 +75,7 @@ fn request_ids(msg: &Value) -> Vec<Value> {
 }
 
 fn error_line(id: Value, code: i64, message: &str) -> String {
-    json!({ "jsonrpc": "2.0", "id": id, "error": { "code": code, "message": message } })
-        .to_string()
+    json!({ "jsonrpc": "2.0", "id": id, "error": { "code": code, "message": message } }).to_string()
 }
 
 /// Forward one message; the lines to write back.
@@ -105,12 +108,7 @@ async fn forward(
     };
     let resp = match req.send().await {
         Ok(r) => r,
-        Err(e) => {
-            return refused(format!(
-                "signet daemon unreachable at {}: {e}",
-                target.url
-            ))
-        }
+        Err(e) => return refused(format!("signet daemon unreachable at {}: {e}", target.url)),
     };
     let status = resp.status();
     let body = resp.text().await.unwrap_or_default();
@@ -125,12 +123,15 @@ async fn forward(
         };
     }
     // A JSON-RPC error from the transport (id null): give it the ids.
-    if let Some(err) = answer.as_ref().and_then(|a| a.get("error")).filter(|_| {
-        answer
-            .as_ref()
-            .is_some_and(|a| a.get("jsonrpc").is_some())
-    }) {
-        let code = err.get("code").and_then(Value::as_i64).unwrap_or(DAEMON_ERROR);
+    if let Some(err) = answer
+        .as_ref()
+        .and_then(|a| a.get("error"))
+        .filter(|_| answer.as_ref().is_some_and(|a| a.get("jsonrpc").is_some()))
+    {
+        let code = err
+            .get("code")
+            .and_then(Value::as_i64)
+            .unwrap_or(DAEMON_ERROR);
         let message = err.get("message").and_then(Value::as_str).unwrap_or("");
         return ids
             .iter()
@@ -230,17 +231,25 @@ mod tests {
             ("SIGNET_TOKEN", "t"),
             ("SIGNET_API_KEY", "k"),
         ]));
-        assert_eq!((t.url.as_str(), t.token.as_deref()), ("http://h:1/mcp", Some("t")));
+        assert_eq!(
+            (t.url.as_str(), t.token.as_deref()),
+            ("http://h:1/mcp", Some("t"))
+        );
     }
 
     #[test]
     fn only_requests_have_ids_to_answer() {
         let ids = |s: &str| request_ids(&serde_json::from_str(s).expect("json"));
-        assert_eq!(ids(r#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#), vec![json!(7)]);
+        assert_eq!(
+            ids(r#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#),
+            vec![json!(7)]
+        );
         assert!(ids(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).is_empty());
         assert!(ids(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#).is_empty());
         assert_eq!(
-            ids(r#"[{"jsonrpc":"2.0","id":"a","method":"x"},{"jsonrpc":"2.0","method":"n"},{"jsonrpc":"2.0","id":2,"method":"y"}]"#),
+            ids(
+                r#"[{"jsonrpc":"2.0","id":"a","method":"x"},{"jsonrpc":"2.0","method":"n"},{"jsonrpc":"2.0","id":2,"method":"y"}]"#
+            ),
             vec![json!("a"), json!(2)]
         );
     }

@@ -405,19 +405,12 @@ pub fn logs(st: AppState) -> BoxedFilter<(Response,)> {
             .and(warp::get())
             .and(auth::require(st.clone(), Permission::Diagnostics))
             .and(warp::query::<HashMap<String, String>>())
-            .map(|caller: Caller, q: HashMap<String, String>| {
-                if let Err(e) = caller.require_unscoped("the daemon log") {
-                    return super::error::ApiError::from(e).to_response();
-                }
-                let limit = q
-                    .get("limit")
-                    .and_then(|l| l.parse().ok())
-                    .unwrap_or(100usize)
-                    .min(crate::logbuf::KEPT);
-                let logs =
-                    crate::logbuf::global().recent(limit, q.get("level").map(String::as_str));
-                super::json(&serde_json::json!({ "logs": logs, "count": logs.len() }))
-            }),
+            .and(with_state(st))
+            .and_then(
+                |caller: Caller, q: HashMap<String, String>, st: AppState| async move {
+                    super::error::reply(st.ops.logs(&caller, &q).await)
+                },
+            ),
     )
 }
 
@@ -428,15 +421,16 @@ pub fn log_stream(st: AppState) -> BoxedFilter<(Response,)> {
             .and(warp::get())
             .and(auth::require(st.clone(), Permission::Diagnostics))
             .and(with_state(st))
-            .map(|caller: Caller, st: AppState| {
-                if let Err(e) = caller.require_unscoped("the daemon log") {
-                    return super::error::ApiError::from(e).to_response();
-                }
+            .and_then(|caller: Caller, st: AppState| async move {
+                let feed = match st.ops.log_feed(&caller).await {
+                    Ok(f) => f,
+                    Err(e) => return super::error::reply::<()>(Err(e)),
+                };
                 let mut stop = st.shutdown.clone();
                 let stopped = async move {
                     let _ = stop.wait_for(|s| *s).await;
                 };
-                let entries = BroadcastStream::new(crate::logbuf::global().subscribe())
+                let entries = BroadcastStream::new(feed)
                     .take_while(|r| r.is_ok())
                     .filter_map(|r| r.ok());
                 let live = futures_util::StreamExt::take_until(entries, stopped).map(|e| {
@@ -447,7 +441,7 @@ pub fn log_stream(st: AppState) -> BoxedFilter<(Response,)> {
                     .interval(Duration::from_secs(15))
                     .text(" keepalive")
                     .stream(live);
-                warp::sse::reply(body).into_response()
+                Ok(warp::sse::reply(body).into_response())
             }),
     )
 }

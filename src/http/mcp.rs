@@ -32,7 +32,8 @@ type Service = StreamableHttpService<MemoryTools, NeverSessionManager>;
 
 /// A JSON-RPC error answer with no request id.
 fn rpc_error(status: StatusCode, code: i64, message: &str) -> Response {
-    let body = json!({ "jsonrpc": "2.0", "error": { "code": code, "message": message }, "id": null });
+    let body =
+        json!({ "jsonrpc": "2.0", "error": { "code": code, "message": message }, "id": null });
     warp::reply::with_status(warp::reply::json(&body), status).into_response()
 }
 
@@ -42,34 +43,43 @@ fn media_types<'a>(h: &'a HeaderMap, name: &str) -> impl Iterator<Item = String>
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|t| t.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
 }
 
+/// A transport-level refusal: status, JSON-RPC code, message.
+type Refusal = (StatusCode, i64, String);
+
 /// Signet's checks of a POST, before the SDK sees it.
-fn check_post(h: &HeaderMap, raw: &[u8]) -> Result<(), Response> {
+fn check_post(h: &HeaderMap, raw: &[u8]) -> Result<(), Refusal> {
     let accept: Vec<String> = media_types(h, "accept").collect();
     let takes = |t: &str| accept.iter().any(|a| a == t);
     if !(takes("application/json") && takes("text/event-stream")) {
-        return Err(rpc_error(
+        return Err((
             StatusCode::NOT_ACCEPTABLE,
             -32000,
-            "Not Acceptable: Client must accept both application/json and text/event-stream",
+            "Not Acceptable: Client must accept both application/json and text/event-stream".into(),
         ));
     }
     if !media_types(h, "content-type").any(|t| t == "application/json") {
-        return Err(rpc_error(
+        return Err((
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             -32000,
-            "Unsupported Media Type: Content-Type must be application/json",
+            "Unsupported Media Type: Content-Type must be application/json".into(),
         ));
     }
     if let Some(v) = h.get("mcp-protocol-version") {
         let v = v.to_str().unwrap_or("");
         if !PROTOCOL_VERSIONS.contains(&v) {
-            return Err(rpc_error(
+            return Err((
                 StatusCode::BAD_REQUEST,
                 -32000,
-                &format!(
+                format!(
                     "Bad Request: Unsupported protocol version (supported versions: {})",
                     PROTOCOL_VERSIONS.join(", ")
                 ),
@@ -77,10 +87,10 @@ fn check_post(h: &HeaderMap, raw: &[u8]) -> Result<(), Response> {
         }
     }
     if serde_json::from_slice::<serde_json::Value>(raw).is_err() {
-        return Err(rpc_error(
+        return Err((
             StatusCode::BAD_REQUEST,
             -32700,
-            "Parse error: Invalid JSON",
+            "Parse error: Invalid JSON".into(),
         ));
     }
     Ok(())
@@ -104,13 +114,10 @@ pub fn service(st: &AppState) -> Service {
     )
 }
 
-async fn post(
-    svc: Arc<Service>,
-    caller: Caller,
-    headers: HeaderMap,
-    raw: Bytes,
-) -> Result<Response, Response> {
-    check_post(&headers, &raw)?;
+async fn post(svc: Arc<Service>, caller: Caller, headers: HeaderMap, raw: Bytes) -> Response {
+    if let Err((status, code, message)) = check_post(&headers, &raw) {
+        return rpc_error(status, code, &message);
+    }
     // Signet's MCP server calls the daemon as `mcp-server`, a harness.
     let mut caller = caller;
     if !caller.verified && caller.actor == crate::memory::ANONYMOUS {
@@ -120,13 +127,12 @@ async fn post(
         caller.actor_type = Some("harness".into());
     }
     // The bytes are JSON (checked above), hence UTF-8.
-    let text = String::from_utf8(raw.to_vec())
-        .map_err(|_| rpc_error(StatusCode::BAD_REQUEST, -32700, "Parse error: Invalid JSON"))?;
-    let mut req = warp::http::Request::builder()
-        .method(Method::POST)
-        .uri("/mcp")
-        .body(text)
-        .map_err(|e| rpc_error(StatusCode::BAD_REQUEST, -32600, &e.to_string()))?;
+    let Ok(text) = String::from_utf8(raw.to_vec()) else {
+        return rpc_error(StatusCode::BAD_REQUEST, -32700, "Parse error: Invalid JSON");
+    };
+    let mut req = warp::http::Request::new(text);
+    *req.method_mut() = Method::POST;
+    *req.uri_mut() = warp::http::Uri::from_static("/mcp");
     *req.headers_mut() = headers;
     req.extensions_mut().insert(caller);
     let answer = svc.handle(req).await;
@@ -139,7 +145,7 @@ async fn post(
     let mut out = Response::new(bytes.into());
     *out.status_mut() = parts.status;
     *out.headers_mut() = parts.headers;
-    Ok(out)
+    out
 }
 
 /// ALL /mcp
@@ -195,11 +201,7 @@ pub fn route(st: AppState) -> BoxedFilter<(Response,)> {
                 move |caller: Caller, headers: HeaderMap, raw: Bytes, _st: AppState| {
                     let svc = svc.clone();
                     async move {
-                        Ok::<_, std::convert::Infallible>(
-                            post(svc, caller, headers, raw)
-                                .await
-                                .unwrap_or_else(|r| r),
-                        )
+                        Ok::<_, std::convert::Infallible>(post(svc, caller, headers, raw).await)
                     }
                 },
             )

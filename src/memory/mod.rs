@@ -267,10 +267,9 @@ impl MemoryError {
                     507,
                     &format!("disk full: {s}; reads still work, writes resume once space is freed"),
                 ),
-                Some(crate::store::Fault::ReadOnly) => msg(
-                    503,
-                    &format!("store is read-only: {s}; reads still work"),
-                ),
+                Some(crate::store::Fault::ReadOnly) => {
+                    msg(503, &format!("store is read-only: {s}; reads still work"))
+                }
                 None => {
                     tracing::error!(error = %s, "storage fault");
                     msg(500, "internal storage error")

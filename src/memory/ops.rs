@@ -436,14 +436,38 @@ impl Ops {
                 "recall": t.recall.percentiles(),
                 "mutate": t.mutate.percentiles(),
             }),
-            "logs" => self.logs(caller, q)?,
+            "logs" => self.log_lines(caller, q)?,
             other => return Err(MemoryError::NoSuch(format!("no analytics view '{other}'"))),
         })
     }
 
-    /// The daemon log's recent lines (`limit`, `level`); daemon-wide, so
-    /// only an unscoped caller may read it.
-    pub fn logs(&self, caller: &Caller, q: &HashMap<String, String>) -> Result<Value, MemoryError> {
+    /// `GET /api/logs`: the daemon log's recent lines (`limit`, `level`).
+    pub async fn logs(
+        &self,
+        caller: &Caller,
+        q: &HashMap<String, String>,
+    ) -> Result<Value, MemoryError> {
+        self.p.memories.admit(caller, Operation::Diagnose).await?;
+        self.log_lines(caller, q)
+    }
+
+    /// The live daemon log, for a stream; daemon-wide like the lines.
+    pub async fn log_feed(
+        &self,
+        caller: &Caller,
+    ) -> Result<tokio::sync::broadcast::Receiver<Arc<crate::logbuf::LogEntry>>, MemoryError> {
+        self.p.memories.admit(caller, Operation::Diagnose).await?;
+        caller.require_unscoped("the daemon log")?;
+        Ok(crate::logbuf::global().subscribe())
+    }
+
+    /// The daemon log's recent lines; daemon-wide, so only an unscoped
+    /// caller may read it.
+    fn log_lines(
+        &self,
+        caller: &Caller,
+        q: &HashMap<String, String>,
+    ) -> Result<Value, MemoryError> {
         caller.require_unscoped("the daemon log")?;
         let limit = q
             .get("limit")
