@@ -255,13 +255,18 @@ pub fn keyword_any(
     let (rows, avg_len) = index_totals(conn)?;
     let mut stmt =
         conn.prepare_cached("SELECT rowid FROM memories_fts WHERE memories_fts MATCH ?1")?;
-    let mut scores: std::collections::HashMap<i64, (f64, u32)> = std::collections::HashMap::new();
+    // Rowids are small integers: a fast non-keyed hash (no input here is
+    // chosen per bucket by a client: rowids are the store's own).
+    let mut scores: rustc_hash::FxHashMap<i64, (f64, u32)> = Default::default();
+    let mut ids: Vec<i64> = Vec::new();
     for op in operands {
-        let ids: Vec<i64> = stmt
-            .query_map([op], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
+        ids.clear();
+        for id in stmt.query_map([op], |r| r.get(0))? {
+            ids.push(id?);
+        }
         let w = idf(rows, ids.len());
-        for id in ids {
+        scores.reserve(ids.len());
+        for &id in &ids {
             let e = scores.entry(id).or_insert((0.0, 0));
             e.0 += w;
             e.1 += 1;
@@ -272,7 +277,21 @@ pub fn keyword_any(
         .filter(|(_, (_, n))| *n >= min_matched)
         .map(|(r, (s, n))| (r, s, n))
         .collect();
-    ranked.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
+    // Best first; only the prefix the cut reads is ever sorted (a common
+    // word matches thousands of rows, the cut needs a few dozen).
+    let order = |a: &(i64, f64, u32), b: &(i64, f64, u32)| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0));
+    let mut sorted = 0usize;
+    let mut sort_upto = |ranked: &mut Vec<(i64, f64, u32)>, upto: usize| {
+        let upto = upto.min(ranked.len());
+        if upto > sorted {
+            let tail = &mut ranked[sorted..];
+            if upto - sorted < tail.len() {
+                tail.select_nth_unstable_by(upto - sorted, order);
+            }
+            ranked[sorted..upto].sort_unstable_by(order);
+            sorted = upto;
+        }
+    };
     // A selective filter never loses results to the cut; a large tie at
     // the cut is bounded.
     let most = depth.saturating_mul(2);
@@ -281,6 +300,7 @@ pub fn keyword_any(
     let mut batch = depth.saturating_mul(2).max(32);
     while next < ranked.len() && taken.len() < most {
         if taken.len() >= depth {
+            sort_upto(&mut ranked, next + 1);
             if ranked[next].1 < taken[depth - 1].1 {
                 break;
             }
@@ -288,6 +308,7 @@ pub fn keyword_any(
             batch = batch.min(most - taken.len());
         }
         let end = (next + batch).min(ranked.len());
+        sort_upto(&mut ranked, end);
         let part = &ranked[next..end];
         let ids: Vec<i64> = part.iter().map(|c| c.0).collect();
         let mut found: std::collections::HashMap<i64, Hit> = hits_by_rowid(conn, &ids, filter)?
