@@ -1,8 +1,6 @@
 //! Concurrency and supervision through the real server.
 
-mod common;
-
-use common::*;
+use crate::helpers::*;
 use serde_json::json;
 use signet::actors::store_writer::WriterMsg;
 

@@ -5,16 +5,12 @@
 //! port 0 over temp workspaces and talks to them over HTTP only; tokens are
 //! signed with the workspace secret the daemon created.
 
-mod common;
-#[path = "safety/mod.rs"]
-mod safety;
-
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::helpers::*;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine;
-use common::*;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -57,7 +53,7 @@ fn limit(max: u32) -> RateLimit {
     }
 }
 
-fn project(p: &str) -> Scope {
+pub(crate) fn project(p: &str) -> Scope {
     Scope {
         project: Some(p.into()),
         ..Default::default()
@@ -75,7 +71,7 @@ fn sign(t: &TestApp, claims: &Claims) -> String {
 }
 
 /// A valid one-hour token with a fresh `jti`.
-fn token(t: &TestApp, role: Role, sub: &str, scope: Scope) -> String {
+pub(crate) fn token(t: &TestApp, role: Role, sub: &str, scope: Scope) -> String {
     let iat = now();
     sign(
         t,
@@ -90,7 +86,7 @@ fn token(t: &TestApp, role: Role, sub: &str, scope: Scope) -> String {
     )
 }
 
-fn admin(t: &TestApp) -> String {
+pub(crate) fn admin(t: &TestApp) -> String {
     token(t, Role::Admin, "test-admin", Scope::default())
 }
 
@@ -103,7 +99,7 @@ fn forge(payload: &[u8], secret: &[u8]) -> String {
 }
 
 /// A request with an optional bearer token, extra headers and JSON body.
-async fn request(
+pub(crate) async fn request(
     t: &TestApp,
     method: &str,
     path: &str,
@@ -131,7 +127,7 @@ async fn get_as(t: &TestApp, path: &str, tok: &str) -> Resp {
     request(t, "GET", path, None, Some(tok), &[]).await
 }
 
-async fn post_as(t: &TestApp, path: &str, body: Value, tok: &str) -> Resp {
+pub(crate) async fn post_as(t: &TestApp, path: &str, body: Value, tok: &str) -> Resp {
     request(t, "POST", path, Some(body), Some(tok), &[]).await
 }
 

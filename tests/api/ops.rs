@@ -5,12 +5,10 @@
 //! the keyword index corrupted) by writing to the SQLite file directly while
 //! the daemon runs. Every wait is bounded.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::helpers::*;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
 use signet::auth::{Claims, Role};

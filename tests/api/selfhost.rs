@@ -1,15 +1,13 @@
 //! Self-hosting tools through the real binary: service install, backup
 //! under load, restore, doctor.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
+use crate::helpers::*;
 use serde_json::json;
 
 fn signet(args: &[&str], workspace: &Path, home: &Path) -> Output {

@@ -1,12 +1,10 @@
 //! Webhooks against real receivers on loopback.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::helpers::*;
 use signet::webhooks::{verify, WebhookConfig};
 use warp::Filter;
 

@@ -2,11 +2,9 @@
 //! each test starts a real daemon on port 0 over a fresh temp workspace and
 //! talks to it over HTTP only.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::*;
+use crate::helpers::*;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 

@@ -12,8 +12,8 @@ use signet::auth::Role;
 use signet::config::{AuthMode, Config};
 use signet::store::Scope;
 
-use super::common::*;
-use super::{admin, post_as, project, request, token};
+use crate::auth::{admin, post_as, project, request, token};
+use crate::helpers::*;
 
 /// A response read off a raw socket.
 pub struct RawResp {

@@ -7,14 +7,12 @@
 //! starts real daemons on port 0 over temp workspaces and talks to them
 //! over HTTP only.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::helpers::*;
 use serde_json::{json, Value};
 use signet::auth::{Claims, Role};
 use signet::config::{AuthMode, Config};

@@ -13,15 +13,13 @@
 //! Job rows are read straight from the workspace's SQLite file, read-only.
 //! Every wait is bounded, so no test can hang on a silent pipeline.
 
-mod common;
-
 use std::convert::Infallible;
 use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::helpers::*;
 use rusqlite::{Connection, OpenFlags};
 use serde_json::{json, Value};
 use signet::config::Config;

@@ -10,14 +10,12 @@
 //!
 //! Every read has a timeout, so no test can hang on a silent stream.
 
-mod common;
-
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::helpers::*;
 use serde_json::{json, Value};
 use signet::auth::{Claims, Role};
 use signet::config::{AuthMode, Config};
