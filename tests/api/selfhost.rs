@@ -7,8 +7,9 @@ use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::helpers::*;
 use serde_json::json;
+
+use crate::helpers::{free_port, spawn_app, spawn_in};
 
 fn signet(args: &[&str], workspace: &Path, home: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_signet"))
@@ -268,14 +269,6 @@ fn doctor(ws: &Path) -> (bool, String) {
         .output()
         .expect("doctor");
     (out.status.success(), text(&out))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 async fn healthy_workspace(mode: &str) -> tempfile::TempDir {

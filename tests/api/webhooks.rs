@@ -4,9 +4,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::helpers::*;
 use signet::webhooks::{verify, WebhookConfig};
 use warp::Filter;
+
+use crate::helpers::spawn_with;
 
 /// What a receiver saw: (timestamp header, signature header, body).
 type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
