@@ -18,25 +18,24 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use signet::auth::Role;
 use signet::store::Scope;
-use tokio::sync::RwLock;
 
 use crate::helpers::sse::{
     head_of, open_sse, sse_request, subscribe, summary, Next, SseClient, SseEvent, READ,
 };
 use crate::helpers::{
     call, delete_q, delete_q_as, into_resp, patch, patch_as, project, recover, remember_as,
-    remember_content, spawn_app, spawn_in, spawn_with, team, token, Resp, TestApp, UNKNOWN_ID,
+    remember_content, spawn_app, spawn_in, spawn_with, team, token, Resp, TestApp, HEAVY,
+    UNKNOWN_ID,
 };
 
 // ---------------------------------------------------------------------------
 // harness
 // ---------------------------------------------------------------------------
 
-/// The throughput test takes this exclusively so that its measurements are
-/// not disturbed by the other tests of this module (which share it). Tests
-/// of the other modules of the binary do not take it: one of them may run
-/// beside the throughput test.
-static HEAVY: RwLock<()> = RwLock::const_new(());
+// The throughput test takes `HEAVY` exclusively so that its measurements are
+// not disturbed by the other tests, whose daemons take it shared (the tests
+// of this module also take it themselves, as they did when it was this
+// binary's own lock).
 
 /// The query string of every delete of this module.
 const REASON: &str = "reason=sse-test";

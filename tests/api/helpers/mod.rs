@@ -3,16 +3,19 @@
 //! HTTP client (`app`), requests with tokens and headers and checks of
 //! error answers (`http`), tokens signed with the workspace secret and
 //! config tweaks (`auth`), the memory calls the tests make over and over
-//! (`memory`), and a server-sent-events client (`sse`).
+//! (`memory`), a server-sent-events client (`sse`), and the lock that lets
+//! a throughput test run alone among the daemons of the process (`heavy`).
 
 mod app;
 mod auth;
+mod heavy;
 mod http;
 mod memory;
 pub mod sse;
 
 pub use app::*;
 pub use auth::*;
+pub use heavy::HEAVY;
 pub use http::*;
 pub use memory::*;
 
