@@ -6,10 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
+use crate::helpers::free_port;
 
 fn start(workspace: &std::path::Path, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_signet"))

@@ -1,14 +1,13 @@
 //! Webhooks against real receivers on loopback.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
 use signet::webhooks::{verify, WebhookConfig};
 use warp::Filter;
+
+use crate::helpers::spawn_with;
 
 /// What a receiver saw: (timestamp header, signature header, body).
 type Seen = Arc<Mutex<Vec<(String, String, String)>>>;

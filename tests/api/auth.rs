@@ -5,22 +5,22 @@
 //! port 0 over temp workspaces and talks to them over HTTP only; tokens are
 //! signed with the workspace secret the daemon created.
 
-mod common;
-#[path = "safety/mod.rs"]
-mod safety;
-
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine;
-use common::*;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use signet::auth::{Claims, Role};
-use signet::config::{AuthMode, Config, RateLimit};
+use signet::config::{AuthMode, Config};
 use signet::store::Scope;
+
+use crate::helpers::{
+    admin, delete_q_as, get_as, into_resp, limit, now, post_as, project, remember_as, request,
+    secret_of, sign, spawn_app, spawn_in, spawn_with, team, token, Resp, TestApp,
+};
 
 // ---------------------------------------------------------------------------
 // helpers
@@ -29,16 +29,8 @@ use signet::store::Scope;
 /// A public address a trusted proxy reports as the client.
 const REMOTE: &str = "203.0.113.7";
 
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
-}
-
-fn team(cfg: &mut Config) {
-    cfg.settings.auth.mode = AuthMode::Team;
 }
 
 fn hybrid(cfg: &mut Config) {
@@ -50,50 +42,6 @@ fn hybrid_behind_proxy(cfg: &mut Config) {
     cfg.settings.auth.trusted_proxies = vec!["127.0.0.0/8".into()];
 }
 
-fn limit(max: u32) -> RateLimit {
-    RateLimit {
-        window_ms: 60_000,
-        max,
-    }
-}
-
-fn project(p: &str) -> Scope {
-    Scope {
-        project: Some(p.into()),
-        ..Default::default()
-    }
-}
-
-/// The workspace secret of a daemon started in team or hybrid mode.
-fn secret_of(t: &TestApp) -> Vec<u8> {
-    signet::auth::secret::load(&t.workspace).expect("workspace secret")
-}
-
-/// Sign claims with the daemon's secret.
-fn sign(t: &TestApp, claims: &Claims) -> String {
-    signet::auth::token::sign(claims, &secret_of(t))
-}
-
-/// A valid one-hour token with a fresh `jti`.
-fn token(t: &TestApp, role: Role, sub: &str, scope: Scope) -> String {
-    let iat = now();
-    sign(
-        t,
-        &Claims {
-            sub: sub.into(),
-            role,
-            scope,
-            iat,
-            exp: iat + 3600,
-            jti: Some(uuid::Uuid::new_v4().to_string()),
-        },
-    )
-}
-
-fn admin(t: &TestApp) -> String {
-    token(t, Role::Admin, "test-admin", Scope::default())
-}
-
 /// A token over an arbitrary payload, correctly signed with `secret`.
 fn forge(payload: &[u8], secret: &[u8]) -> String {
     let p = URL_SAFE_NO_PAD.encode(payload);
@@ -102,62 +50,13 @@ fn forge(payload: &[u8], secret: &[u8]) -> String {
     format!("{p}.{}", URL_SAFE_NO_PAD.encode(m.finalize().into_bytes()))
 }
 
-/// A request with an optional bearer token, extra headers and JSON body.
-async fn request(
-    t: &TestApp,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-    token: Option<&str>,
-    headers: &[(&str, &str)],
-) -> Resp {
-    let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-    let mut req = t.client.request(m, t.url(path));
-    if let Some(tok) = token {
-        req = req.bearer_auth(tok);
-    }
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    if let Some(b) = body {
-        req = req
-            .header("content-type", "application/json")
-            .body(b.to_string());
-    }
-    into_resp(req.send().await.expect("request")).await
-}
-
-async fn get_as(t: &TestApp, path: &str, tok: &str) -> Resp {
-    request(t, "GET", path, None, Some(tok), &[]).await
-}
-
-async fn post_as(t: &TestApp, path: &str, body: Value, tok: &str) -> Resp {
-    request(t, "POST", path, Some(body), Some(tok), &[]).await
-}
-
 async fn whoami(t: &TestApp, tok: &str) -> Resp {
     get_as(t, "/api/auth/whoami", tok).await
 }
 
-/// Remember as `tok`; asserts 200 and returns the id.
-async fn remember_as(t: &TestApp, tok: &str, body: Value) -> String {
-    let r = post_as(t, "/api/memory/remember", body.clone(), tok).await;
-    assert_eq!(r.status, 200, "remember {body} failed: {:?}", r.body);
-    assert_eq!(r.body["deduped"], false, "unexpected dedupe: {:?}", r.body);
-    r.body["id"].as_str().expect("id").to_string()
-}
-
 /// Delete as `tok`; asserts the record was deleted.
 async fn delete_as(t: &TestApp, id: &str, tok: &str) {
-    let r = request(
-        t,
-        "DELETE",
-        &format!("/api/memory/{id}?reason=test"),
-        None,
-        Some(tok),
-        &[],
-    )
-    .await;
+    let r = delete_q_as(t, id, "reason=test", Some(tok)).await;
     assert_eq!(r.status, 200, "delete {id}: {:?}", r.body);
     assert_eq!(r.body["status"], "deleted", "{:?}", r.body);
 }
@@ -683,8 +582,8 @@ async fn a_project_scoped_token_reads_and_writes_only_its_project_and_admin_bypa
     // Remember stamps the scope; an explicit conflicting value is 403.
     let a1 = remember_as(
         &t,
-        &alpha,
         json!({ "content": "alpha owned note about otters" }),
+        Some(&alpha),
     )
     .await;
     let g = get_as(&t, &format!("/api/memory/{a1}"), &adm).await;
@@ -707,22 +606,22 @@ async fn a_project_scoped_token_reads_and_writes_only_its_project_and_admin_bypa
     );
     let a2 = remember_as(
         &t,
-        &alpha,
         json!({ "content": "alpha explicit project note", "project": "alpha" }),
+        Some(&alpha),
     )
     .await;
 
     // Records of project beta, written by the admin.
     let b1 = remember_as(
         &t,
-        &adm,
         json!({ "content": "beta secret plan", "project": "beta", "who": "beta-writer" }),
+        Some(&adm),
     )
     .await;
     let b_dead = remember_as(
         &t,
-        &adm,
         json!({ "content": "beta tombstone", "project": "beta" }),
+        Some(&adm),
     )
     .await;
     delete_as(&t, &b_dead, &adm).await;
@@ -795,16 +694,16 @@ async fn a_project_scoped_token_reads_and_writes_only_its_project_and_admin_bypa
         beta_zebras.push(
             remember_as(
                 &t,
-                &adm,
                 json!({ "content": format!("zebra zebra zebra herd {i}"), "project": "beta" }),
+                Some(&adm),
             )
             .await,
         );
     }
     let a_zebra = remember_as(
         &t,
-        &alpha,
         json!({ "content": "one zebra was seen near the alpha office among many other animals and plenty of unrelated words" }),
+        Some(&alpha),
     )
     .await;
     let r = post_as(&t, "/api/memory/recall", json!({ "query": "zebra" }), &adm).await;
@@ -1004,8 +903,8 @@ async fn agent_and_user_scopes_stamp_and_confine_like_project_scopes() {
 
     let mine = remember_as(
         &t,
-        &bot,
         json!({ "content": "bot one remembers the deploy key rotation" }),
+        Some(&bot),
     )
     .await;
     assert_eq!(
@@ -1022,8 +921,8 @@ async fn agent_and_user_scopes_stamp_and_confine_like_project_scopes() {
     assert_eq!(r.status, 403, "{:?}", r.body);
     let theirs = remember_as(
         &t,
-        &adm,
         json!({ "content": "bot two private note", "agent": "bot-2" }),
+        Some(&adm),
     )
     .await;
     assert_out_of_scope(
@@ -1043,7 +942,12 @@ async fn agent_and_user_scopes_stamp_and_confine_like_project_scopes() {
     let r = get_as(&t, "/api/memories?limit=1000", &bot).await;
     assert_eq!(ids_of(&r.body, "memories"), BTreeSet::from([mine.clone()]));
 
-    let u1_note = remember_as(&t, &u1, json!({ "content": "user one likes dark mode" })).await;
+    let u1_note = remember_as(
+        &t,
+        json!({ "content": "user one likes dark mode" }),
+        Some(&u1),
+    )
+    .await;
     assert_eq!(
         get_as(&t, &format!("/api/memory/{u1_note}"), &adm)
             .await
@@ -1060,8 +964,8 @@ async fn agent_and_user_scopes_stamp_and_confine_like_project_scopes() {
     assert_eq!(r.status, 403, "{:?}", r.body);
     let u2_note = remember_as(
         &t,
-        &adm,
         json!({ "content": "user two likes light mode", "user": "u2" }),
+        Some(&adm),
     )
     .await;
     assert_out_of_scope(
@@ -1085,7 +989,12 @@ async fn agent_and_user_scopes_stamp_and_confine_like_project_scopes() {
     );
 
     // Several fields: all must match.
-    let both_note = remember_as(&t, &both, json!({ "content": "alpha and u1 shared fact" })).await;
+    let both_note = remember_as(
+        &t,
+        json!({ "content": "alpha and u1 shared fact" }),
+        Some(&both),
+    )
+    .await;
     let g = get_as(&t, &format!("/api/memory/{both_note}"), &adm).await;
     assert_eq!(
         (g.body["project"].clone(), g.body["user"].clone()),
@@ -1093,8 +1002,8 @@ async fn agent_and_user_scopes_stamp_and_confine_like_project_scopes() {
     );
     let other_user = remember_as(
         &t,
-        &adm,
         json!({ "content": "alpha but another user", "project": "alpha", "user": "u2" }),
+        Some(&adm),
     )
     .await;
     assert_out_of_scope(
@@ -1118,12 +1027,17 @@ async fn a_scoped_write_never_hands_back_a_record_outside_the_scope() {
     let alpha = token(&t, Role::Agent, "alpha-agent", project("alpha"));
     let beta = remember_as(
         &t,
-        &adm,
         json!({ "content": "beta quarterly numbers are confidential",
                 "project": "beta", "sourceType": "import", "sourceId": "beta-doc-1" }),
+        Some(&adm),
     )
     .await;
-    let mine = remember_as(&t, &alpha, json!({ "content": "alpha roadmap draft" })).await;
+    let mine = remember_as(
+        &t,
+        json!({ "content": "alpha roadmap draft" }),
+        Some(&alpha),
+    )
+    .await;
     // Every check runs; the failures are reported together.
     let mut leaks: Vec<String> = Vec::new();
 
@@ -1311,8 +1225,8 @@ async fn each_token_defect_is_401_with_its_reason_and_a_token_without_jti_is_val
     );
     let id = remember_as(
         &t,
-        &legacy,
         json!({ "content": "written with a jti-less token" }),
+        Some(&legacy),
     )
     .await;
     assert_eq!(
@@ -1673,7 +1587,7 @@ async fn an_admin_mints_working_tokens_with_the_requested_sub_role_scope_and_ttl
     assert!(c["jti"].as_str().is_some_and(|j| !j.is_empty()), "{c:?}");
     assert_eq!(r.body["jti"], c["jti"]);
     // It acts as its claims say: scoped agent writes land in project m.
-    let id = remember_as(&t, &minted, json!({ "content": "minted bot note" })).await;
+    let id = remember_as(&t, json!({ "content": "minted bot note" }), Some(&minted)).await;
     assert_eq!(
         get_as(&t, &format!("/api/memory/{id}"), &adm).await.body["project"],
         "m"
@@ -1948,8 +1862,8 @@ async fn records(t: &TestApp, tok: &str, n: usize, label: &str) -> Vec<String> {
         ids.push(
             remember_as(
                 t,
-                tok,
                 json!({ "content": format!("{label} record number {i}") }),
+                Some(tok),
             )
             .await,
         );
@@ -2431,8 +2345,8 @@ async fn signet_token_create_mints_a_token_the_running_team_server_accepts() {
     );
     let id = remember_as(
         &t,
-        &printed,
         json!({ "content": "written with a CLI token" }),
+        Some(&printed),
     )
     .await;
     assert_eq!(

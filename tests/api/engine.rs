@@ -1,10 +1,9 @@
 //! Concurrency and supervision through the real server.
 
-mod common;
-
-use common::*;
 use serde_json::json;
 use signet::actors::store_writer::WriterMsg;
+
+use crate::helpers::{into_resp, spawn_app};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_parallel_patches_with_the_same_if_version_update_exactly_once() {

@@ -2,53 +2,19 @@
 //! each test starts a real daemon on port 0 over a fresh temp workspace and
 //! talks to it over HTTP only.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::*;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+
+use crate::helpers::{
+    assert_error, delete_q, history, into_resp, is_json, patch, recall, recover, remember_body,
+    remember_id, request, spawn_app, spawn_in, spawn_with, Resp, TestApp, UNKNOWN_ID,
+};
 
 // ---------------------------------------------------------------------------
 // helpers
 // ---------------------------------------------------------------------------
-
-/// Remember with a full body; asserts 200 and returns the response body.
-async fn remember_body(t: &TestApp, body: Value) -> Value {
-    let r = t.post("/api/memory/remember", body).await;
-    assert_eq!(r.status, 200, "remember failed: {:?}", r.body);
-    r.body
-}
-
-/// Remember with a full body and return the id.
-async fn remember_id(t: &TestApp, body: Value) -> String {
-    remember_body(t, body).await["id"]
-        .as_str()
-        .expect("id")
-        .to_string()
-}
-
-fn is_json(r: &Resp) -> bool {
-    r.headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"))
-}
-
-/// Assert `status` and a `{"error": "<non-empty string>"}` JSON body.
-fn assert_error(r: &Resp, status: u16) {
-    assert_eq!(r.status, status, "unexpected status, body {:?}", r.body);
-    let msg = r.body["error"].as_str().unwrap_or_else(|| {
-        panic!("error body must carry an error string: {:?}", r.body);
-    });
-    assert!(!msg.is_empty(), "empty error message: {:?}", r.body);
-    assert!(
-        is_json(r),
-        "content-type must be application/json: {:?}",
-        r.headers
-    );
-}
 
 /// Assert a refused mutation: status code, `status` field and `currentVersion`.
 fn assert_refused(r: &Resp, code: u16, status: &str, id: &str, current: Option<i64>) {
@@ -60,47 +26,8 @@ fn assert_refused(r: &Resp, code: u16, status: &str, id: &str, current: Option<i
     }
 }
 
-/// A request with extra headers and an optional JSON body.
-async fn with_headers(
-    t: &TestApp,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-    headers: &[(&str, &str)],
-) -> Resp {
-    let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-    let mut req = t.client.request(m, t.url(path));
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    if let Some(b) = body {
-        req = req
-            .header("content-type", "application/json")
-            .body(b.to_string());
-    }
-    into_resp(req.send().await.expect("request")).await
-}
-
 async fn get_memory(t: &TestApp, id: &str) -> Resp {
     t.get(&format!("/api/memory/{id}")).await
-}
-
-async fn patch(t: &TestApp, id: &str, body: Value) -> Resp {
-    t.send("PATCH", &format!("/api/memory/{id}"), body).await
-}
-
-/// DELETE with the arguments in the query string and no body (SDK style).
-async fn delete_q(t: &TestApp, id: &str, query: &str) -> Resp {
-    t.raw("DELETE", &format!("/api/memory/{id}?{query}"), None)
-        .await
-}
-
-async fn recover(t: &TestApp, id: &str, body: Value) -> Resp {
-    t.post(&format!("/api/memory/{id}/recover"), body).await
-}
-
-async fn recall(t: &TestApp, body: Value) -> Resp {
-    t.post("/api/memory/recall", body).await
 }
 
 /// GET with a query string built (and encoded) by reqwest.
@@ -139,20 +66,12 @@ async fn recall_ids(t: &TestApp, query: &str) -> Vec<String> {
     ids_of(&r.body["results"])
 }
 
-async fn history(t: &TestApp, id: &str) -> Vec<Value> {
-    let r = t.get(&format!("/api/memory/{id}/history")).await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    r.body["history"].as_array().expect("history").clone()
-}
-
 /// `confirmToken`: first 32 hex chars of sha256 over the sorted ids joined by `|`.
 fn expected_token(ids: &[String]) -> String {
     let mut sorted = ids.to_vec();
     sorted.sort();
     hex::encode(Sha256::digest(sorted.join("|").as_bytes()))[..32].to_string()
 }
-
-const UNKNOWN_ID: &str = "00000000-0000-4000-8000-000000000000";
 
 // ---------------------------------------------------------------------------
 // health and status
@@ -495,11 +414,12 @@ async fn remember_writes_a_created_history_row() {
 #[tokio::test]
 async fn created_history_row_names_the_header_actor_when_the_body_has_no_who() {
     let t = spawn_app().await;
-    let r = with_headers(
+    let r = request(
         &t,
         "POST",
         "/api/memory/remember",
         Some(json!({ "content": "written by alice through a header" })),
+        None,
         &[
             ("x-signet-actor", "alice"),
             ("x-signet-request-id", "req-remember-1"),
@@ -1287,10 +1207,11 @@ async fn an_agent_forcing_the_delete_of_a_pinned_memory_is_403_autonomous_force_
     let t = spawn_app().await;
     let id = remember_id(&t, json!({ "content": "critical: guarded from agents" })).await;
     for actor_type in ["agent", "pipeline"] {
-        let r = with_headers(
+        let r = request(
             &t,
             "DELETE",
             &format!("/api/memory/{id}?reason=agent&force=true"),
+            None,
             None,
             &[("x-signet-actor-type", actor_type)],
         )
@@ -1300,10 +1221,11 @@ async fn an_agent_forcing_the_delete_of_a_pinned_memory_is_403_autonomous_force_
     assert_eq!(get_memory(&t, &id).await.status, 200);
     // An agent may still delete an unpinned memory.
     let plain = t.remember("agents may delete this").await;
-    let r = with_headers(
+    let r = request(
         &t,
         "DELETE",
         &format!("/api/memory/{plain}?reason=agent"),
+        None,
         None,
         &[("x-signet-actor-type", "agent")],
     )
@@ -2258,20 +2180,22 @@ async fn a_wrong_method_on_an_action_path_is_405_not_a_lookup_of_that_id() {
 #[tokio::test]
 async fn the_request_id_is_echoed_when_sent_and_generated_when_absent() {
     let t = spawn_app().await;
-    let r = with_headers(
+    let r = request(
         &t,
         "GET",
         "/health",
+        None,
         None,
         &[("x-signet-request-id", "req-abc-123")],
     )
     .await;
     assert_eq!(r.headers["x-signet-request-id"], "req-abc-123");
     // Also on errors.
-    let r = with_headers(
+    let r = request(
         &t,
         "GET",
         "/nope",
+        None,
         None,
         &[("x-signet-request-id", "req-404")],
     )
@@ -2298,11 +2222,12 @@ async fn the_request_id_is_echoed_when_sent_and_generated_when_absent() {
 async fn history_rows_carry_request_session_actor_and_actor_type_from_headers() {
     let t = spawn_app().await;
     let id = t.remember("audited memory").await;
-    let r = with_headers(
+    let r = request(
         &t,
         "PATCH",
         &format!("/api/memory/{id}"),
         Some(json!({ "importance": 0.3, "reason": "audit" })),
+        None,
         &[
             ("x-signet-request-id", "req-patch-7"),
             ("x-signet-session-id", "sess-42"),
@@ -2313,10 +2238,11 @@ async fn history_rows_carry_request_session_actor_and_actor_type_from_headers() 
     .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.headers["x-signet-request-id"], "req-patch-7");
-    let r = with_headers(
+    let r = request(
         &t,
         "DELETE",
         &format!("/api/memory/{id}?reason=audit"),
+        None,
         None,
         &[
             ("x-signet-request-id", "req-delete-8"),

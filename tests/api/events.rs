@@ -1,6 +1,7 @@
 //! Black-box tests of server-sent events (SPEC §10, issue 5 point 1): a real
 //! daemon on a real port, real HTTP clients reading `GET /sse` and
-//! `GET /api/events` as a byte stream, parsed by the small SSE client below.
+//! `GET /api/events` as a byte stream, parsed by the small SSE client of
+//! `helpers::sse`.
 //! Covered: the lifecycle events and their order, `Last-Event-ID` resumes
 //! (header and query), the bounded ring, `?types=` and `?project=`, token
 //! scopes in team mode, publish-after-commit (refused writes publish
@@ -10,345 +11,39 @@
 //!
 //! Every read has a timeout, so no test can hang on a silent stream.
 
-mod common;
-
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
 use serde_json::{json, Value};
-use signet::auth::{Claims, Role};
-use signet::config::{AuthMode, Config};
+use signet::auth::Role;
 use signet::store::Scope;
-use tokio::sync::RwLock;
+
+use crate::helpers::sse::{
+    head_of, open_sse, sse_request, subscribe, summary, Next, SseClient, SseEvent, READ,
+};
+use crate::helpers::{
+    call, delete_q, delete_q_as, into_resp, patch, patch_as, project, recover, remember_as,
+    remember_content, spawn_app, spawn_in, spawn_with, team, token, Resp, TestApp, HEAVY,
+    UNKNOWN_ID,
+};
 
 // ---------------------------------------------------------------------------
 // harness
 // ---------------------------------------------------------------------------
 
-/// The throughput test takes this exclusively so that its measurements are
-/// not disturbed by the other tests of this binary (which share it).
-static HEAVY: RwLock<()> = RwLock::const_new(());
+// The throughput test takes `HEAVY` exclusively so that its measurements are
+// not disturbed by the other tests, whose daemons take it shared (the tests
+// of this module also take it themselves, as they did when it was this
+// binary's own lock).
 
-/// Longest wait for one expected event (debug build, loaded machine).
-const READ: Duration = Duration::from_secs(10);
-/// How long a stream must stay silent to count as "nothing more came".
-const QUIET: Duration = Duration::from_millis(600);
-
-const UNKNOWN_ID: &str = "00000000-0000-4000-8000-000000000000";
-
-/// One dispatched server-sent event.
-#[derive(Debug, Clone)]
-struct SseEvent {
-    id: Option<u64>,
-    event: Option<String>,
-    data: Value,
-}
-
-impl SseEvent {
-    fn id(&self) -> u64 {
-        self.id
-            .unwrap_or_else(|| panic!("event without an id: {self:?}"))
-    }
-
-    fn kind(&self) -> &str {
-        self.event.as_deref().unwrap_or("message")
-    }
-
-    /// `data.id`: the memory the event is about.
-    fn memory(&self) -> &str {
-        self.data["id"]
-            .as_str()
-            .unwrap_or_else(|| panic!("event without data.id: {self:?}"))
-    }
-}
-
-/// What one read produced.
-#[derive(Debug)]
-enum Next {
-    Event(SseEvent),
-    /// The server ended the stream cleanly.
-    End,
-    /// Nothing within the wait.
-    Timeout,
-    /// The body broke (reset, malformed chunking, ...).
-    Failed(String),
-}
-
-/// A minimal SSE client over `reqwest::Response::chunk`.
-struct SseClient {
-    resp: reqwest::Response,
-    buf: Vec<u8>,
-    /// Where the search for the next blank line resumes.
-    scanned: usize,
-    queue: VecDeque<SseEvent>,
-    comments: Vec<String>,
-    ended: bool,
-    failed: Option<String>,
-    /// Set when the stream is gzip-encoded: chunks go through it first.
-    gunzip: Option<flate2::write::GzDecoder<Vec<u8>>>,
-}
-
-impl SseClient {
-    fn new(resp: reqwest::Response) -> Self {
-        SseClient {
-            resp,
-            buf: Vec::new(),
-            scanned: 0,
-            queue: VecDeque::new(),
-            comments: Vec::new(),
-            ended: false,
-            failed: None,
-            gunzip: None,
-        }
-    }
-
-    /// A client for a gzip-encoded stream.
-    fn gzip(resp: reqwest::Response) -> Self {
-        let mut c = SseClient::new(resp);
-        c.gunzip = Some(flate2::write::GzDecoder::new(Vec::new()));
-        c
-    }
-
-    /// Split complete (blank-line terminated) blocks off the buffer.
-    fn parse(&mut self) {
-        loop {
-            let from = self.scanned.saturating_sub(1);
-            let Some(pos) = self.buf[from..]
-                .windows(2)
-                .position(|w| w == b"\n\n")
-                .map(|p| p + from)
-            else {
-                self.scanned = self.buf.len();
-                return;
-            };
-            let block: Vec<u8> = self.buf.drain(..pos + 2).collect();
-            self.scanned = 0;
-            let text = String::from_utf8(block).expect("SSE stream is UTF-8");
-            let mut id = None;
-            let mut event = None;
-            let mut data: Vec<&str> = Vec::new();
-            for line in text.split('\n') {
-                let line = line.strip_suffix('\r').unwrap_or(line);
-                if line.is_empty() {
-                    continue;
-                }
-                if let Some(c) = line.strip_prefix(':') {
-                    self.comments
-                        .push(c.strip_prefix(' ').unwrap_or(c).to_string());
-                    continue;
-                }
-                let (field, value) = line.split_once(':').unwrap_or((line, ""));
-                let value = value.strip_prefix(' ').unwrap_or(value);
-                match field {
-                    "id" => {
-                        id = Some(
-                            value
-                                .parse::<u64>()
-                                .unwrap_or_else(|_| panic!("non-numeric id {value:?}")),
-                        )
-                    }
-                    "event" => event = Some(value.to_string()),
-                    "data" => data.push(value),
-                    other => panic!("unexpected SSE field {other:?} in {text:?}"),
-                }
-            }
-            if id.is_some() || event.is_some() || !data.is_empty() {
-                let raw = data.join("\n");
-                let data = serde_json::from_str(&raw)
-                    .unwrap_or_else(|e| panic!("data is not JSON ({e}): {raw:?}"));
-                self.queue.push_back(SseEvent { id, event, data });
-            }
-        }
-    }
-
-    /// Read one chunk before `deadline`; false on timeout.
-    async fn fill(&mut self, deadline: Instant) -> bool {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, self.resp.chunk()).await {
-            Err(_) => false,
-            Ok(Ok(Some(bytes))) => {
-                match &mut self.gunzip {
-                    None => self.buf.extend_from_slice(&bytes),
-                    Some(z) => {
-                        use std::io::Write;
-                        if let Err(e) = z.write_all(&bytes).and_then(|()| z.flush()) {
-                            self.failed = Some(format!("gzip: {e}"));
-                            return true;
-                        }
-                        self.buf.append(z.get_mut());
-                    }
-                }
-                self.parse();
-                true
-            }
-            Ok(Ok(None)) => {
-                self.ended = true;
-                // A gzip stream must end with its trailer (checksum and
-                // length verified), not just stop.
-                if let Some(z) = &mut self.gunzip {
-                    if let Err(e) = z.try_finish() {
-                        self.failed = Some(format!("gzip stream cut off: {e}"));
-                    }
-                }
-                true
-            }
-            Ok(Err(e)) => {
-                self.failed = Some(e.to_string());
-                true
-            }
-        }
-    }
-
-    /// The next event, waiting at most `wait`.
-    async fn next(&mut self, wait: Duration) -> Next {
-        let deadline = Instant::now() + wait;
-        loop {
-            if let Some(e) = self.queue.pop_front() {
-                return Next::Event(e);
-            }
-            if let Some(f) = &self.failed {
-                return Next::Failed(f.clone());
-            }
-            if self.ended {
-                return Next::End;
-            }
-            if !self.fill(deadline).await {
-                return Next::Timeout;
-            }
-        }
-    }
-
-    /// Exactly the next `n` events (each within [`READ`]).
-    async fn take(&mut self, n: usize) -> Vec<SseEvent> {
-        let mut got = Vec::with_capacity(n);
-        while got.len() < n {
-            match self.next(READ).await {
-                Next::Event(e) => got.push(e),
-                other => panic!(
-                    "expected {n} events, got {} ({:?}) then {other:?}",
-                    got.len(),
-                    summary(&got)
-                ),
-            }
-        }
-        got
-    }
-
-    /// Every event until the stream stays quiet for [`QUIET`].
-    async fn drain(&mut self) -> Vec<SseEvent> {
-        let mut got = Vec::new();
-        loop {
-            match self.next(QUIET).await {
-                Next::Event(e) => got.push(e),
-                Next::Timeout => return got,
-                Next::Failed(e) => panic!("stream failed after {:?}: {e}", summary(&got)),
-                other => panic!("stream broke after {:?}: {other:?}", summary(&got)),
-            }
-        }
-    }
-
-    /// Assert nothing more arrives for [`QUIET`] (and the stream stays open).
-    async fn assert_quiet(&mut self, ctx: &str) {
-        let extra = self.drain().await;
-        assert!(
-            extra.is_empty(),
-            "{ctx}: unexpected events {:?}",
-            summary(&extra)
-        );
-    }
-
-    /// Wait up to `wait` for the first comment line.
-    async fn first_comment(&mut self, wait: Duration) -> Option<String> {
-        let deadline = Instant::now() + wait;
-        while self.comments.is_empty() {
-            if self.ended || self.failed.is_some() || !self.fill(deadline).await {
-                return None;
-            }
-        }
-        self.comments.first().cloned()
-    }
-}
-
-/// `(id, kind, data.id)` of each event, for assertions and messages.
-fn summary(events: &[SseEvent]) -> Vec<(u64, String, String)> {
-    events
-        .iter()
-        .map(|e| {
-            (
-                e.id.unwrap_or(0),
-                e.kind().to_string(),
-                e.data["id"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect()
-}
+/// The query string of every delete of this module.
+const REASON: &str = "reason=sse-test";
 
 fn expect(list: &[(u64, &str, &str)]) -> Vec<(u64, String, String)> {
     list.iter()
         .map(|(i, k, m)| (*i, k.to_string(), m.to_string()))
         .collect()
-}
-
-/// The SSE request, with an optional token and `Last-Event-ID`.
-fn sse_request(
-    t: &TestApp,
-    path: &str,
-    token: Option<&str>,
-    last: Option<&str>,
-) -> reqwest::RequestBuilder {
-    let mut req = t
-        .client
-        .get(t.url(path))
-        .header("accept", "text/event-stream");
-    if let Some(tok) = token {
-        req = req.bearer_auth(tok);
-    }
-    if let Some(l) = last {
-        req = req.header("last-event-id", l);
-    }
-    req
-}
-
-/// Send `req` and return the response once its head arrived.
-async fn head_of(req: reqwest::RequestBuilder, path: &str) -> reqwest::Response {
-    tokio::time::timeout(READ, req.send())
-        .await
-        .unwrap_or_else(|_| panic!("GET {path}: no response head within {READ:?}"))
-        .expect("SSE request")
-}
-
-/// Send the SSE request and return the response once its head arrived.
-async fn open_sse(
-    t: &TestApp,
-    path: &str,
-    token: Option<&str>,
-    last: Option<&str>,
-) -> reqwest::Response {
-    head_of(sse_request(t, path, token, last), path).await
-}
-
-/// Connect, asserting 200 and `text/event-stream`.
-async fn subscribe(t: &TestApp, path: &str, token: Option<&str>, last: Option<&str>) -> SseClient {
-    let resp = open_sse(t, path, token, last).await;
-    let status = resp.status().as_u16();
-    if status != 200 {
-        let body = resp.text().await.unwrap_or_default();
-        panic!("GET {path}: status {status}, body {body}");
-    }
-    let ct = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    assert!(
-        ct.starts_with("text/event-stream"),
-        "GET {path}: content-type {ct:?}"
-    );
-    SseClient::new(resp)
 }
 
 /// Open `path` asking for gzip; returns the response and its
@@ -372,69 +67,6 @@ async fn open_gzip(t: &TestApp, path: &str, last: Option<&str>) -> (reqwest::Res
     (resp, enc)
 }
 
-/// Any request with an optional JSON body and bearer token.
-async fn call(
-    t: &TestApp,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-    token: Option<&str>,
-) -> Resp {
-    let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-    let mut req = t.client.request(m, t.url(path));
-    if let Some(tok) = token {
-        req = req.bearer_auth(tok);
-    }
-    if let Some(b) = body {
-        req = req
-            .header("content-type", "application/json")
-            .body(b.to_string());
-    }
-    into_resp(req.send().await.expect("request")).await
-}
-
-/// Remember `body`; asserts a fresh (not deduped) record and returns its id.
-async fn remember_as(t: &TestApp, body: Value, token: Option<&str>) -> String {
-    let r = call(t, "POST", "/api/memory/remember", Some(body.clone()), token).await;
-    assert_eq!(r.status, 200, "remember {body}: {:?}", r.body);
-    assert_eq!(r.body["deduped"], false, "remember {body}: {:?}", r.body);
-    r.body["id"].as_str().expect("id").to_string()
-}
-
-async fn remember(t: &TestApp, content: &str) -> String {
-    remember_as(t, json!({ "content": content }), None).await
-}
-
-async fn remember_in(t: &TestApp, content: &str, project: &str) -> String {
-    remember_as(t, json!({ "content": content, "project": project }), None).await
-}
-
-async fn patch(t: &TestApp, id: &str, body: Value, token: Option<&str>) -> Resp {
-    call(t, "PATCH", &format!("/api/memory/{id}"), Some(body), token).await
-}
-
-async fn delete(t: &TestApp, id: &str, token: Option<&str>) -> Resp {
-    call(
-        t,
-        "DELETE",
-        &format!("/api/memory/{id}?reason=sse-test"),
-        None,
-        token,
-    )
-    .await
-}
-
-async fn recover(t: &TestApp, id: &str, token: Option<&str>) -> Resp {
-    call(
-        t,
-        "POST",
-        &format!("/api/memory/{id}/recover"),
-        Some(json!({ "reason": "sse-test" })),
-        token,
-    )
-    .await
-}
-
 fn ok(r: &Resp, status: &str, ctx: &str) {
     assert_eq!(r.status, 200, "{ctx}: {:?}", r.body);
     assert_eq!(r.body["status"], status, "{ctx}: {:?}", r.body);
@@ -456,29 +88,6 @@ async fn shutdown<const N: usize>(t: TestApp, clients: [SseClient; N]) {
             std::thread::current().name().unwrap_or("?")
         );
     }
-}
-
-fn team(cfg: &mut Config) {
-    cfg.settings.auth.mode = AuthMode::Team;
-}
-
-fn token(t: &TestApp, role: Role, sub: &str, project: Option<&str>) -> String {
-    let iat = chrono::Utc::now().timestamp();
-    let secret = signet::auth::secret::load(&t.workspace).expect("workspace secret");
-    signet::auth::token::sign(
-        &Claims {
-            sub: sub.into(),
-            role,
-            scope: Scope {
-                project: project.map(str::to_string),
-                ..Default::default()
-            },
-            iat,
-            exp: iat + 3600,
-            jti: Some(uuid::Uuid::new_v4().to_string()),
-        },
-        &secret,
-    )
 }
 
 // ---------------------------------------------------------------------------
@@ -517,7 +126,6 @@ async fn a_client_on_sse_and_on_api_events_sees_created_updated_deleted_recovere
         &t,
         &id,
         json!({ "content": "herons nest in the new alder by the mill", "reason": "moved" }),
-        None,
     )
     .await;
     ok(&r, "updated", "patch");
@@ -531,7 +139,7 @@ async fn a_client_on_sse_and_on_api_events_sees_created_updated_deleted_recovere
         seen.push(e);
     }
 
-    let r = delete(&t, &id, None).await;
+    let r = delete_q(&t, &id, REASON).await;
     ok(&r, "deleted", "delete");
     for c in [&mut sse, &mut api] {
         let e = c.take(1).await.remove(0);
@@ -541,7 +149,7 @@ async fn a_client_on_sse_and_on_api_events_sees_created_updated_deleted_recovere
         seen.push(e);
     }
 
-    let r = recover(&t, &id, None).await;
+    let r = recover(&t, &id, json!({ "reason": "sse-test" })).await;
     ok(&r, "recovered", "recover");
     for c in [&mut sse, &mut api] {
         let e = c.take(1).await.remove(0);
@@ -590,7 +198,7 @@ async fn an_idle_stream_gets_a_keepalive_comment_within_fifteen_seconds_and_keep
         "keepalive came after {waited:?}"
     );
     assert!(c.queue.is_empty(), "no event was expected: {:?}", c.queue);
-    let id = remember(&t, "still alive after a keepalive").await;
+    let id = remember_content(&t, "still alive after a keepalive", None).await;
     let e = c.take(1).await.remove(0);
     assert_eq!((e.id(), e.kind(), e.memory()), (1, "memory.created", &*id));
     shutdown(t, [c]).await;
@@ -601,7 +209,7 @@ async fn graceful_shutdown_ends_open_streams_instead_of_waiting_for_them_forever
     let _g = HEAVY.read().await;
     let t = spawn_app().await;
     let mut c = subscribe(&t, "/sse", None, None).await;
-    let id = remember(&t, "a note before the shutdown").await;
+    let id = remember_content(&t, "a note before the shutdown", None).await;
     assert_eq!(c.take(1).await[0].memory(), id);
     // SPEC §12: stop accepting, finish in-flight requests, drain, checkpoint.
     // An event stream never finishes by itself, so shutdown must end it.
@@ -630,9 +238,9 @@ async fn reconnecting_with_last_event_id_gets_exactly_the_missed_events_then_liv
     let _g = HEAVY.read().await;
     let t = spawn_app().await;
     let mut first = subscribe(&t, "/sse", None, None).await;
-    let a = remember(&t, "alpha note for resume").await;
-    let b = remember(&t, "bravo note for resume").await;
-    let c = remember(&t, "charlie note for resume").await;
+    let a = remember_content(&t, "alpha note for resume", None).await;
+    let b = remember_content(&t, "bravo note for resume", None).await;
+    let c = remember_content(&t, "charlie note for resume", None).await;
     let got = first.take(3).await;
     assert_eq!(
         summary(&got),
@@ -646,19 +254,18 @@ async fn reconnecting_with_last_event_id_gets_exactly_the_missed_events_then_liv
     drop(first);
 
     // While disconnected.
-    let d = remember(&t, "delta note written while away").await;
+    let d = remember_content(&t, "delta note written while away", None).await;
     ok(
         &patch(
             &t,
             &a,
             json!({ "content": "alpha note, revised", "reason": "r" }),
-            None,
         )
         .await,
         "updated",
         "patch",
     );
-    ok(&delete(&t, &b, None).await, "deleted", "delete");
+    ok(&delete_q(&t, &b, REASON).await, "deleted", "delete");
 
     let mut back = subscribe(&t, "/sse", None, Some(&last.to_string())).await;
     let missed = back.take(3).await;
@@ -673,7 +280,7 @@ async fn reconnecting_with_last_event_id_gets_exactly_the_missed_events_then_liv
     back.assert_quiet("nothing beyond the missed events").await;
 
     // Then live events follow, without duplicates of the replay.
-    let e = remember(&t, "echo note after the resume").await;
+    let e = remember_content(&t, "echo note after the resume", None).await;
     let live = back.take(1).await;
     assert_eq!(summary(&live), expect(&[(7, "memory.created", &e)]));
     back.assert_quiet("after the live event").await;
@@ -689,7 +296,7 @@ async fn reconnecting_with_last_event_id_gets_exactly_the_missed_events_then_liv
     // Resuming from the newest id replays nothing but still gets live ones.
     let mut newest = subscribe(&t, "/sse", None, Some("7")).await;
     newest.assert_quiet("resume from the newest id").await;
-    let f = remember(&t, "foxtrot note").await;
+    let f = remember_content(&t, "foxtrot note", None).await;
     assert_eq!(
         summary(&newest.take(1).await),
         expect(&[(8, "memory.created", &f)])
@@ -726,7 +333,7 @@ async fn a_last_event_id_older_than_the_ring_gets_what_the_ring_holds_and_ids_st
     let t = spawn_with(|c| c.settings.server.sse_ring_size = 5).await;
     let mut ids = Vec::new();
     for i in 0..10 {
-        ids.push(remember(&t, &format!("ring note number {i}")).await);
+        ids.push(remember_content(&t, &format!("ring note number {i}"), None).await);
     }
     fn created(ids: &[String], from: usize, to: usize) -> Vec<(u64, String, String)> {
         (from..=to)
@@ -739,7 +346,7 @@ async fn a_last_event_id_older_than_the_ring_gets_what_the_ring_holds_and_ids_st
     assert_eq!(summary(&old.take(5).await), created(&ids, 6, 10));
     old.assert_quiet("only the ring's events").await;
 
-    let eleventh = remember(&t, "ring note number 10").await;
+    let eleventh = remember_content(&t, "ring note number 10", None).await;
     ids.push(eleventh);
     assert_eq!(summary(&old.take(1).await), created(&ids, 11, 11));
 
@@ -752,7 +359,7 @@ async fn a_last_event_id_older_than_the_ring_gets_what_the_ring_holds_and_ids_st
     inside.assert_quiet("ring from 9").await;
 
     // Live ids continue after the ring's, on every client.
-    ids.push(remember(&t, "ring note number 11").await);
+    ids.push(remember_content(&t, "ring note number 11", None).await);
     for c in [&mut old, &mut zero, &mut inside] {
         assert_eq!(summary(&c.take(1).await), created(&ids, 12, 12));
     }
@@ -780,19 +387,38 @@ async fn types_and_project_filters_deliver_only_matching_events() {
     let mut a_deletes = subscribe(&t, "/sse?project=a&types=memory.deleted", None, None).await;
     let mut in_c = subscribe(&t, "/sse?project=c", None, None).await;
 
-    let x = remember_in(&t, "xylophone lessons in project a", "a").await; // 1
-    let y = remember_in(&t, "yacht maintenance in project b", "b").await; // 2
-    let z = remember(&t, "zither tuning with no project").await; // 3
+    let x = remember_as(
+        &t,
+        json!({ "content": "xylophone lessons in project a", "project": "a" }),
+        None,
+    )
+    .await; // 1
+    let y = remember_as(
+        &t,
+        json!({ "content": "yacht maintenance in project b", "project": "b" }),
+        None,
+    )
+    .await; // 2
+    let z = remember_content(&t, "zither tuning with no project", None).await; // 3
     ok(
-        &patch(&t, &x, json!({ "importance": 0.9, "reason": "r" }), None).await,
+        &patch(&t, &x, json!({ "importance": 0.9, "reason": "r" })).await,
         "updated",
         "patch x",
     ); // 4
-    ok(&delete(&t, &y, None).await, "deleted", "delete y"); // 5
-    ok(&delete(&t, &x, None).await, "deleted", "delete x"); // 6
-    ok(&recover(&t, &x, None).await, "recovered", "recover x"); // 7
-    let w = remember_in(&t, "walrus census in project a", "a").await; // 8
-    ok(&delete(&t, &z, None).await, "deleted", "delete z"); // 9
+    ok(&delete_q(&t, &y, REASON).await, "deleted", "delete y"); // 5
+    ok(&delete_q(&t, &x, REASON).await, "deleted", "delete x"); // 6
+    ok(
+        &recover(&t, &x, json!({ "reason": "sse-test" })).await,
+        "recovered",
+        "recover x",
+    ); // 7
+    let w = remember_as(
+        &t,
+        json!({ "content": "walrus census in project a", "project": "a" }),
+        None,
+    )
+    .await; // 8
+    ok(&delete_q(&t, &z, REASON).await, "deleted", "delete z"); // 9
 
     assert_eq!(
         summary(&all.take(9).await),
@@ -862,10 +488,10 @@ async fn in_team_mode_a_project_scoped_token_sees_only_its_project_an_admin_sees
 ) {
     let _g = HEAVY.read().await;
     let t = spawn_with(team).await;
-    let adm = token(&t, Role::Admin, "sse-admin", None);
-    let writer_a = token(&t, Role::Agent, "agent-a", Some("a"));
-    let reader_a = token(&t, Role::Readonly, "reader-a", Some("a"));
-    let reader = token(&t, Role::Readonly, "reader-all", None);
+    let adm = token(&t, Role::Admin, "sse-admin", Scope::default());
+    let writer_a = token(&t, Role::Agent, "agent-a", project("a"));
+    let reader_a = token(&t, Role::Readonly, "reader-a", project("a"));
+    let reader = token(&t, Role::Readonly, "reader-all", Scope::default());
 
     // No token, or a bad one: 401 JSON before any stream starts.
     for path in ["/sse", "/api/events"] {
@@ -902,7 +528,7 @@ async fn in_team_mode_a_project_scoped_token_sees_only_its_project_an_admin_sees
     )
     .await; // 3
     ok(
-        &patch(
+        &patch_as(
             &t,
             &a1,
             json!({ "content": "scoped alpha plan, v2", "reason": "r" }),
@@ -912,7 +538,11 @@ async fn in_team_mode_a_project_scoped_token_sees_only_its_project_an_admin_sees
         "updated",
         "patch a1",
     ); // 4
-    ok(&delete(&t, &b1, Some(&adm)).await, "deleted", "delete b1"); // 5
+    ok(
+        &delete_q_as(&t, &b1, REASON, Some(&adm)).await,
+        "deleted",
+        "delete b1",
+    ); // 5
 
     let everything = expect(&[
         (1, "memory.created", &a1),
@@ -948,8 +578,8 @@ async fn refused_and_deduplicated_writes_publish_nothing_and_leave_no_gap_in_the
     let t = spawn_app().await;
     let mut c = subscribe(&t, "/sse", None, None).await;
 
-    let a = remember(&t, "the kettle is in the left cupboard").await; // 1
-                                                                      // Duplicates (exact and normalised) are deduped: no memory.created.
+    let a = remember_content(&t, "the kettle is in the left cupboard", None).await; // 1
+                                                                                    // Duplicates (exact and normalised) are deduped: no memory.created.
     for dup in [
         "the kettle is in the left cupboard",
         "  The Kettle is in the LEFT cupboard. ",
@@ -966,7 +596,7 @@ async fn refused_and_deduplicated_writes_publish_nothing_and_leave_no_gap_in_the
         assert_eq!(r.body["deduped"], true, "{:?}", r.body);
         assert_eq!(r.body["id"], a.as_str());
     }
-    let b = remember(&t, "the teapot is on the top shelf").await; // 2
+    let b = remember_content(&t, "the teapot is on the top shelf", None).await; // 2
 
     let refusals = [
         (
@@ -974,7 +604,6 @@ async fn refused_and_deduplicated_writes_publish_nothing_and_leave_no_gap_in_the
                 &t,
                 &a,
                 json!({ "content": "kettle moved", "if_version": 99, "reason": "r" }),
-                None,
             )
             .await,
             409,
@@ -985,7 +614,6 @@ async fn refused_and_deduplicated_writes_publish_nothing_and_leave_no_gap_in_the
                 &t,
                 &b,
                 json!({ "content": "the kettle is in the left cupboard", "reason": "r" }),
-                None,
             )
             .await,
             409,
@@ -996,32 +624,29 @@ async fn refused_and_deduplicated_writes_publish_nothing_and_leave_no_gap_in_the
                 &t,
                 &a,
                 json!({ "content": "the kettle is in the left cupboard", "reason": "r" }),
-                None,
             )
             .await,
             200,
             "no_changes",
         ),
-        (delete(&t, UNKNOWN_ID, None).await, 404, "not_found"),
-        (recover(&t, &a, None).await, 409, "not_deleted"),
+        (delete_q(&t, UNKNOWN_ID, REASON).await, 404, "not_found"),
+        (
+            recover(&t, &a, json!({ "reason": "sse-test" })).await,
+            409,
+            "not_deleted",
+        ),
     ];
     for (r, status, name) in &refusals {
         assert_eq!(r.status, *status, "{name}: {:?}", r.body);
         assert_eq!(r.body["status"], *name, "{:?}", r.body);
     }
-    ok(&delete(&t, &a, None).await, "deleted", "delete a"); // 3
-    let r = delete(&t, &a, None).await;
+    ok(&delete_q(&t, &a, REASON).await, "deleted", "delete a"); // 3
+    let r = delete_q(&t, &a, REASON).await;
     assert_eq!(r.status, 409, "{:?}", r.body);
     assert_eq!(r.body["status"], "already_deleted");
-    let r = patch(
-        &t,
-        &a,
-        json!({ "content": "ghost edit", "reason": "r" }),
-        None,
-    )
-    .await;
+    let r = patch(&t, &a, json!({ "content": "ghost edit", "reason": "r" })).await;
     assert_eq!(r.status, 409, "{:?}", r.body);
-    let d = remember(&t, "the sugar is next to the kettle").await; // 4
+    let d = remember_content(&t, "the sugar is next to the kettle", None).await; // 4
 
     assert_eq!(
         summary(&c.take(4).await),
@@ -1042,7 +667,7 @@ async fn with_mutations_frozen_refused_writes_publish_no_event() {
     let dir = tempfile::tempdir().expect("temp dir");
     // Seed a record with a writable daemon, then reopen the workspace frozen.
     let seed = spawn_in(dir.path().to_path_buf(), |_| {}).await;
-    let id = remember(&seed, "seeded before the freeze").await;
+    let id = remember_content(&seed, "seeded before the freeze", None).await;
     seed.stop().await;
 
     let t = spawn_in(dir.path().to_path_buf(), |c| {
@@ -1059,9 +684,9 @@ async fn with_mutations_frozen_refused_writes_publish_no_event() {
     )
     .await;
     assert_eq!(r.status, 503, "{:?}", r.body);
-    let r = patch(&t, &id, json!({ "content": "edited", "reason": "r" }), None).await;
+    let r = patch(&t, &id, json!({ "content": "edited", "reason": "r" })).await;
     assert_eq!(r.status, 503, "{:?}", r.body);
-    let r = delete(&t, &id, None).await;
+    let r = delete_q(&t, &id, REASON).await;
     assert_eq!(r.status, 503, "{:?}", r.body);
     c.assert_quiet("frozen writes publish nothing").await;
     shutdown(t, [c]).await;
@@ -1087,9 +712,9 @@ async fn a_gzip_client_decodes_the_same_events_and_resumes_and_a_filtered_one_ge
     assert_eq!(enc, "", "a filtered stream is not compressed");
     let mut deleted_only = SseClient::new(resp);
 
-    let a = remember(&t, "gzip stream first memory about harbors").await;
-    let b = remember(&t, "gzip stream second memory about maples").await;
-    ok(&delete(&t, &a, None).await, "deleted", "delete a");
+    let a = remember_content(&t, "gzip stream first memory about harbors", None).await;
+    let b = remember_content(&t, "gzip stream second memory about maples", None).await;
+    ok(&delete_q(&t, &a, REASON).await, "deleted", "delete a");
     let want = expect(&[
         (1, "memory.created", a.as_str()),
         (2, "memory.created", b.as_str()),
@@ -1119,7 +744,7 @@ async fn a_gzip_client_decodes_the_same_events_and_resumes_and_a_filtered_one_ge
             (3, "memory.deleted", a.as_str())
         ])
     );
-    let c = remember(&t, "gzip stream third memory about cedars").await;
+    let c = remember_content(&t, "gzip stream third memory about cedars", None).await;
     let live = expect(&[(4, "memory.created", c.as_str())]);
     assert_eq!(summary(&resumed.take(1).await), live);
     assert_eq!(summary(&gz.take(1).await), live);
@@ -1139,8 +764,8 @@ async fn a_gzip_client_decodes_the_same_events_and_resumes_and_a_filtered_one_ge
 async fn pipeline_status_is_opt_in_comes_without_an_id_first_on_connect_then_on_each_change() {
     let _g = HEAVY.read().await;
     let t = spawn_app().await;
-    remember(&t, "status stream memory one about lumen").await;
-    remember(&t, "status stream memory two about kelp").await;
+    remember_content(&t, "status stream memory one about lumen", None).await;
+    remember_content(&t, "status stream memory two about kelp", None).await;
     let mut both = subscribe(&t, "/sse?types=pipeline.status,memory.created", None, None).await;
     let mut plain = subscribe(&t, "/sse", None, None).await;
 
@@ -1192,7 +817,7 @@ async fn pipeline_status_is_opt_in_comes_without_an_id_first_on_connect_then_on_
     assert_eq!(queued, 2, "both jobs counted somewhere: {q}");
 
     // Memory events keep their ids beside the snapshots.
-    let c = remember(&t, "status stream memory three about onyx").await;
+    let c = remember_content(&t, "status stream memory three about onyx", None).await;
     let mut got = Vec::new();
     while got.is_empty() {
         match both.next(READ).await {
@@ -1217,8 +842,8 @@ async fn pipeline_status_is_opt_in_comes_without_an_id_first_on_connect_then_on_
 async fn in_team_mode_pipeline_status_needs_the_diagnostics_permission() {
     let _g = HEAVY.read().await;
     let t = spawn_with(team).await;
-    let agent = token(&t, Role::Agent, "agent-a", None);
-    let operator = token(&t, Role::Operator, "op-1", None);
+    let agent = token(&t, Role::Agent, "agent-a", Scope::default());
+    let operator = token(&t, Role::Operator, "op-1", Scope::default());
     let resp = open_sse(&t, "/sse?types=pipeline.status", Some(&agent), None).await;
     assert_eq!(resp.status().as_u16(), 403);
     let body: Value = resp.json().await.expect("JSON error body");
@@ -1414,7 +1039,7 @@ async fn a_client_that_keeps_up_is_not_dropped_when_one_commit_publishes_more_ev
     let t = spawn_with(|c| c.settings.server.sse_client_buffer = 8).await;
     let mut ids = Vec::new();
     for i in 0..20 {
-        ids.push(remember(&t, &format!("batch candidate number {i}")).await);
+        ids.push(remember_content(&t, &format!("batch candidate number {i}"), None).await);
     }
     // Subscribed after the remembers and reading continuously: not slow.
     let mut c = subscribe(&t, "/sse", None, None).await;
@@ -1476,7 +1101,7 @@ async fn a_client_that_falls_more_than_its_buffer_behind_is_disconnected_and_res
     let start = Instant::now();
     let mut ids = Vec::with_capacity(FLOOD);
     for i in 0..FLOOD {
-        ids.push(remember(&t, &format!("flood {i}: {filler}")).await);
+        ids.push(remember_content(&t, &format!("flood {i}: {filler}"), None).await);
     }
     println!(
         "{FLOOD} remembers of {} KB with a stuck subscriber took {:?}",
@@ -1517,7 +1142,7 @@ async fn a_client_that_falls_more_than_its_buffer_behind_is_disconnected_and_res
         assert_eq!(e.kind(), "memory.created");
         assert_eq!(e.memory(), ids[n - 1]);
     }
-    let after = remember(&t, "a small note after the flood").await;
+    let after = remember_content(&t, "a small note after the flood", None).await;
     assert_eq!(
         summary(&back.take(1).await),
         expect(&[(FLOOD as u64 + 1, "memory.created", &after)])

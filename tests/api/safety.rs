@@ -12,8 +12,9 @@ use signet::auth::Role;
 use signet::config::{AuthMode, Config};
 use signet::store::Scope;
 
-use super::common::*;
-use super::{admin, post_as, project, request, token};
+use crate::helpers::{
+    admin, post_as, project, request, spawn_app, spawn_in, spawn_with, token, TestApp,
+};
 
 /// A response read off a raw socket.
 pub struct RawResp {

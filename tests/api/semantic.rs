@@ -7,19 +7,21 @@
 //! starts real daemons on port 0 over temp workspaces and talks to them
 //! over HTTP only.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
 use serde_json::{json, Value};
-use signet::auth::{Claims, Role};
-use signet::config::{AuthMode, Config};
+use signet::auth::Role;
+use signet::config::Config;
 use signet::store::Scope;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::helpers::{
+    call, model_dir, project, recall_ok, remember_content, remember_new, spawn_with, team, token,
+    Resp, TestApp,
+};
 
 // ---------------------------------------------------------------------------
 // helpers
@@ -48,57 +50,9 @@ fn openai(cfg: &mut Config, url: &str) {
     cfg.settings.server.recall_cache_entries = 0;
 }
 
-/// A request with an optional bearer token and JSON body.
-async fn call(
-    t: &TestApp,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-    tok: Option<&str>,
-) -> Resp {
-    let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-    let mut req = t.client.request(m, t.url(path));
-    if let Some(tok) = tok {
-        req = req.bearer_auth(tok);
-    }
-    if let Some(b) = body {
-        req = req
-            .header("content-type", "application/json")
-            .body(b.to_string());
-    }
-    into_resp(req.send().await.expect("request")).await
-}
-
-/// Remember `body`; asserts 200 and a new record; returns the response.
-async fn remember_body(t: &TestApp, body: Value, tok: Option<&str>) -> Value {
-    let r = call(t, "POST", "/api/memory/remember", Some(body.clone()), tok).await;
-    assert_eq!(r.status, 200, "remember {body}: {:?}", r.body);
-    assert_eq!(
-        r.body["deduped"], false,
-        "unexpected dedupe of {body}: {:?}",
-        r.body
-    );
-    r.body
-}
-
-/// Remember `content` (optionally as `tok`) and return the id.
-async fn remember_as(t: &TestApp, content: &str, tok: Option<&str>) -> String {
-    remember_body(t, json!({ "content": content }), tok).await["id"]
-        .as_str()
-        .expect("id")
-        .to_string()
-}
-
-/// Recall; asserts 200.
-async fn recall(t: &TestApp, body: Value, tok: Option<&str>) -> Value {
-    let r = call(t, "POST", "/api/memory/recall", Some(body.clone()), tok).await;
-    assert_eq!(r.status, 200, "recall {body}: {:?}", r.body);
-    r.body
-}
-
 /// Recall of `query` with `limit`.
 async fn recall_q(t: &TestApp, query: &str, limit: usize) -> Value {
-    recall(t, json!({ "query": query, "limit": limit }), None).await
+    recall_ok(t, json!({ "query": query, "limit": limit }), None).await
 }
 
 /// The ids of `body[key]` in order.
@@ -239,36 +193,6 @@ fn scores(body: &Value) -> Vec<f64> {
 
 fn non_increasing(v: &[f64]) -> bool {
     v.windows(2).all(|w| w[0] >= w[1])
-}
-
-// --- team mode tokens (the pattern of tests/auth.rs) -----------------------
-
-fn team(cfg: &mut Config) {
-    cfg.settings.auth.mode = AuthMode::Team;
-}
-
-fn project(p: &str) -> Scope {
-    Scope {
-        project: Some(p.into()),
-        ..Default::default()
-    }
-}
-
-/// A valid one-hour token signed with the workspace secret.
-fn token(t: &TestApp, role: Role, sub: &str, scope: Scope) -> String {
-    let secret = signet::auth::secret::load(&t.workspace).expect("workspace secret");
-    let iat = chrono::Utc::now().timestamp();
-    signet::auth::token::sign(
-        &Claims {
-            sub: sub.into(),
-            role,
-            scope,
-            iat,
-            exp: iat + 3600,
-            jti: Some(uuid::Uuid::new_v4().to_string()),
-        },
-        &secret,
-    )
 }
 
 // --- the embeddings stub ----------------------------------------------------
@@ -458,11 +382,11 @@ fn stub_answer(st: &StubState, method: &str, path: &str, body: Value) -> (&'stat
 async fn load_fixture(t: &TestApp, fx: &Value) -> std::collections::HashMap<String, String> {
     let mut by_key = std::collections::HashMap::new();
     for m in fx["memories"].as_array().expect("memories") {
-        let id = remember_as(t, m["content"].as_str().expect("content"), None).await;
+        let id = remember_content(t, m["content"].as_str().expect("content"), None).await;
         by_key.insert(m["key"].as_str().expect("key").to_string(), id);
     }
     for d in fx["distractors"].as_array().expect("distractors") {
-        remember_as(t, d.as_str().expect("distractor"), None).await;
+        remember_content(t, d.as_str().expect("distractor"), None).await;
     }
     by_key
 }
@@ -548,13 +472,13 @@ async fn native_recall_finds_paraphrased_answers_far_better_than_keyword_search(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_soft_deleted_memory_never_surfaces_through_the_vector_leg_until_recovered() {
     let t = spawn_with(native).await;
-    let target = remember_as(
+    let target = remember_content(
         &t,
         "Our dog Biscuit needs his heartworm pill every month with dinner.",
         None,
     )
     .await;
-    let sibling = remember_as(
+    let sibling = remember_content(
         &t,
         "Remember to give the puppy his monthly heartworm medication at supper.",
         None,
@@ -565,7 +489,7 @@ async fn a_soft_deleted_memory_never_surfaces_through_the_vector_leg_until_recov
         "Invoices are emailed to customers on the first business day.",
         "The staging database is refreshed from a production snapshot weekly.",
     ] {
-        remember_as(&t, c, None).await;
+        remember_content(&t, c, None).await;
     }
     wait_backfill(&t, None).await;
     // No word in common with the target: only the vector leg can find it.
@@ -666,13 +590,13 @@ async fn project_scoped_tokens_never_see_the_other_projects_vectors() {
     let a = token(&t, Role::Agent, "agent-a", project("alpha"));
     let b = token(&t, Role::Agent, "agent-b", project("beta"));
 
-    let a_coffee = remember_as(
+    let a_coffee = remember_content(
         &t,
         "The office coffee machine is descaled every Friday afternoon.",
         Some(&a),
     )
     .await;
-    let a_other = remember_as(
+    let a_other = remember_content(
         &t,
         "Alpha deploys its website on Monday mornings.",
         Some(&a),
@@ -684,14 +608,14 @@ async fn project_scoped_tokens_never_see_the_other_projects_vectors() {
         "Someone cleans the espresso maker weekly.",
         "Weekly cleaning keeps the espresso maker working.",
     ] {
-        b_ids.push(remember_as(&t, c, Some(&b)).await);
+        b_ids.push(remember_content(&t, c, Some(&b)).await);
     }
     let s = wait_backfill(&t, Some(&admin)).await;
     assert_eq!(s["embedded"], 5, "{s}");
     let query = "How often is the espresso maker cleaned?";
 
     // Premise: unscoped, the beta rows are the closest.
-    let r = recall(&t, json!({ "query": query, "limit": 10 }), Some(&admin)).await;
+    let r = recall_ok(&t, json!({ "query": query, "limit": 10 }), Some(&admin)).await;
     assert_eq!(r["method"], "hybrid", "{}", show(&r));
     assert!(
         b_ids.contains(&ids(&r, "results")[0]),
@@ -707,7 +631,7 @@ async fn project_scoped_tokens_never_see_the_other_projects_vectors() {
     );
 
     // Scoped to alpha: recall, search and similar stay inside alpha.
-    let r = recall(&t, json!({ "query": query, "limit": 10 }), Some(&a)).await;
+    let r = recall_ok(&t, json!({ "query": query, "limit": 10 }), Some(&a)).await;
     assert_eq!(r["method"], "hybrid", "{}", show(&r));
     let got = ids(&r, "results");
     assert!(
@@ -730,7 +654,7 @@ async fn project_scoped_tokens_never_see_the_other_projects_vectors() {
         "{}",
         show(&r)
     );
-    let r = recall(
+    let r = recall_ok(
         &t,
         json!({ "query": query, "limit": 10, "project": "beta" }),
         Some(&a),
@@ -773,7 +697,7 @@ async fn project_scoped_tokens_never_see_the_other_projects_vectors() {
     }
 
     // And the other way round.
-    let r = recall(
+    let r = recall_ok(
         &t,
         json!({ "query": "Which weekday afternoon is the coffee machine descaled?", "limit": 10 }),
         Some(&b),
@@ -803,7 +727,7 @@ async fn project_scoped_tokens_never_see_the_other_projects_vectors() {
 async fn filters_apply_inside_the_vector_leg_not_after_its_candidate_window() {
     let t = spawn_with(native).await;
     for i in 0..30 {
-        remember_body(
+        remember_new(
             &t,
             json!({
                 "content": format!("Nightly database snapshots are preserved in cold storage, copy number {i}."),
@@ -813,7 +737,7 @@ async fn filters_apply_inside_the_vector_leg_not_after_its_candidate_window() {
         )
         .await;
     }
-    let rule = remember_body(
+    let rule = remember_new(
         &t,
         json!({
             "content": "Backups must be encrypted before they leave the server.",
@@ -838,7 +762,7 @@ async fn filters_apply_inside_the_vector_leg_not_after_its_candidate_window() {
         "premise: unfiltered, 20 facts outrank the rule: {}",
         show(&r)
     );
-    let r = recall(
+    let r = recall_ok(
         &t,
         json!({ "query": query, "limit": 1, "type": "rule" }),
         None,
@@ -857,7 +781,7 @@ async fn filters_apply_inside_the_vector_leg_not_after_its_candidate_window() {
         for (k, v) in filter.as_object().expect("filter") {
             body[k] = v.clone();
         }
-        let r = recall(&t, body, None).await;
+        let r = recall_ok(&t, body, None).await;
         assert_eq!(
             ids(&r, "results"),
             vec![rule.clone()],
@@ -866,7 +790,7 @@ async fn filters_apply_inside_the_vector_leg_not_after_its_candidate_window() {
         );
     }
     // A filter nothing passes gives nothing, not the nearest facts.
-    let r = recall(
+    let r = recall_ok(
         &t,
         json!({ "query": query, "limit": 5, "type": "preference" }),
         None,
@@ -883,14 +807,14 @@ async fn filters_apply_inside_the_vector_leg_not_after_its_candidate_window() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn similar_returns_the_nearest_other_memories_best_first_and_validates_its_arguments() {
     let t = spawn_with(native).await;
-    let cat = remember_as(&t, "Cats purr when they are content and relaxed.", None).await;
-    let kitten = remember_as(
+    let cat = remember_content(&t, "Cats purr when they are content and relaxed.", None).await;
+    let kitten = remember_content(
         &t,
         "A kitten sleeps most of the day curled up on the sofa.",
         None,
     )
     .await;
-    let tabby = remember_as(
+    let tabby = remember_content(
         &t,
         "Our tabby cat loves chasing the red dot of a laser pointer.",
         None,
@@ -902,7 +826,7 @@ async fn similar_returns_the_nearest_other_memories_best_first_and_validates_its
         "The index on orders.created_at speeds up the monthly revenue report.",
         "The violin concert starts at eight in the evening.",
     ] {
-        others.push(remember_as(&t, c, None).await);
+        others.push(remember_content(&t, c, None).await);
     }
     wait_backfill(&t, None).await;
 
@@ -1006,10 +930,10 @@ async fn wait_for_embedding_makes_a_memory_findable_by_meaning_at_once() {
         "The quarterly tax filing is due at the end of April.",
         "Grandma's apple pie recipe uses cinnamon and nutmeg.",
     ] {
-        let r = remember_body(&t, json!({ "content": c }), None).await;
+        let r = remember_new(&t, json!({ "content": c }), None).await;
         assert_eq!(r["embedded"], false, "no wait, no vector yet: {r}");
     }
-    let r = remember_body(
+    let r = remember_new(
         &t,
         json!({
             "content": "The car's winter tyres are stored in the garage loft.",
@@ -1050,13 +974,13 @@ async fn wait_for_embedding_makes_a_memory_findable_by_meaning_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changing_content_replaces_the_vector_with_one_of_the_new_content() {
     let t = spawn_with(native).await;
-    let target = remember_as(
+    let target = remember_content(
         &t,
         "The staging cluster runs on three Kubernetes nodes in Frankfurt.",
         None,
     )
     .await;
-    let prod = remember_as(
+    let prod = remember_content(
         &t,
         "Production traffic is served by a Kubernetes cluster of twelve nodes in Virginia.",
         None,
@@ -1067,7 +991,7 @@ async fn changing_content_replaces_the_vector_with_one_of_the_new_content() {
         "The quarterly tax filing is due at the end of April.",
         "Our cat refuses to eat the new brand of dry food.",
     ] {
-        remember_as(&t, c, None).await;
+        remember_content(&t, c, None).await;
     }
     wait_backfill(&t, None).await;
     let old_q = "Where is the pre-production container environment hosted?";
@@ -1154,7 +1078,7 @@ async fn a_failing_provider_degrades_to_keyword_recall_and_the_backfill_catches_
         "The coffee grinder in the kitchen is broken again.",
     ] {
         let started = Instant::now();
-        let r = remember_body(&t, json!({ "content": c }), None).await;
+        let r = remember_new(&t, json!({ "content": c }), None).await;
         assert!(
             started.elapsed() < Duration::from_secs(2),
             "remember took {:?}",
@@ -1165,7 +1089,7 @@ async fn a_failing_provider_degrades_to_keyword_recall_and_the_backfill_catches_
     }
     let zebra = ids_all[0].clone();
     let started = Instant::now();
-    let r = remember_body(
+    let r = remember_new(
         &t,
         json!({ "content": "Quarterly planning happens in the big room.", "waitForEmbedding": true }),
         None,
@@ -1364,14 +1288,14 @@ async fn a_provider_on_a_closed_port_never_slows_or_fails_remember_and_recall() 
 async fn vectors_of_the_wrong_dimension_are_never_stored_and_count_as_failures() {
     let stub = Stub::start(8, false).await;
     let t = spawn_with(|cfg| openai(cfg, &stub.url)).await;
-    let zebra = remember_as(
+    let zebra = remember_content(
         &t,
         "The zebra crossing near the office was repainted yellow.",
         None,
     )
     .await;
-    remember_as(&t, "Deploys go out every Tuesday after the standup.", None).await;
-    let r = remember_body(
+    remember_content(&t, "Deploys go out every Tuesday after the standup.", None).await;
+    let r = remember_new(
         &t,
         json!({ "content": "The coffee grinder in the kitchen is broken again.", "waitForEmbedding": true }),
         None,
@@ -1430,7 +1354,7 @@ async fn vectors_of_the_wrong_dimension_are_never_stored_and_count_as_failures()
 async fn a_backfill_failure_whose_gap_went_away_does_not_stall_re_embedding() {
     let stub = Stub::start(384, false).await;
     let t = spawn_with(|cfg| openai(cfg, &stub.url)).await;
-    let kept = remember_as(
+    let kept = remember_content(
         &t,
         "The zebra crossing near the office was repainted yellow.",
         None,
@@ -1440,7 +1364,7 @@ async fn a_backfill_failure_whose_gap_went_away_does_not_stall_re_embedding() {
 
     // A batch fails, then its only gap is deleted.
     stub.fail.store(true, Ordering::SeqCst);
-    let gone = remember_as(&t, "Deploys go out every Tuesday after the standup.", None).await;
+    let gone = remember_content(&t, "Deploys go out every Tuesday after the standup.", None).await;
     wait_status(
         &t,
         None,
@@ -1484,19 +1408,19 @@ async fn a_backfill_failure_whose_gap_went_away_does_not_stall_re_embedding() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_question_nothing_is_related_to_finds_nothing() {
     let t = spawn_with(native).await;
-    let pie = remember_as(
+    let pie = remember_content(
         &t,
         "Grandma's apple pie recipe uses cinnamon and nutmeg.",
         None,
     )
     .await;
-    remember_as(
+    remember_content(
         &t,
         "Bake the bread at 220 degrees for thirty minutes.",
         None,
     )
     .await;
-    remember_as(&t, "The soup needs more salt and a bay leaf.", None).await;
+    remember_content(&t, "The soup needs more salt and a bay leaf.", None).await;
     wait_backfill(&t, None).await;
     let r = recall_q(&t, "quantum chromodynamics on a lattice", 5).await;
     assert_eq!(r["method"], "hybrid", "{}", show(&r));

@@ -1,12 +1,13 @@
-//! Shared harness of the black-box tests: a real daemon on a real port over
-//! a fresh temp workspace, and a small HTTP client.
-#![allow(dead_code)]
+//! A real daemon on a real port over a fresh temp workspace, and a small
+//! HTTP client.
 
 use std::path::PathBuf;
 
 use serde_json::Value;
 use signet::app::App;
 use signet::config::Config;
+
+use super::heavy::{Shared, HEAVY};
 
 /// A daemon serving a temp workspace on 127.0.0.1:<random port>.
 pub struct TestApp {
@@ -16,6 +17,8 @@ pub struct TestApp {
     pub app: Option<App>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     _dir: Option<tempfile::TempDir>,
+    /// Held for the daemon's life: see `helpers::heavy`.
+    _heavy: Shared,
 }
 
 /// Start a daemon with default settings.
@@ -33,6 +36,7 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
 
 /// Start a daemon over an existing workspace.
 pub async fn spawn_in(workspace: PathBuf, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let heavy = HEAVY.read().await;
     let mut config = Config::for_workspace(&workspace);
     // No test downloads a model; the ones about semantic recall point
     // `embedding.modelPath` at the fetched copy (see `model_dir`).
@@ -54,6 +58,7 @@ pub async fn spawn_in(workspace: PathBuf, tweak: impl FnOnce(&mut Config)) -> Te
         app: Some(app),
         stop: Some(tx),
         _dir: None,
+        _heavy: heavy,
     }
 }
 

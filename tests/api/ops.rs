@@ -5,17 +5,19 @@
 //! the keyword index corrupted) by writing to the SQLite file directly while
 //! the daemon runs. Every wait is bounded.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use common::*;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
-use signet::auth::{Claims, Role};
-use signet::config::{AuthMode, Config, RateLimit};
+use signet::auth::Role;
+use signet::config::{AuthMode, Config};
 use signet::store::Scope;
+
+use crate::helpers::{
+    assert_error_ctx, delete, into_resp, is_json, limit, model_dir, now, recover, remember_in,
+    request_builder, spawn_in, spawn_with, token, Resp, TestApp, UNKNOWN_ID,
+};
 
 // ---------------------------------------------------------------------------
 // clock, config and daemons
@@ -23,9 +25,6 @@ use signet::store::Scope;
 
 const MINUTE: i64 = 60;
 const DAY: i64 = 86_400;
-
-/// An id no record has.
-const UNKNOWN_ID: &str = "00000000-0000-4000-8000-000000000000";
 
 /// RFC 3339 (millis, `Z`) `secs` seconds before now, as the store writes it.
 fn ago(secs: i64) -> String {
@@ -40,16 +39,10 @@ fn quiet(cfg: &mut Config) {
     cfg.settings.embedding.provider = "none".into();
 }
 
-fn team(cfg: &mut Config) {
+/// [`quiet`] in team mode.
+fn quiet_team(cfg: &mut Config) {
     quiet(cfg);
     cfg.settings.auth.mode = AuthMode::Team;
-}
-
-fn limit(max: u32) -> RateLimit {
-    RateLimit {
-        window_ms: 60_000,
-        max,
-    }
 }
 
 async fn spawn_quiet() -> TestApp {
@@ -220,27 +213,7 @@ impl Db {
 // HTTP helpers
 // ---------------------------------------------------------------------------
 
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
-/// A valid one-hour token signed with the workspace secret.
-fn token(t: &TestApp, role: Role, sub: &str) -> String {
-    let iat = now();
-    let secret = signet::auth::secret::load(&t.workspace).expect("workspace secret");
-    signet::auth::token::sign(
-        &Claims {
-            sub: sub.into(),
-            role,
-            scope: Scope::default(),
-            iat,
-            exp: iat + 3600,
-            jti: Some(uuid::Uuid::new_v4().to_string()),
-        },
-        &secret,
-    )
-}
-
+/// [`request_builder`] with a 60 s timeout.
 fn builder(
     t: &TestApp,
     method: &str,
@@ -249,24 +222,12 @@ fn builder(
     tok: Option<&str>,
     headers: &[(&str, &str)],
 ) -> reqwest::RequestBuilder {
-    let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-    let mut req = t.client.request(m, t.url(path));
-    if let Some(tok) = tok {
-        req = req.bearer_auth(tok);
-    }
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    if let Some(b) = body {
-        req = req
-            .header("content-type", "application/json")
-            .body(b.to_string());
-    }
-    req.timeout(Duration::from_secs(60))
+    request_builder(t, method, path, body, tok, headers).timeout(Duration::from_secs(60))
 }
 
-/// A JSON request with an optional bearer token and extra headers.
-async fn request(
+/// A JSON request with an optional bearer token and extra headers, and a
+/// 60 s timeout.
+async fn request_60s(
     t: &TestApp,
     method: &str,
     path: &str,
@@ -295,49 +256,6 @@ async fn get_text(t: &TestApp, path: &str, tok: Option<&str>) -> (u16, String, S
         .unwrap_or("")
         .to_string();
     (status, ct, r.text().await.expect("body"))
-}
-
-fn is_json(r: &Resp) -> bool {
-    r.headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"))
-}
-
-/// Assert `status` and a `{"error": "<non-empty string>"}` JSON body.
-fn assert_error(r: &Resp, status: u16, ctx: &str) {
-    assert_eq!(r.status, status, "{ctx}: body {:?}", r.body);
-    let msg = r.body["error"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{ctx}: error body needs an error string: {:?}", r.body));
-    assert!(!msg.is_empty(), "{ctx}: empty error message");
-    assert!(is_json(r), "{ctx}: not JSON: {:?}", r.headers);
-}
-
-async fn remember_in(t: &TestApp, content: &str, project: &str) -> String {
-    let r = t
-        .post(
-            "/api/memory/remember",
-            json!({ "content": content, "project": project }),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    r.body["id"].as_str().expect("id").to_string()
-}
-
-async fn delete(t: &TestApp, id: &str) {
-    let r = t
-        .raw("DELETE", &format!("/api/memory/{id}?reason=test"), None)
-        .await;
-    assert_eq!(r.status, 200, "delete {id}: {:?}", r.body);
-}
-
-async fn recover(t: &TestApp, id: &str) -> Resp {
-    t.post(
-        &format!("/api/memory/{id}/recover"),
-        json!({ "reason": "test" }),
-    )
-    .await
 }
 
 async fn tombstone(t: &TestApp, content: &str) -> String {
@@ -967,7 +885,7 @@ async fn with_the_clock_moved_a_month_on_old_tombstones_vanish_from_memories_fts
     clock.advance(std::time::Duration::from_secs(11 * DAY as u64));
     // Past the recover window on the daemon's clock, though only seconds
     // old on the wall: refused even before any sweep.
-    let r = recover(&t, &old2).await;
+    let r = recover(&t, &old2, json!({ "reason": "test" })).await;
     assert_eq!(r.status, 409, "{:?}", r.body);
     assert_eq!(r.body["status"], "retention_expired", "{:?}", r.body);
 
@@ -1017,13 +935,17 @@ async fn with_the_clock_moved_a_month_on_old_tombstones_vanish_from_memories_fts
     assert_eq!(db.count("SELECT COUNT(*) FROM memories_archive"), 2);
 
     // Over HTTP: swept is gone for good, the 11-day tombstone recovers.
-    assert_error(&recover(&t, &old1).await, 404, "recover swept");
-    assert_error(
+    assert_error_ctx(
+        &recover(&t, &old1, json!({ "reason": "test" })).await,
+        404,
+        "recover swept",
+    );
+    assert_error_ctx(
         &t.get(&format!("/api/memory/{old2}")).await,
         404,
         "get swept",
     );
-    let r = recover(&t, &young).await;
+    let r = recover(&t, &young, json!({ "reason": "test" })).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     t.stop().await;
 }
@@ -1164,14 +1086,22 @@ async fn the_retention_sweep_archives_old_tombstones_purges_old_history_and_jobs
     }
 
     // Over HTTP: the swept tombstone is gone for good, the young one recovers.
-    assert_error(
+    assert_error_ctx(
         &t.get(&format!("/api/memory/{old1}")).await,
         404,
         "get swept",
     );
-    assert_error(&recover(&t, &old1).await, 404, "recover swept");
-    assert_error(&recover(&t, &old2).await, 404, "recover swept");
-    let r = recover(&t, &recent).await;
+    assert_error_ctx(
+        &recover(&t, &old1, json!({ "reason": "test" })).await,
+        404,
+        "recover swept",
+    );
+    assert_error_ctx(
+        &recover(&t, &old2, json!({ "reason": "test" })).await,
+        404,
+        "recover swept",
+    );
+    let r = recover(&t, &recent, json!({ "reason": "test" })).await;
     assert_eq!(
         r.status, 200,
         "yesterday's tombstone recovers: {:?}",
@@ -1347,7 +1277,7 @@ async fn diagnostics_of_a_clean_store_are_healthy_cached_per_domain_and_carried_
         assert!(r.body.get("composite").is_none(), "{:?}", r.body);
     }
     for bad in ["nope", "composite", "QUEUE"] {
-        assert_error(
+        assert_error_ctx(
             &t.get(&format!("/api/diagnostics/{bad}")).await,
             400,
             &format!("unknown domain {bad}"),
@@ -1569,13 +1499,21 @@ async fn more_than_five_recovers_in_seven_days_lower_the_mutation_score() {
         ids.push(tombstone(&t, &format!("recovered memory {i}")).await);
     }
     for id in &ids[..5] {
-        assert_eq!(recover(&t, id).await.status, 200);
+        assert_eq!(
+            recover(&t, id, json!({ "reason": "test" })).await.status,
+            200
+        );
     }
     let d = diagnostics(&t).await;
     assert_eq!(d["mutation"]["recoversLast7Days"], 5, "{:#}", d["mutation"]);
     assert_score(&d, "mutation", 1.0, "5 recovers");
 
-    assert_eq!(recover(&t, &ids[5]).await.status, 200);
+    assert_eq!(
+        recover(&t, &ids[5], json!({ "reason": "test" }))
+            .await
+            .status,
+        200
+    );
     let d = diagnostics_until(&t, "6 recovers", |d| {
         d["mutation"]["recoversLast7Days"] == 6
     })
@@ -1629,7 +1567,10 @@ async fn every_domain_hurt_at_once_makes_the_composite_unhealthy_and_status_says
     }
     for i in 0..6 {
         let id = tombstone(&t, &format!("deleted then recovered {i}")).await;
-        assert_eq!(recover(&t, &id).await.status, 200);
+        assert_eq!(
+            recover(&t, &id, json!({ "reason": "test" })).await.status,
+            200
+        );
     }
     let mut others = Vec::new();
     for i in 0..2 {
@@ -1840,12 +1781,12 @@ async fn metrics_is_valid_prometheus_text_with_requests_memories_jobs_and_client
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_team_mode_metrics_needs_the_diagnostics_permission_unless_public() {
     let t = spawn_with(|c| {
-        team(c);
+        quiet_team(c);
         c.settings.auth.rate_limits.forget = limit(1);
     })
     .await;
-    let op = token(&t, Role::Operator, "ops");
-    let agent = token(&t, Role::Agent, "bot");
+    let op = token(&t, Role::Operator, "ops", Scope::default());
+    let agent = token(&t, Role::Agent, "bot", Scope::default());
 
     let (status, _, body) = get_text(&t, "/metrics", None).await;
     assert_eq!(status, 401, "{body}");
@@ -1856,17 +1797,17 @@ async fn in_team_mode_metrics_needs_the_diagnostics_permission_unless_public() {
     let v: Value = serde_json::from_str(&body).expect("403 is JSON");
     assert!(v["error"].is_string());
     metrics(&t, Some(&op)).await;
-    metrics(&t, Some(&token(&t, Role::Admin, "root"))).await;
+    metrics(&t, Some(&token(&t, Role::Admin, "root", Scope::default()))).await;
     // Diagnostics follow the same permission.
-    let r = request(&t, "GET", "/api/diagnostics", None, Some(&op), &[]).await;
+    let r = request_60s(&t, "GET", "/api/diagnostics", None, Some(&op), &[]).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    let r = request(&t, "GET", "/api/diagnostics/queue", None, Some(&agent), &[]).await;
-    assert_error(&r, 403, "agent diagnostics");
+    let r = request_60s(&t, "GET", "/api/diagnostics/queue", None, Some(&agent), &[]).await;
+    assert_error_ctx(&r, 403, "agent diagnostics");
 
     // One ledger rejection: the agent may forget once a minute.
     let mut ids = Vec::new();
     for i in 0..2 {
-        let r = request(
+        let r = request_60s(
             &t,
             "POST",
             "/api/memory/remember",
@@ -1882,7 +1823,7 @@ async fn in_team_mode_metrics_needs_the_diagnostics_permission_unless_public() {
         let mut v = Vec::new();
         for id in &ids {
             v.push(
-                request(
+                request_60s(
                     &t,
                     "DELETE",
                     &format!("/api/memory/{id}?reason=test"),
@@ -1922,13 +1863,13 @@ async fn in_team_mode_metrics_needs_the_diagnostics_permission_unless_public() {
 
     // metrics.public opens /metrics (only /metrics) to token-less scrapers.
     let t = spawn_with(|c| {
-        team(c);
+        quiet_team(c);
         c.settings.metrics.public = true;
     })
     .await;
     metrics(&t, None).await;
     let r = t.get("/api/diagnostics").await;
-    assert_error(&r, 401, "diagnostics stay closed");
+    assert_error_ctx(&r, 401, "diagnostics stay closed");
     t.stop().await;
 }
 
@@ -2037,7 +1978,7 @@ async fn re_embed_counts_on_a_dry_run_and_queues_embed_jobs_batch_by_batch() {
     assert_audited(&db, &r, 0);
     assert_eq!(embed_jobs(&db), 0, "a dry run queues nothing");
 
-    assert_error(
+    assert_error_ctx(
         &t.post("/api/repair/re-embed", json!({ "batchSize": 0 }))
             .await,
         400,
@@ -2123,7 +2064,7 @@ async fn deduplicate_keeps_the_oldest_cross_project_copy_and_a_dry_run_changes_n
         "oldest stays"
     );
     // The newer copy is a tombstone (GET hides tombstones), with a history row.
-    assert_error(
+    assert_error_ctx(
         &t.get(&format!("/api/memory/{b}")).await,
         404,
         "newer copy removed",
@@ -2142,7 +2083,7 @@ async fn deduplicate_keeps_the_oldest_cross_project_copy_and_a_dry_run_changes_n
         "the removal is in the copy's history"
     );
     assert_eq!(
-        recover(&t, &b).await.status,
+        recover(&t, &b, json!({ "reason": "test" })).await.status,
         200,
         "a deduplicated copy can be recovered"
     );
@@ -2179,7 +2120,10 @@ async fn clean_orphans_keeps_the_vector_of_a_tombstone_that_can_still_be_recover
         "clean-orphans removed the vector of a recoverable tombstone ({r:?})"
     );
     assert_eq!(affected(&r), 0, "{r:?}");
-    assert_eq!(recover(&t, &id).await.status, 200);
+    assert_eq!(
+        recover(&t, &id, json!({ "reason": "test" })).await.status,
+        200
+    );
     assert!(db.has_vector(row), "the recovered memory has its vector");
     t.stop().await;
 }
@@ -2248,29 +2192,29 @@ const ACTIONS: [&str; 8] = [
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_repairs_are_404_and_in_team_mode_repairs_are_for_admins_with_agents_throttled() {
     let t = spawn_quiet().await;
-    assert_error(
+    assert_error_ctx(
         &t.post("/api/repair/bogus", json!({})).await,
         404,
         "unknown action",
     );
-    assert_error(&t.get("/api/repair/bogus").await, 404, "unknown report");
+    assert_error_ctx(&t.get("/api/repair/bogus").await, 404, "unknown report");
     t.stop().await;
 
     let t = spawn_with(|c| {
-        team(c);
+        quiet_team(c);
         c.settings.auth.rate_limits.admin = limit(2);
     })
     .await;
     let db = Db::open(&t);
-    let root = token(&t, Role::Admin, "root");
+    let root = token(&t, Role::Admin, "root", Scope::default());
     for (role, sub) in [
         (Role::Operator, "ops"),
         (Role::Agent, "bot"),
         (Role::Readonly, "ro"),
     ] {
-        let tok = token(&t, role, sub);
+        let tok = token(&t, role, sub, Scope::default());
         for action in ACTIONS {
-            let r = request(
+            let r = request_60s(
                 &t,
                 "POST",
                 &format!("/api/repair/{action}"),
@@ -2279,10 +2223,10 @@ async fn unknown_repairs_are_404_and_in_team_mode_repairs_are_for_admins_with_ag
                 &[],
             )
             .await;
-            assert_error(&r, 403, &format!("{sub} POST {action}"));
+            assert_error_ctx(&r, 403, &format!("{sub} POST {action}"));
         }
         for report in ["embedding-gaps", "dedup-stats"] {
-            let r = request(
+            let r = request_60s(
                 &t,
                 "GET",
                 &format!("/api/repair/{report}"),
@@ -2291,10 +2235,10 @@ async fn unknown_repairs_are_404_and_in_team_mode_repairs_are_for_admins_with_ag
                 &[],
             )
             .await;
-            assert_error(&r, 403, &format!("{sub} GET {report}"));
+            assert_error_ctx(&r, 403, &format!("{sub} GET {report}"));
         }
     }
-    let r = request(
+    let r = request_60s(
         &t,
         "POST",
         "/api/repair/check-fts",
@@ -2303,7 +2247,7 @@ async fn unknown_repairs_are_404_and_in_team_mode_repairs_are_for_admins_with_ag
         &[],
     )
     .await;
-    assert_error(&r, 401, "no token");
+    assert_error_ctx(&r, 401, "no token");
     assert!(
         db.repair_audits().is_empty(),
         "refused repairs write no audit row"
@@ -2311,7 +2255,7 @@ async fn unknown_repairs_are_404_and_in_team_mode_repairs_are_for_admins_with_ag
 
     // An admin acting as an operator is not throttled.
     for _ in 0..4 {
-        let r = request(
+        let r = request_60s(
             &t,
             "POST",
             "/api/repair/check-fts",
@@ -2323,7 +2267,7 @@ async fn unknown_repairs_are_404_and_in_team_mode_repairs_are_for_admins_with_ag
         assert_eq!(r.status, 200, "{:?}", r.body);
     }
     for report in ["embedding-gaps", "dedup-stats"] {
-        let r = request(
+        let r = request_60s(
             &t,
             "GET",
             &format!("/api/repair/{report}"),
@@ -2335,12 +2279,12 @@ async fn unknown_repairs_are_404_and_in_team_mode_repairs_are_for_admins_with_ag
         assert_eq!(r.status, 200, "{:?}", r.body);
     }
     // An admin token used by an agent is held to the admin limit.
-    let bot_admin = token(&t, Role::Admin, "autonomous-admin");
+    let bot_admin = token(&t, Role::Admin, "autonomous-admin", Scope::default());
     let agent_hdr = [("x-signet-actor-type", "agent")];
     let mut codes = Vec::new();
     for _ in 0..3 {
         codes.push(
-            request(
+            request_60s(
                 &t,
                 "POST",
                 "/api/repair/check-fts",
@@ -2368,7 +2312,7 @@ async fn with_mutations_frozen_repairs_are_503_while_reports_still_work() {
         let r = t
             .post(&format!("/api/repair/{action}"), json!({ "repair": true }))
             .await;
-        assert_error(&r, 503, &format!("frozen {action}"));
+        assert_error_ctx(&r, 503, &format!("frozen {action}"));
     }
     for report in ["embedding-gaps", "dedup-stats"] {
         let r = t.get(&format!("/api/repair/{report}")).await;
@@ -2508,18 +2452,18 @@ async fn analytics_report_latency_usage_and_errors_of_real_traffic() {
 
     let r = t.get("/api/analytics/logs").await;
     assert_eq!(r.status, 200);
-    assert_error(&t.get("/api/analytics/nope").await, 404, "unknown view");
+    assert_error_ctx(&t.get("/api/analytics/nope").await, 404, "unknown view");
     t.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_team_mode_analytics_count_actors_by_token_sub_and_need_the_permission() {
-    let t = spawn_with(team).await;
-    let alice = token(&t, Role::Admin, "alice");
-    let bob = token(&t, Role::Operator, "bob");
-    let carol = token(&t, Role::Agent, "carol");
+    let t = spawn_with(quiet_team).await;
+    let alice = token(&t, Role::Admin, "alice", Scope::default());
+    let bob = token(&t, Role::Operator, "bob", Scope::default());
+    let carol = token(&t, Role::Agent, "carol", Scope::default());
     for i in 0..3 {
-        let r = request(
+        let r = request_60s(
             &t,
             "POST",
             "/api/memory/remember",
@@ -2530,7 +2474,7 @@ async fn in_team_mode_analytics_count_actors_by_token_sub_and_need_the_permissio
         .await;
         assert_eq!(r.status, 200, "{:?}", r.body);
     }
-    let r = request(
+    let r = request_60s(
         &t,
         "POST",
         "/api/memory/recall",
@@ -2540,12 +2484,12 @@ async fn in_team_mode_analytics_count_actors_by_token_sub_and_need_the_permissio
     )
     .await;
     assert_eq!(r.status, 200);
-    let r = request(&t, "GET", "/api/analytics/usage", None, Some(&carol), &[]).await;
-    assert_error(&r, 403, "agents lack analytics");
-    let r = request(&t, "GET", "/api/analytics/usage", None, None, &[]).await;
-    assert_error(&r, 401, "no token");
+    let r = request_60s(&t, "GET", "/api/analytics/usage", None, Some(&carol), &[]).await;
+    assert_error_ctx(&r, 403, "agents lack analytics");
+    let r = request_60s(&t, "GET", "/api/analytics/usage", None, None, &[]).await;
+    assert_error_ctx(&r, 401, "no token");
 
-    let r = request(&t, "GET", "/api/analytics/usage", None, Some(&bob), &[]).await;
+    let r = request_60s(&t, "GET", "/api/analytics/usage", None, Some(&bob), &[]).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     let actors = &r.body["actors"];
     assert_eq!(actors["alice"], 3, "{actors:?}");
@@ -2554,7 +2498,7 @@ async fn in_team_mode_analytics_count_actors_by_token_sub_and_need_the_permissio
         actors.get("mallory").is_none(),
         "headers never name the actor: {actors:?}"
     );
-    let r = request(
+    let r = request_60s(
         &t,
         "GET",
         "/api/analytics/errors?stage=auth",

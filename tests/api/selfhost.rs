@@ -1,16 +1,15 @@
 //! Self-hosting tools through the real binary: service install, backup
 //! under load, restore, doctor.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
 use serde_json::json;
+
+use crate::helpers::{free_port, spawn_app, spawn_in};
 
 fn signet(args: &[&str], workspace: &Path, home: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_signet"))
@@ -270,14 +269,6 @@ fn doctor(ws: &Path) -> (bool, String) {
         .output()
         .expect("doctor");
     (out.status.success(), text(&out))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 async fn healthy_workspace(mode: &str) -> tempfile::TempDir {

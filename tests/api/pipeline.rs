@@ -13,20 +13,20 @@
 //! Job rows are read straight from the workspace's SQLite file, read-only.
 //! Every wait is bounded, so no test can hang on a silent pipeline.
 
-mod common;
-
 use std::convert::Infallible;
 use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
 use rusqlite::{Connection, OpenFlags};
 use serde_json::{json, Value};
 use signet::config::Config;
 use tokio::sync::Semaphore;
 use warp::Filter;
+
+use crate::helpers::sse::{open_sse, Next, SseClient};
+use crate::helpers::{history, patch, remember_as, spawn_in, spawn_with, Resp, TestApp};
 
 // ---------------------------------------------------------------------------
 // stub LLM
@@ -236,14 +236,6 @@ async fn spawn_extracting(flavor: &str, stub: &Stub) -> TestApp {
     spawn_with(|cfg| extraction(cfg, flavor, stub)).await
 }
 
-/// Remember `body`; asserts a new record and returns its id.
-async fn remember_json(t: &TestApp, body: Value) -> String {
-    let r = t.post("/api/memory/remember", body.clone()).await;
-    assert_eq!(r.status, 200, "remember {body}: {:?}", r.body);
-    assert_eq!(r.body["deduped"], false, "remember {body}: {:?}", r.body);
-    r.body["id"].as_str().expect("id").to_string()
-}
-
 async fn record(t: &TestApp, id: &str) -> Resp {
     t.get(&format!("/api/memory/{id}")).await
 }
@@ -252,12 +244,6 @@ async fn live_record(t: &TestApp, id: &str) -> Value {
     let r = record(t, id).await;
     assert_eq!(r.status, 200, "GET memory {id}: {:?}", r.body);
     r.body
-}
-
-async fn history(t: &TestApp, id: &str) -> Vec<Value> {
-    let r = t.get(&format!("/api/memory/{id}/history")).await;
-    assert_eq!(r.status, 200, "history {id}: {:?}", r.body);
-    r.body["history"].as_array().expect("history[]").clone()
 }
 
 /// Live memories (the list endpoint).
@@ -286,10 +272,6 @@ async fn job_api(t: &TestApp, id: &str) -> Value {
     let r = t.get(&format!("/api/memory/jobs/{id}")).await;
     assert_eq!(r.status, 200, "GET job {id}: {:?}", r.body);
     r.body
-}
-
-async fn patch(t: &TestApp, id: &str, body: Value) -> Resp {
-    t.send("PATCH", &format!("/api/memory/{id}"), body).await
 }
 
 /// Poll `probe` until it yields a value (panics after `wait`).
@@ -427,70 +409,21 @@ fn ts(s: &str) -> chrono::DateTime<chrono::Utc> {
 const WAIT: Duration = Duration::from_secs(10);
 
 // ---------------------------------------------------------------------------
-// SSE client (the approach of tests/events.rs, reduced)
+// SSE: the events of `/sse`, read with the client of `helpers::sse`
 // ---------------------------------------------------------------------------
 
 struct Sse {
-    resp: reqwest::Response,
-    buf: Vec<u8>,
+    client: SseClient,
     seen: Vec<(String, Value)>,
 }
 
 impl Sse {
     async fn open(t: &TestApp, last_event_id: Option<&str>) -> Sse {
-        let mut req = t
-            .client
-            .get(t.url("/sse"))
-            .header("accept", "text/event-stream");
-        if let Some(l) = last_event_id {
-            req = req.header("last-event-id", l);
-        }
-        let resp = tokio::time::timeout(WAIT, req.send())
-            .await
-            .expect("SSE response head")
-            .expect("SSE request");
+        let resp = open_sse(t, "/sse", None, last_event_id).await;
         assert_eq!(resp.status().as_u16(), 200);
         Sse {
-            resp,
-            buf: Vec::new(),
+            client: SseClient::new(resp),
             seen: Vec::new(),
-        }
-    }
-
-    /// The next complete event, or None at the deadline / end of stream.
-    async fn next(&mut self, deadline: Instant) -> Option<(String, Value)> {
-        loop {
-            if let Some(pos) = self.buf.windows(2).position(|w| w == b"\n\n") {
-                let block: Vec<u8> = self.buf.drain(..pos + 2).collect();
-                let text = String::from_utf8(block).expect("UTF-8 stream");
-                let mut event = String::from("message");
-                let mut data = Vec::new();
-                for line in text.lines() {
-                    let line = line.strip_suffix('\r').unwrap_or(line);
-                    if line.is_empty() || line.starts_with(':') {
-                        continue;
-                    }
-                    let (field, value) = line.split_once(':').unwrap_or((line, ""));
-                    let value = value.strip_prefix(' ').unwrap_or(value);
-                    match field {
-                        "event" => event = value.to_string(),
-                        "data" => data.push(value.to_string()),
-                        _ => {}
-                    }
-                }
-                if data.is_empty() {
-                    continue;
-                }
-                let data: Value = serde_json::from_str(&data.join("\n"))
-                    .unwrap_or_else(|e| panic!("event data is not JSON ({e}): {text:?}"));
-                self.seen.push((event.clone(), data.clone()));
-                return Some((event, data));
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, self.resp.chunk()).await {
-                Ok(Ok(Some(bytes))) => self.buf.extend_from_slice(&bytes),
-                _ => return None,
-            }
         }
     }
 
@@ -498,9 +431,11 @@ impl Sse {
     /// skipped).
     async fn expect(&mut self, kind: &str, pred: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + WAIT;
-        while let Some((k, data)) = self.next(deadline).await {
-            if k == kind && pred(&data) {
-                return data;
+        let left = || deadline.saturating_duration_since(Instant::now());
+        while let Next::Event(e) = self.client.next(left()).await {
+            self.seen.push((e.kind().to_string(), e.data.clone()));
+            if e.kind() == kind && pred(&e.data) {
+                return e.data;
             }
         }
         panic!("no {kind} event within {WAIT:?}; saw {:?}", self.seen);
@@ -896,7 +831,7 @@ async fn decision_setup_gated(
     let target_text = target["content"].as_str().expect("content").to_string();
     let stub = Stub::start(|_| no_facts()).await;
     let t = spawn_extracting("ollama", &stub).await;
-    let target_id = remember_json(&t, target).await;
+    let target_id = remember_as(&t, target, None).await;
     wait_completed(&t, &target_id).await;
     assert!(stub.calls()[0].prompt.contains(&target_text));
     let tid = target_id.clone();
@@ -1162,16 +1097,18 @@ async fn candidates_come_only_from_the_source_memorys_project() {
     })
     .await;
     let t = spawn_extracting("ollama", &stub).await;
-    let beta = remember_json(
+    let beta = remember_as(
         &t,
         json!({"content": "Kubernetes upgrades happen monthly in beta", "project": "beta"}),
+        None,
     )
     .await;
     wait_completed(&t, &beta).await;
     // Only a memory of another project is similar: no decision, plain ADD.
-    let src = remember_json(
+    let src = remember_as(
         &t,
         json!({"content": "memo-source: platform planning for alpha", "project": "alpha"}),
+        None,
     )
     .await;
     wait_completed(&t, &src).await;
