@@ -797,12 +797,23 @@ impl Tmpfs {
         ok.then(|| Tmpfs(at.to_path_buf()))
     }
 
+    /// Remount with `opts`. A read-only remount is refused (EBUSY) while
+    /// any file there is open for writing, and a stopped daemon's last
+    /// read connections close on blocking threads a moment after `stop`
+    /// returns: retried for up to 5 s.
     fn remount(&self, opts: &str) -> bool {
-        std::process::Command::new("mount")
-            .args(["-o", &format!("remount,{opts}")])
-            .arg(&self.0)
-            .output()
-            .is_ok_and(|o| o.status.success())
+        for _ in 0..50 {
+            let ok = std::process::Command::new("mount")
+                .args(["-o", &format!("remount,{opts}")])
+                .arg(&self.0)
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if ok {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        false
     }
 }
 
