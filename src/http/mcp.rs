@@ -193,12 +193,17 @@ pub fn route(st: AppState) -> BoxedFilter<(Response,)> {
     boxed(
         warp::path!("mcp")
             .and(warp::post())
-            .and(auth::authenticated(st.clone()))
+            // The body is read before the caller is authenticated: a 401
+            // sent over an unread body makes the server close the
+            // connection, and a client that pooled it (the Python SDK
+            // probes, then sends `initialize`) saw "disconnected" instead
+            // of the 401.
             .and(warp::header::headers_cloned())
             .and(body::bytes(limit))
+            .and(auth::authenticated(st.clone()))
             .and(with_state(st))
             .and_then(
-                move |caller: Caller, headers: HeaderMap, raw: Bytes, _st: AppState| {
+                move |headers: HeaderMap, raw: Bytes, caller: Caller, _st: AppState| {
                     let svc = svc.clone();
                     async move {
                         Ok::<_, std::convert::Infallible>(post(svc, caller, headers, raw).await)

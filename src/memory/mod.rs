@@ -1296,13 +1296,13 @@ impl MemoryService {
         .await
     }
 
-    /// Run a repair action through the store writer.
-    pub async fn repair(
+    /// Run a repair action through the store writer (the caller was
+    /// admitted by `run_repair`).
+    pub(crate) async fn repair(
         &self,
         caller: &Caller,
         action: crate::store::maintenance::RepairAction,
     ) -> Result<crate::store::maintenance::RepairOutcome, MemoryError> {
-        self.admit(caller, Operation::Repair).await?;
         self.check_writable()?;
         let audit = caller.audit(None);
         self.write(|reply| WriteOp::Repair {
