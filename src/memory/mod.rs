@@ -951,6 +951,51 @@ impl MemoryService {
             });
         }
         let at = self.cache.generation();
+        if !hybrid {
+            // Keyword only: nothing runs beside the leg, so the leg and the
+            // ranking share one read (no second read to re-check its hits).
+            let Some(keyword) = keyword else {
+                return Ok(Recalled {
+                    results: Vec::new(),
+                    query,
+                    method: "keyword",
+                });
+            };
+            let q = query.clone();
+            let leg_filter = filter.clone();
+            let scored = self
+                .reads
+                .read(move |c| {
+                    let (kw, confidence) = match &keyword {
+                        KeywordQuery::Any(ops) => {
+                            search::keyword_any(c, ops, &leg_filter, ranking.depth, 1)?
+                        }
+                        KeywordQuery::Expr(e) => (
+                            search::keyword(c, e, &leg_filter, ranking.depth as i64)?,
+                            1.0,
+                        ),
+                    };
+                    search::rank(
+                        c,
+                        kw,
+                        confidence,
+                        Vec::new(),
+                        &leg_filter,
+                        &q,
+                        &ranking,
+                        limit as usize,
+                    )
+                })
+                .await?;
+            let results = Arc::new(scored);
+            self.cache.put(key_for("keyword"), at, results.clone());
+            self.access.record(results.iter().map(|r| r.id.as_str()));
+            return Ok(Recalled {
+                results: results.to_vec(),
+                query,
+                method: "keyword",
+            });
+        }
         // The keyword leg runs on the read pool while the query is embedded
         // (a new query's embedding is most of a hybrid recall's time).
         let leg = |min: u32| {

@@ -520,41 +520,56 @@ fn in_dialogue(a: (Option<&str>, &str), b: (Option<&str>, &str), window: chrono:
     speakers && near
 }
 
-/// The rowids of the live memories stored just before and after `hit` in
-/// its project, each only when it forms a dialogue with `hit` (another
-/// speaker, within `window`).
+/// For each of `hits`, the rowids of the live memories stored just before
+/// and after it in its project, each only when it forms a dialogue with the
+/// hit (another speaker, within `window`). One statement for all of them.
 pub fn adjacent(
     conn: &Connection,
-    hit: &Hit,
+    hits: &[&Hit],
     window: chrono::Duration,
-) -> Result<[Option<i64>; 2], StoreError> {
-    if speaker(hit.who.as_deref()).is_none() {
-        return Ok([None, None]);
+) -> Result<Vec<[Option<i64>; 2]>, StoreError> {
+    let mut out = vec![[None, None]; hits.len()];
+    let asked: Vec<i64> = hits
+        .iter()
+        .filter(|h| speaker(h.who.as_deref()).is_some())
+        .map(|h| h.rowid)
+        .collect();
+    if asked.is_empty() {
+        return Ok(out);
     }
+    let at: rustc_hash::FxHashMap<i64, usize> =
+        hits.iter().enumerate().map(|(i, h)| (h.rowid, i)).collect();
+    let list = serde_json::to_string(&asked).map_err(|e| StoreError::Task(e.to_string()))?;
     let mut stmt = conn.prepare_cached(
-        "SELECT 0, rowid, who, created_at FROM memories WHERE rowid =
-           (SELECT MAX(rowid) FROM memories WHERE project IS ?1 AND rowid < ?2 AND is_deleted = 0)
+        "SELECT c.rowid, 0, n.rowid, n.who, n.created_at FROM json_each(?1) j
+           JOIN memories c ON c.rowid = j.value
+           JOIN memories n ON n.rowid =
+             (SELECT MAX(rowid) FROM memories WHERE project IS c.project AND rowid < c.rowid AND is_deleted = 0)
          UNION ALL
-         SELECT 1, rowid, who, created_at FROM memories WHERE rowid =
-           (SELECT MIN(rowid) FROM memories WHERE project IS ?1 AND rowid > ?2 AND is_deleted = 0)",
+         SELECT c.rowid, 1, n.rowid, n.who, n.created_at FROM json_each(?1) j
+           JOIN memories c ON c.rowid = j.value
+           JOIN memories n ON n.rowid =
+             (SELECT MIN(rowid) FROM memories WHERE project IS c.project AND rowid > c.rowid AND is_deleted = 0)",
     )?;
-    let rows = stmt.query_map(rusqlite::params![hit.project, hit.rowid], |r| {
+    let rows = stmt.query_map([list], |r| {
         Ok((
             r.get::<_, i64>(0)?,
             r.get::<_, i64>(1)?,
-            r.get::<_, Option<String>>(2)?,
-            r.get::<_, String>(3)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, Option<String>>(3)?,
+            r.get::<_, String>(4)?,
         ))
     })?;
-    let mut out = [None, None];
     for row in rows {
-        let (side, rowid, who, at) = row?;
+        let (of, side, rowid, who, created) = row?;
+        let Some(&i) = at.get(&of) else { continue };
+        let hit = hits[i];
         if in_dialogue(
             (hit.who.as_deref(), &hit.created_at),
-            (who.as_deref(), &at),
+            (who.as_deref(), &created),
             window,
         ) {
-            out[side as usize & 1] = Some(rowid);
+            out[i][side as usize & 1] = Some(rowid);
         }
     }
     Ok(out)
@@ -627,10 +642,8 @@ pub fn add_neighbours(
         .enumerate()
         .map(|(i, c)| (c.hit.rowid, i))
         .collect();
-    let mut adj: Vec<[Option<i64>; 2]> = Vec::with_capacity(candidates.len() * 3);
-    for c in &candidates {
-        adj.push(adjacent(conn, &c.hit, window)?);
-    }
+    let hits: Vec<&Hit> = candidates.iter().map(|c| &c.hit).collect();
+    let mut adj = adjacent(conn, &hits, window)?;
     let missing: Vec<i64> = adj
         .iter()
         .flatten()
