@@ -86,7 +86,8 @@ fn check_post(h: &HeaderMap, raw: &[u8]) -> Result<(), Refusal> {
             ));
         }
     }
-    if serde_json::from_slice::<serde_json::Value>(raw).is_err() {
+    // Validated without building a tree: the SDK parses it for real.
+    if serde_json::from_slice::<serde::de::IgnoredAny>(raw).is_err() {
         return Err((
             StatusCode::BAD_REQUEST,
             -32700,
@@ -126,26 +127,83 @@ async fn post(svc: Arc<Service>, caller: Caller, headers: HeaderMap, raw: Bytes)
     if caller.actor_type.is_none() {
         caller.actor_type = Some("harness".into());
     }
-    // The bytes are JSON (checked above), hence UTF-8.
-    let Ok(text) = String::from_utf8(raw.to_vec()) else {
-        return rpc_error(StatusCode::BAD_REQUEST, -32700, "Parse error: Invalid JSON");
-    };
-    let mut req = warp::http::Request::new(text);
+    // A batch (an array): the SDK takes one message a request, so each
+    // goes on its own and the answers come back as one array (202 when
+    // all were notifications), as Signet answers batches.
+    if raw.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        let items: Vec<serde_json::Value> = match serde_json::from_slice(&raw) {
+            Ok(items) => items,
+            Err(_) => {
+                return rpc_error(
+                    StatusCode::BAD_REQUEST,
+                    -32600,
+                    "Invalid Request: a batch must be an array of messages",
+                )
+            }
+        };
+        if items.is_empty() {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                -32600,
+                "Invalid Request: empty batch",
+            );
+        }
+        let mut answers = Vec::with_capacity(items.len());
+        for item in items {
+            let id = item.get("id").cloned().unwrap_or(serde_json::Value::Null);
+            let (status, body) = one(&svc, &caller, &headers, Bytes::from(item.to_string())).await;
+            match serde_json::from_slice::<serde_json::Value>(&body) {
+                Ok(v) if status.is_success() => answers.push(v),
+                // A notification: nothing to answer.
+                _ if status == StatusCode::ACCEPTED || id.is_null() => {}
+                _ => answers.push(json!({ "jsonrpc": "2.0", "id": id, "error": {
+                    "code": -32600,
+                    "message": format!("Invalid Request: {}", String::from_utf8_lossy(&body)),
+                }})),
+            }
+        }
+        if answers.is_empty() {
+            return warp::reply::with_status(warp::reply(), StatusCode::ACCEPTED).into_response();
+        }
+        return warp::reply::json(&answers).into_response();
+    }
+    let (status, body, headers) = one_with_headers(&svc, &caller, headers, raw).await;
+    let mut out = Response::new(body.into());
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    out
+}
+
+/// One message through the SDK: status and body.
+async fn one(
+    svc: &Service,
+    caller: &Caller,
+    headers: &HeaderMap,
+    raw: Bytes,
+) -> (StatusCode, Bytes) {
+    let (status, body, _) = one_with_headers(svc, caller, headers.clone(), raw).await;
+    (status, body)
+}
+
+/// One message through the SDK: status, body and headers.
+async fn one_with_headers(
+    svc: &Service,
+    caller: &Caller,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> (StatusCode, Bytes, HeaderMap) {
+    let mut req = warp::http::Request::new(http_body_util::Full::new(raw));
     *req.method_mut() = Method::POST;
     *req.uri_mut() = warp::http::Uri::from_static("/mcp");
     *req.headers_mut() = headers;
-    req.extensions_mut().insert(caller);
-    let answer = svc.handle(req).await;
-    let (parts, body) = answer.into_parts();
+    req.extensions_mut().insert(caller.clone());
+    let (parts, body) = svc.handle(req).await.into_parts();
     let bytes = body
         .collect()
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    let mut out = Response::new(bytes.into());
-    *out.status_mut() = parts.status;
-    *out.headers_mut() = parts.headers;
-    out
+    (parts.status, bytes, parts.headers)
 }
 
 /// ALL /mcp

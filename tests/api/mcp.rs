@@ -47,6 +47,18 @@ fn init(version: &str) -> Value {
         "clientInfo": {"name": "test", "version": "1"}}})
 }
 
+/// In team mode `initialize` without a token is refused by the transport.
+async fn assert_refused_without_token(t: &TestApp) {
+    let (s, _, body) = raw_mcp(
+        t,
+        "POST",
+        &[ACCEPT, ("content-type", "application/json")],
+        &init("2025-06-18").to_string(),
+    )
+    .await;
+    assert_eq!(s, 401, "{body}");
+}
+
 fn tool_call(id: u64, name: &str, args: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
            "params": {"name": name, "arguments": args}})
@@ -137,22 +149,33 @@ async fn the_transport_answers_signets_status_codes() {
     )
     .await;
     assert_eq!((s, body.as_str()), (202, ""));
-    // A batch: an array of answers.
+    // A batch: an array of answers, one per request.
+    let (s, ct, body) = raw_mcp(
+        &t,
+        "POST",
+        &[ACCEPT, json_ct],
+        r#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","method":"notifications/initialized"},{"jsonrpc":"2.0","id":2,"method":"tools/list"}]"#,
+    )
+    .await;
+    assert_eq!((s, ct.as_str()), (200, "application/json"), "{body}");
+    let v: Value = serde_json::from_str(&body).expect("json");
+    let ids: Vec<Value> = v
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|a| a["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!(1), json!(2)], "{body}");
+    assert_eq!(v[1]["result"]["tools"].as_array().map(Vec::len), Some(7));
+    // A batch of notifications only: 202.
     let (s, _, body) = raw_mcp(
         &t,
         "POST",
         &[ACCEPT, json_ct],
-        r#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"tools/list"}]"#,
+        r#"[{"jsonrpc":"2.0","method":"notifications/initialized"}]"#,
     )
     .await;
-    if s == 200 {
-        let v: Value = serde_json::from_str(&body).expect("json");
-        assert_eq!(v.as_array().map(Vec::len), Some(2), "{body}");
-    } else {
-        // Batches were dropped from the protocol in 2025-06-18; a server
-        // may refuse them, but with a JSON-RPC error, never a 5xx.
-        assert!((400..500).contains(&s), "{s}: {body}");
-    }
+    assert_eq!((s, body.as_str()), (202, ""));
     // GET: an event stream that ends at once; DELETE: 200; others: 405.
     let (s, ct, body) = raw_mcp(&t, "GET", &[("accept", "text/event-stream")], "").await;
     assert_eq!(
@@ -227,14 +250,7 @@ async fn team_mode_needs_a_token_and_admits_each_call_through_the_domain() {
         c.settings.auth.rate_limits.forget = limit(1);
     })
     .await;
-    let (s, _, _) = raw_mcp(
-        &t,
-        "POST",
-        &[ACCEPT, ("content-type", "application/json")],
-        &init("2025-06-18").to_string(),
-    )
-    .await;
-    assert_eq!(s, 401);
+    assert_refused_without_token(&t).await;
     let agent = token(&t, Role::Agent, "mcp-agent", Scope::default());
     let a = rpc(
         &t,
@@ -374,14 +390,7 @@ async fn the_python_sdk_in_team_mode_sees_only_its_scope_and_role() {
     let other = r.body["id"].as_str().expect("id").to_string();
     // Without a token the transport itself is refused (the client's
     // "no-token" run below must fail on exactly this).
-    let (s, _, _) = raw_mcp(
-        &t,
-        "POST",
-        &[ACCEPT, ("content-type", "application/json")],
-        &init("2025-06-18").to_string(),
-    )
-    .await;
-    assert_eq!(s, 401);
+    assert_refused_without_token(&t).await;
     let agent = token(&t, Role::Agent, "alpha-agent", project("alpha"));
     let reader = token(&t, Role::Readonly, "reader", Scope::default());
     for transport in ["http", "stdio"] {
