@@ -1,28 +1,16 @@
--- wrk script: POST /api/memory/recall with natural-language questions over
--- the store benches/recall_load.py preloads (names, verbs and things from
--- the same lists; 4,800 distinct questions in rotation).
--- usage: wrk -t2 -c32 -d12s -s benches/recall_questions.lua http://127.0.0.1:PORT
-local names = {"Caroline","Melanie","Jon","Gina","Evan","Sam","Priya","Tomas","Aiko","Lena",
-  "Marcus","Nadia","Oscar","Rosa","Felix","Hana","Ivan","Julia","Kofi","Maya"}
-local verbs = {"visit","paint","buy","fix","cook","find","plan","sell","watch","build",
-  "lose","borrow","clean","photograph","adopt","review","design","record","organize","repair"}
-local nouns = {"bicycle","guitar","garden","kitchen","painting","camera","boat","bookshelf",
-  "laptop","piano","tent","sofa"}
-local forms = {"When did %s %s the %s?", "Where did %s %s a %s?", "Why did %s %s the %s last week?"}
+-- wrk script: POST /api/memory/recall with the natural-language questions
+-- of benches/questions.lua.
+-- usage (from the repository root):
+--   wrk -t2 -c32 -d12s -s benches/recall_questions.lua http://127.0.0.1:PORT
+dofile("benches/questions.lua")
 local counter = 0
 request = function()
   counter = counter + 1
-  local n = names[(counter % #names) + 1]
-  local v = verbs[(math.floor(counter / #names) % #verbs) + 1]
-  local o = nouns[(math.floor(counter / (#names * #verbs)) % #nouns) + 1]
-  local f = forms[(counter % #forms) + 1]
-  local body = string.format('{"query":"%s","limit":10}', string.format(f, n, v, o))
+  local body = string.format('{"query":"%s","limit":10}', question(counter))
   local headers = {["Content-Type"] = "application/json"}
   if os.getenv("SIGNET_TOKEN") then headers["Authorization"] = "Bearer " .. os.getenv("SIGNET_TOKEN") end
   return wrk.format("POST", "/api/memory/recall", headers, body)
 end
 done = function(summary, latency, requests)
-  io.write(string.format("JSON {\"rps\":%.1f,\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"errors\":%d,\"non2xx\":%d}\n",
-    summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000, latency:percentile(99) / 1000,
-    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, summary.errors.status))
+  report(summary, latency)
 end
