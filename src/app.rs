@@ -330,9 +330,11 @@ impl App {
             events_published: engine.events_published.clone(),
             port: addr.port(),
         });
+        let hooks = crate::memory::hooks::Hooks::new(engine.memories.clone(), config.clone());
         let state = Arc::new(crate::http::AppContext {
             shutdown: stop_rx.clone(),
             tokens,
+            hooks,
             auth,
             edge: Arc::new(crate::http::edge::EdgePolicy::new(&config)),
             memories: engine.memories.clone(),

@@ -397,6 +397,120 @@ impl Default for RetentionSettings {
     }
 }
 
+/// `hooks.sessionStart`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SessionStartSettings {
+    /// The newest `3 x recallLimit` memories are the candidates.
+    pub recall_limit: usize,
+    /// Candidates kept after scoring.
+    pub candidate_pool_limit: usize,
+    /// Inject AGENTS.md, SOUL.md, IDENTITY.md and USER.md.
+    pub include_identity: bool,
+    /// The inject is cut here (`[context truncated]`).
+    pub max_inject_chars: usize,
+    /// Characters of memory content in the inject.
+    pub memory_budget_chars: usize,
+}
+
+impl Default for SessionStartSettings {
+    fn default() -> Self {
+        SessionStartSettings {
+            recall_limit: 50,
+            candidate_pool_limit: 100,
+            include_identity: true,
+            max_inject_chars: 24_000,
+            memory_budget_chars: 2_000,
+        }
+    }
+}
+
+/// `hooks.userPromptSubmit`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PromptSettings {
+    /// Nothing is injected when the best result scores below this.
+    pub min_score: f64,
+    /// Results injected at most.
+    pub max_results: usize,
+    /// Characters of memory content injected at most.
+    pub max_inject_chars: usize,
+    /// A memory injected in one of a session's last this-many prompts is
+    /// not injected again.
+    pub repeat_window: usize,
+    /// Ask the agent to rate what it was given (`<memory-feedback>`).
+    pub agent_feedback: bool,
+}
+
+impl Default for PromptSettings {
+    fn default() -> Self {
+        PromptSettings {
+            min_score: 0.4,
+            max_results: 5,
+            max_inject_chars: 500,
+            repeat_window: 5,
+            agent_feedback: true,
+        }
+    }
+}
+
+/// `hooks.preCompaction`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PreCompactionSettings {
+    pub summary_guidelines: String,
+    pub include_recent_memories: bool,
+    pub memory_limit: usize,
+}
+
+/// Signet's default pre-compaction guidelines.
+pub const DEFAULT_SUMMARY_GUIDELINES: &str = "Summarize this session in the first person, \
+concisely. Include: decisions made and why; information learned about the user, the project \
+or the codebase; preferences expressed; open threads and next steps; errors hit and how they \
+were resolved.";
+
+impl Default for PreCompactionSettings {
+    fn default() -> Self {
+        PreCompactionSettings {
+            summary_guidelines: DEFAULT_SUMMARY_GUIDELINES.to_string(),
+            include_recent_memories: true,
+            memory_limit: 5,
+        }
+    }
+}
+
+/// `hooks.continuity`: periodic session checkpoints.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ContinuitySettings {
+    /// Write periodic checkpoints and inject the recovery digest.
+    pub enabled: bool,
+    /// A periodic checkpoint after this many prompts ...
+    pub prompt_interval: u32,
+    /// ... or this many minutes since the last one.
+    pub minutes: u32,
+}
+
+impl Default for ContinuitySettings {
+    fn default() -> Self {
+        ContinuitySettings {
+            enabled: true,
+            prompt_interval: 10,
+            minutes: 15,
+        }
+    }
+}
+
+/// `hooks:` section (harness hooks, `SPEC-agents.md` §1).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct HooksSettings {
+    pub session_start: SessionStartSettings,
+    pub user_prompt_submit: PromptSettings,
+    pub pre_compaction: PreCompactionSettings,
+    pub continuity: ContinuitySettings,
+}
+
 /// `metrics:` section.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(default)]
@@ -418,6 +532,7 @@ pub struct FileSettings {
     pub metrics: MetricsSettings,
     pub retention: RetentionSettings,
     pub webhooks: Vec<WebhookConfig>,
+    pub hooks: HooksSettings,
     pub agent: yaml_serde::Value,
     pub name: yaml_serde::Value,
     /// Feature flags served by `GET /api/features`.

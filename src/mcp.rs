@@ -263,6 +263,7 @@ impl MemoryTools {
                         kind,
                         ..RecallFilter::default()
                     },
+                    vector_text: None,
                 };
                 let out = m.recall(caller, req).await.map(|mut r| {
                     if let Some(floor) = min_score {

@@ -27,6 +27,7 @@ use crate::store::memories::{
     self, Audit, ForgetRequest, MemoryRecord, ModifyRequest, MutationOutcome, MutationStatus,
     NewMemory, RecoverRequest, RememberOutcome,
 };
+use crate::store::sessions::{self, NewCheckpoint, NewSummary, NewSummaryJob, SummaryJob};
 use crate::store::vec::{self as vectors, NewVector, VectorIndex};
 use crate::store::Generation;
 use crate::store::{self, search, Fault, StoreError};
@@ -90,6 +91,11 @@ pub enum WriteOp {
         ratings: Vec<(String, f64)>,
         reply: Reply<()>,
     },
+    /// A session's checkpoint or summary-queue step.
+    Session {
+        op: SessionWrite,
+        reply: Reply<Option<SummaryJob>>,
+    },
     /// Persist a token revocation (`kind` is `jti` or `sub`).
     Revoke {
         kind: &'static str,
@@ -97,6 +103,23 @@ pub enum WriteOp {
         at: i64,
         by: String,
         reply: Reply<()>,
+    },
+}
+
+/// A write of the session records (see [`crate::store::sessions`]).
+#[derive(Debug, Clone)]
+pub enum SessionWrite {
+    Checkpoint(Box<NewCheckpoint>),
+    QueueSummary(Box<NewSummaryJob>),
+    /// Lease the oldest pending summary job (or one leased before `stale`).
+    LeaseSummary {
+        stale: String,
+    },
+    CompleteSummary(Box<NewSummary>),
+    FailSummary {
+        id: String,
+        error: String,
+        max_attempts: i64,
     },
 }
 
@@ -467,6 +490,7 @@ enum Outcome {
     Recovered(MutationOutcome),
     Swept(usize),
     Repaired(RepairOutcome),
+    Session(Option<SummaryJob>),
     Nothing,
 }
 
@@ -546,6 +570,33 @@ fn execute(conn: &Connection, op: &WriteOp, ctx: &BatchContext) -> Result<Outcom
             memories::record_feedback(conn, session_key, ratings, &ctx.now_iso)?;
             Outcome::Nothing
         }
+        WriteOp::Session { op, .. } => Outcome::Session(match op {
+            SessionWrite::Checkpoint(c) => {
+                let cutoff =
+                    store::to_iso(ctx.now - chrono::Duration::days(sessions::CHECKPOINT_DAYS));
+                sessions::insert_checkpoint(conn, c, &ctx.now_iso, &cutoff)?;
+                None
+            }
+            SessionWrite::QueueSummary(j) => {
+                sessions::insert_summary_job(conn, j, &ctx.now_iso)?;
+                None
+            }
+            SessionWrite::LeaseSummary { stale } => {
+                sessions::lease_summary_job(conn, &ctx.now_iso, stale)?
+            }
+            SessionWrite::CompleteSummary(s) => {
+                sessions::complete_summary_job(conn, s, &ctx.now_iso)?;
+                None
+            }
+            SessionWrite::FailSummary {
+                id,
+                error,
+                max_attempts,
+            } => {
+                sessions::fail_summary_job(conn, id, error, *max_attempts)?;
+                None
+            }
+        }),
         WriteOp::Revoke {
             kind,
             value,
@@ -738,9 +789,12 @@ fn run_batch(
     // Access counts and feedback do not move any recall result (usage
     // never bends relevance), so a batch of only those leaves cached
     // recalls valid.
-    let moves_data = ops
-        .iter()
-        .any(|op| !matches!(op, WriteOp::Access { .. } | WriteOp::Feedback { .. }));
+    let moves_data = ops.iter().any(|op| {
+        !matches!(
+            op,
+            WriteOp::Access { .. } | WriteOp::Feedback { .. } | WriteOp::Session { .. }
+        )
+    });
     let mut results: Vec<Result<Outcome, StoreError>> = Vec::with_capacity(ops.len());
     for op in &ops {
         match execute(conn, op, ctx) {
@@ -872,9 +926,11 @@ fn events_of(o: &Outcome) -> Vec<Draft> {
                 )
             })
             .collect(),
-        Outcome::Remembered(_) | Outcome::Nothing | Outcome::Swept(_) | Outcome::Embedded(_) => {
-            Vec::new()
-        }
+        Outcome::Remembered(_)
+        | Outcome::Nothing
+        | Outcome::Swept(_)
+        | Outcome::Embedded(_)
+        | Outcome::Session(_) => Vec::new(),
         Outcome::Job(_, drafts) => drafts.clone(),
         Outcome::Mutated(list) => list.iter().filter_map(mutation_event).collect(),
         Outcome::Recovered(m) => mutation_event(m).into_iter().collect(),
@@ -929,6 +985,12 @@ fn reply(op: WriteOp, res: Result<Outcome, StoreError>) {
         }
         WriteOp::Revoke { reply, .. } | WriteOp::Feedback { reply, .. } => {
             let _ = reply.send(res.map(|_| ()));
+        }
+        WriteOp::Session { reply, .. } => {
+            let _ = reply.send(res.and_then(|o| match o {
+                Outcome::Session(j) => Ok(j),
+                _ => Err(mismatch()),
+            }));
         }
         WriteOp::Embed { reply, .. } => {
             let _ = reply.send(res.and_then(|o| match o {

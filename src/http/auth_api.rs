@@ -26,6 +26,31 @@ pub fn mint(st: AppState) -> BoxedFilter<(Response,)> {
     )
 }
 
+/// Body of a session-token request.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionTokenRequest {
+    session_key: Option<String>,
+}
+
+/// POST /api/auth/session-token: a short-lived token for one harness
+/// session, scoped like the caller's token.
+pub fn session_token(st: AppState) -> BoxedFilter<(Response,)> {
+    let limit = st.config.settings.server.max_body_bytes;
+    boxed(
+        warp::path!("api" / "auth" / "session-token")
+            .and(warp::post())
+            .and(auth::require(st.clone(), Permission::Recall))
+            .and(body::json::<SessionTokenRequest>(limit))
+            .and(with_state(st))
+            .and_then(
+                |caller: Caller, b: SessionTokenRequest, st: AppState| async move {
+                    reply(st.tokens.mint_session(&caller, b.session_key).await)
+                },
+            ),
+    )
+}
+
 /// GET /api/auth/whoami
 pub fn whoami(st: AppState) -> BoxedFilter<(Response,)> {
     boxed(

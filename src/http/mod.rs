@@ -19,6 +19,7 @@ pub mod ops;
 pub mod pipeline;
 pub mod repair;
 pub mod search;
+pub mod sessions;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -44,6 +45,8 @@ pub struct AppContext {
     pub memories: MemoryService,
     /// Token mint and revoke.
     pub tokens: crate::memory::tokens::Tokens,
+    /// Harness hooks and the live sessions.
+    pub hooks: crate::memory::hooks::Hooks,
     pub registry: Registry,
     /// Health, status, diagnostics, metrics, analytics, pipeline state.
     pub ops: crate::memory::ops::Ops,
@@ -107,6 +110,35 @@ pub fn routes(st: AppState) -> BoxedFilter<(Response,)> {
             .or(auth_api::status(st.clone()))
             .unify()
             .or(auth_api::revoke(st.clone()))
+            .unify()
+            .or(auth_api::session_token(st.clone()))
+            .unify(),
+    );
+    let hooks_and_sessions = boxed(
+        hooks::session_start(st.clone())
+            .or(hooks::user_prompt_submit(st.clone()))
+            .unify()
+            .or(hooks::session_end(st.clone()))
+            .unify()
+            .or(hooks::pre_compaction(st.clone()))
+            .unify()
+            .or(hooks::compaction_complete(st.clone()))
+            .unify()
+            .or(hooks::remember(st.clone()))
+            .unify()
+            .or(hooks::recall(st.clone()))
+            .unify()
+            .or(sessions::list(st.clone()))
+            .unify()
+            .or(sessions::summaries(st.clone()))
+            .unify()
+            .or(sessions::get(st.clone()))
+            .unify()
+            .or(sessions::bypass(st.clone()))
+            .unify()
+            .or(sessions::by_project(st.clone()))
+            .unify()
+            .or(sessions::by_session(st.clone()))
             .unify(),
     );
     let searches = boxed(
@@ -122,10 +154,6 @@ pub fn routes(st: AppState) -> BoxedFilter<(Response,)> {
             .or(pipeline::similar(st.clone()))
             .unify()
             .or(pipeline::job(st.clone()))
-            .unify()
-            .or(hooks::remember(st.clone()))
-            .unify()
-            .or(hooks::recall(st.clone()))
             .unify()
             .or(hooks::features(st.clone()))
             .unify(),
@@ -150,6 +178,8 @@ pub fn routes(st: AppState) -> BoxedFilter<(Response,)> {
     let routes = boxed(
         operations
             .or(streams_and_auth)
+            .unify()
+            .or(hooks_and_sessions)
             .unify()
             .or(searches)
             .unify()

@@ -6,6 +6,7 @@
 //! pool. The HTTP layer only parses, calls one of these and renders.
 
 pub mod cache;
+pub mod hooks;
 pub mod ops;
 pub mod repair;
 pub mod requests;
@@ -194,6 +195,10 @@ pub enum MemoryError {
     NoSuch(String),
     #[error("{0}")]
     Forbidden(String),
+    /// The request conflicts with the state of the daemon (409), such as
+    /// a session claimed by another runtime path.
+    #[error("{0}")]
+    Conflict(String),
     #[error("{FROZEN}")]
     Frozen,
     /// The rate-limit ledger refused; retry after this Unix millisecond.
@@ -224,6 +229,7 @@ impl MemoryError {
             MemoryError::NotFound => msg(404, "not found"),
             MemoryError::NoSuch(m) => msg(404, m),
             MemoryError::Forbidden(m) => msg(403, m),
+            MemoryError::Conflict(m) => msg(409, m),
             MemoryError::Frozen => msg(503, FROZEN),
             MemoryError::RateLimited { retry_after_ms } => (
                 429,
@@ -938,8 +944,24 @@ impl MemoryService {
         let ranking = self.config.settings.search.ranking(limit as usize);
         let mut filter = req.filter;
         filter.scope = caller.scope.clone();
+        // The text embedded for the vector leg: the query, unless the
+        // caller gave a fuller one (the prompt hook searches its terms by
+        // keyword and the cleaned prompt by meaning).
+        let vector_text: String = req
+            .vector_text
+            .map(|v| {
+                v.chars()
+                    .map(|c| if c.is_control() { ' ' } else { c })
+                    .collect::<String>()
+                    .trim()
+                    .to_string()
+            })
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| query.clone());
         // The query text is part of the key: speaker awareness reads it.
-        let key_for = |method: &str| format!("{query}\u{1}{method}\u{1}{limit}\u{1}{filter:?}");
+        let key_for = |method: &str| {
+            format!("{query}\u{1}{vector_text}\u{1}{method}\u{1}{limit}\u{1}{filter:?}")
+        };
         let hybrid = self.embed.usable_for_query();
         let expected = if hybrid { "hybrid" } else { "keyword" };
         if let Some(hit) = self.cache.get(&key_for(expected)) {
@@ -1018,7 +1040,7 @@ impl MemoryService {
         let embedding = async {
             // A failing provider means keyword-only, never a failed recall.
             if hybrid {
-                self.embed.embed_query(&query).await.ok()
+                self.embed.embed_query(&vector_text).await.ok()
             } else {
                 None
             }
@@ -1444,6 +1466,7 @@ pub const KNOWN_TYPES: &[&str] = &[
     "semantic",
     "system",
     "daily-log",
+    "session_summary",
 ];
 
 /// Build the record of a new memory (exposed for benches).

@@ -335,6 +335,8 @@ pub struct RecallRequest {
     pub query: String,
     pub limit: Option<i64>,
     pub filter: RecallFilter,
+    /// Text embedded for the vector leg instead of `query`.
+    pub vector_text: Option<String>,
 }
 
 /// The JSON shape of a recall body.
@@ -370,6 +372,7 @@ impl From<RecallBody> for RecallRequest {
                 project: b.project,
                 ..RecallFilter::default()
             },
+            vector_text: None,
         }
     }
 }

@@ -110,6 +110,66 @@ impl Tokens {
         })
     }
 
+    /// A token for one harness session, minted by the caller's own token:
+    /// the same subject and scope, at most an agent's role (a readonly
+    /// parent gives a readonly token), living `auth.sessionTokenTtlSeconds`
+    /// or until the parent expires, whichever is sooner. Revoking the
+    /// parent's subject revokes it too.
+    pub async fn mint_session(
+        &self,
+        caller: &Caller,
+        session_key: Option<String>,
+    ) -> Result<Minted, MemoryError> {
+        self.memories.admit(caller, Operation::Recall).await?;
+        let secret = match (self.mode, &self.secret) {
+            (AuthMode::Local, _) | (_, None) => {
+                return Err(MemoryError::BadRequest(
+                    "tokens are not used in local mode; set auth.mode to team or hybrid".into(),
+                ))
+            }
+            (_, Some(s)) => s,
+        };
+        let Some(parent) = &caller.claims else {
+            return Err(MemoryError::Forbidden(
+                "a session token is minted with a token".into(),
+            ));
+        };
+        if session_key.as_ref().is_some_and(|k| k.len() > 256) {
+            return Err(MemoryError::BadRequest(
+                "sessionKey must be at most 256 characters".into(),
+            ));
+        }
+        let role = match parent.role {
+            Role::Readonly => Role::Readonly,
+            _ => Role::Agent,
+        };
+        let now = chrono::Utc::now().timestamp();
+        let ttl = (self.settings.session_token_ttl_seconds as i64).min(parent.exp - now);
+        if ttl < 1 {
+            return Err(MemoryError::Forbidden(
+                "the parent token has expired".into(),
+            ));
+        }
+        let claims = new_claims(
+            role,
+            Some(parent.sub.clone()),
+            parent.scope.clone(),
+            ttl,
+            now,
+        )
+        .map_err(MemoryError::BadRequest)?;
+        let signed = token::sign(&claims, secret);
+        tracing::info!(sub = %claims.sub, role = role.as_str(), session = ?session_key, "session token minted");
+        Ok(Minted {
+            token: signed,
+            expires_at: iso(claims.exp),
+            jti: claims.jti,
+            sub: claims.sub,
+            role,
+            scope: claims.scope,
+        })
+    }
+
     /// Revoke a token id or every token of a subject issued until now.
     pub async fn revoke(
         &self,

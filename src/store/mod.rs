@@ -14,6 +14,7 @@ pub mod maintenance;
 pub mod memories;
 pub mod schema;
 pub mod search;
+pub mod sessions;
 pub mod vec;
 
 use std::path::{Path, PathBuf};

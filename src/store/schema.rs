@@ -282,6 +282,79 @@ INSERT INTO memory_counts(k, project, agent, user, live, embedded, critical)
     FROM memories WHERE is_deleted = 0 GROUP BY project, agent, user;
 "#,
     },
+    Migration {
+        version: 8,
+        name: "sessions",
+        sql: r#"
+-- What harness sessions leave behind (SPEC-agents §2). Every row carries
+-- the scope of the caller that wrote it; scoped readers see only rows
+-- their scope admits.
+CREATE TABLE session_checkpoints (
+    id                        TEXT NOT NULL PRIMARY KEY,
+    session_key               TEXT NOT NULL,
+    harness                   TEXT,
+    project                   TEXT,
+    project_normalized        TEXT,
+    trigger                   TEXT NOT NULL,
+    digest                    TEXT NOT NULL,
+    prompt_count              INTEGER NOT NULL DEFAULT 0,
+    memory_queries            TEXT,
+    recent_remembers          TEXT,
+    focal_entity_ids          TEXT,
+    focal_entity_names        TEXT,
+    active_aspect_ids         TEXT,
+    surfaced_constraint_count INTEGER,
+    traversal_memory_count    INTEGER,
+    created_at                TEXT NOT NULL,
+    scope_project             TEXT,
+    scope_agent               TEXT,
+    scope_user                TEXT
+);
+CREATE INDEX idx_checkpoints_session ON session_checkpoints(session_key, created_at);
+CREATE INDEX idx_checkpoints_project ON session_checkpoints(project_normalized, created_at);
+CREATE INDEX idx_checkpoints_created ON session_checkpoints(created_at);
+-- Transcripts queued by session-end for the summary worker (only when an
+-- extraction provider is configured). The transcript is cleared once done.
+CREATE TABLE summary_jobs (
+    id            TEXT NOT NULL PRIMARY KEY,
+    session_key   TEXT,
+    harness       TEXT NOT NULL,
+    project       TEXT,
+    agent_id      TEXT,
+    transcript    TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    error         TEXT,
+    leased_at     TEXT,
+    created_at    TEXT NOT NULL,
+    completed_at  TEXT,
+    scope_project TEXT,
+    scope_agent   TEXT,
+    scope_user    TEXT
+);
+CREATE INDEX idx_summary_jobs_status ON summary_jobs(status, created_at);
+CREATE TABLE session_summaries (
+    id            TEXT NOT NULL PRIMARY KEY,
+    parent_id     TEXT,
+    project       TEXT,
+    depth         INTEGER NOT NULL DEFAULT 0,
+    kind          TEXT NOT NULL,
+    content       TEXT NOT NULL,
+    token_count   INTEGER,
+    earliest_at   TEXT,
+    latest_at     TEXT,
+    session_key   TEXT,
+    harness       TEXT,
+    agent_id      TEXT,
+    created_at    TEXT NOT NULL,
+    scope_project TEXT,
+    scope_agent   TEXT,
+    scope_user    TEXT
+);
+CREATE INDEX idx_session_summaries_latest ON session_summaries(latest_at);
+CREATE INDEX idx_session_summaries_parent ON session_summaries(parent_id);
+"#,
+    },
 ];
 
 /// Hex sha256 of a migration's SQL text.
