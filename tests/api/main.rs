@@ -14,6 +14,7 @@ mod deploy;
 mod durability;
 mod engine;
 mod events;
+mod hooks;
 mod mcp;
 mod memory;
 mod ops;

@@ -619,6 +619,30 @@ impl Hooks {
         if let Some(k) = &key {
             self.continue_session(caller, k, &terms, &cleaned);
         }
+        let out = self
+            .inject_for_prompt(caller, key.as_deref(), &cleaned, terms)
+            .await?;
+        // Every prompt is a turn of the repeat window, injecting or not.
+        if let Some(k) = &key {
+            self.sessions.push_window(
+                &caller.scope,
+                k,
+                out.memory_ids.clone(),
+                settings.repeat_window,
+            );
+        }
+        Ok(out)
+    }
+
+    /// The search of a prompt and the inject it makes.
+    async fn inject_for_prompt(
+        &self,
+        caller: &Caller,
+        key: Option<&str>,
+        cleaned: &str,
+        terms: Vec<String>,
+    ) -> Result<PromptInjected, MemoryError> {
+        let settings = &self.config.settings.hooks.user_prompt_submit;
         let header = self.date_header();
         if terms.is_empty() || cleaned.is_empty() {
             return Ok(PromptInjected::header_only(header, None));
@@ -630,7 +654,7 @@ impl Hooks {
                 importance_min: Some(0.3),
                 ..RecallFilter::default()
             },
-            vector_text: Some(text::first_chars(&cleaned, 200).to_string()),
+            vector_text: Some(text::first_chars(cleaned, 200).to_string()),
         };
         let found = self.memories.recall(caller, recall).await?;
         let top = found.results.first().map_or(0.0, |r| r.score);
@@ -638,7 +662,6 @@ impl Hooks {
             return Ok(PromptInjected::header_only(header, Some(terms)));
         }
         let recent = key
-            .as_deref()
             .map(|k| self.sessions.recent_ids(&caller.scope, k))
             .unwrap_or_default();
         let mut used = 0usize;
@@ -650,8 +673,11 @@ impl Hooks {
             if recent.contains(&r.id) {
                 continue;
             }
+            // Signet cuts at 500 chars and then appends the marker, so a
+            // long memory never fits the 500-char budget; the marker is
+            // counted inside the 500 here.
             let content = if r.content.chars().count() > 500 {
-                format!("{} [truncated]", text::first_chars(&r.content, 500))
+                format!("{} [truncated]", text::first_chars(&r.content, 488))
             } else {
                 r.content.clone()
             };
@@ -666,10 +692,6 @@ impl Hooks {
             return Ok(PromptInjected::header_only(header, Some(terms)));
         }
         let ids: Vec<String> = chosen.iter().map(|(id, _, _)| id.clone()).collect();
-        if let Some(k) = &key {
-            self.sessions
-                .push_window(&caller.scope, k, ids.clone(), settings.repeat_window);
-        }
         let mut inject = format!(
             "{header}\n[signet:recall | query=\"{}\" | results={} | engine={}]\n",
             terms.join(" "),
@@ -682,7 +704,7 @@ impl Hooks {
             .collect();
         inject.push_str(&lines.join("\n"));
         if settings.agent_feedback {
-            if let Some(k) = &key {
+            if let Some(k) = key {
                 inject.push_str(&format!(
                     "\n\n<memory-feedback>\nRate injected memories using the mcp__signet__memory_feedback tool. \
                      Pass session_key \"{k}\" and a ratings map of memory ID to score (-1 to 1). \
@@ -708,11 +730,18 @@ impl Hooks {
         if !c.enabled {
             return;
         }
-        let snippet = text::first_chars(cleaned, 200).to_string();
+        // What a checkpoint keeps is taken from the redacted prompt, so a
+        // secret split into words never reaches the query list.
+        let safe = text::redact(cleaned);
+        let safe_terms: Vec<String> = text::prompt_terms(&safe, None)
+            .into_iter()
+            .filter(|t| t != "redacted" && terms.contains(t))
+            .collect();
+        let snippet = text::first_chars(&safe, 200).to_string();
         let due = self.sessions.record_prompt(
             &caller.scope,
             key,
-            terms,
+            &safe_terms,
             snippet,
             c.prompt_interval,
             c.minutes,

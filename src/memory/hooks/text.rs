@@ -196,14 +196,23 @@ static SECRET_PATTERNS: LazyLock<Vec<Regex>> = LazyLock::new(|| {
         r"\b(?:[A-Z0-9_]*_API_KEY|GITHUB_TOKEN|NPM_TOKEN|AWS_SECRET(?:_ACCESS_KEY)?)\s*[=:]\s*\S+",
         // $VAR=value and export VAR=value.
         r"\$[A-Za-z_][A-Za-z0-9_]*=\S+",
-        // sk-..., api_key: ..., password=..., token "..." (value ≥ 8 chars).
-        r#"(?i)\b(?:sk|pk|api[_-]?key|token|secret|password|credential)s?(?:[-_][A-Za-z0-9]+)*["']?\s*[:=\s-]\s*["']?[A-Za-z0-9._~+/=-]{8,}"#,
+        // api_key: ..., password=..., token="...", sk-... (value ≥ 8 chars).
+        r#"(?i)\b(?:sk|pk|api[_-]?key|token|secret|password|passwd|credential)s?(?:[-_][A-Za-z0-9]+)*["']?\s*[:=-]\s*["']?[A-Za-z0-9._~+/=-]{8,}"#,
         // Long base64-like runs.
         r"[A-Za-z0-9+/=_-]{32,}",
     ]
     .iter()
     .map(|p| re(p))
     .collect()
+});
+
+/// "password is hunter22", "token abc123def": a secret word, then a value
+/// of 8 or more characters that holds a digit (prose such as "token
+/// expiration" stays).
+static SECRET_IN_PROSE: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"(?i)\b(?:sk|pk|api[_-]?key|token|secret|password|passwd|credential)s?\s+(?:is\s+|was\s+)?([A-Za-z0-9._~+/=-]{8,})",
+    )
 });
 
 /// `text` with secrets replaced by `[REDACTED]` (checkpoint digests and
@@ -215,7 +224,16 @@ pub fn redact(text: &str) -> String {
             out = p.replace_all(&out, "[REDACTED]").into_owned();
         }
     }
-    out
+    SECRET_IN_PROSE
+        .replace_all(&out, |c: &regex::Captures<'_>| {
+            let value = c.get(1).map_or("", |m| m.as_str());
+            if value.chars().any(|ch| ch.is_ascii_digit()) {
+                "[REDACTED]".to_string()
+            } else {
+                c.get(0).map_or("", |m| m.as_str()).to_string()
+            }
+        })
+        .into_owned()
 }
 
 /// Signet's `NOW`: `Monday, January 6, 2025 at 3:04 PM` in the daemon's
@@ -409,6 +427,13 @@ mod tests {
         let s = redact("password: hunter2hunter2 then $DB_PASS=xyz");
         assert!(!s.contains("hunter2"), "{s}");
         assert!(!s.contains("xyz"), "{s}");
+        let s = redact("my password is hunter2hunter2, the token sk-abcdefghijklmnop");
+        assert!(
+            !s.contains("hunter2") && !s.contains("abcdefghijklmnop"),
+            "{s}"
+        );
+        let prose = "the token expiration and password management pages";
+        assert_eq!(redact(prose), prose);
         let s = redact("blob QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODk= end");
         assert_eq!(s, "blob [REDACTED] end");
         let plain = "We decided to use postgres for the billing service.";
