@@ -174,6 +174,7 @@ impl Actor for Pipeline {
                 }
                 busy |= backfill(st).await;
                 busy |= run_jobs(st).await;
+                busy |= run_summary(st).await;
                 schedule(&me, st, busy);
             }
         }
@@ -349,6 +350,35 @@ async fn backfill(st: &mut PipelineState) -> bool {
                 Duration::from_secs(1 << st.backfill_failures.min(6)).min(Duration::from_secs(60));
             st.backfill_retry_at = Some(Instant::now() + wait);
             tracing::warn!(error = %e, retry_s = wait.as_secs(), "embedding backfill failed; backing off");
+            false
+        }
+    }
+}
+
+/// Summarise one queued session transcript (session-end queues them only
+/// when an extraction provider is configured); true when one was taken.
+async fn run_summary(st: &PipelineState) -> bool {
+    let p = &st.args.config.settings.memory.pipeline_v2;
+    let Some(llm) = st.args.llm.clone() else {
+        return false;
+    };
+    if p.mutations_frozen {
+        return false;
+    }
+    let lease = chrono::Duration::seconds(p.lease_timeout_seconds as i64);
+    match crate::memory::hooks::summarise_next(
+        &st.args.memories,
+        &llm,
+        st.args.clock.now(),
+        lease,
+        p.max_attempts,
+    )
+    .await
+    {
+        Ok(took) => took,
+        Err(e) => {
+            tracing::warn!(error = %e, "summary queue step failed");
+            st.args.stats.error(&e);
             false
         }
     }

@@ -593,7 +593,7 @@ fn execute(conn: &Connection, op: &WriteOp, ctx: &BatchContext) -> Result<Outcom
                 error,
                 max_attempts,
             } => {
-                sessions::fail_summary_job(conn, id, error, *max_attempts)?;
+                sessions::fail_summary_job(conn, id, error, *max_attempts, ctx.now)?;
                 None
             }
         }),

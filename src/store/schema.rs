@@ -326,6 +326,7 @@ CREATE TABLE summary_jobs (
     attempts      INTEGER NOT NULL DEFAULT 0,
     error         TEXT,
     leased_at     TEXT,
+    retry_at      TEXT,
     created_at    TEXT NOT NULL,
     completed_at  TEXT,
     scope_project TEXT,

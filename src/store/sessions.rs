@@ -256,10 +256,11 @@ pub fn lease_summary_job(
             "SELECT id, session_key, harness, project, agent_id, transcript, attempts,
                     scope_project, scope_agent, scope_user, created_at
              FROM summary_jobs
-             WHERE status = 'pending' OR (status = 'leased' AND leased_at < ?1)
+             WHERE (status = 'pending' AND (retry_at IS NULL OR retry_at <= ?2))
+                OR (status = 'leased' AND leased_at < ?1)
              ORDER BY created_at, rowid LIMIT 1",
         )?
-        .query_row([stale], |r| {
+        .query_row([stale, now], |r| {
             Ok(SummaryJob {
                 id: r.get(0)?,
                 session_key: r.get(1)?,
@@ -330,20 +331,28 @@ pub fn complete_summary_job(
     Ok(())
 }
 
-/// Record a failed attempt: back to `pending`, or `dead` after
-/// `max_attempts`.
+/// Record a failed attempt: back to `pending` after a backoff of
+/// `min(2^attempts · 5, 120)` seconds, or `dead` after `max_attempts`.
 pub fn fail_summary_job(
     conn: &Connection,
     id: &str,
     error: &str,
     max_attempts: i64,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), StoreError> {
+    let attempts: i64 = conn
+        .prepare_cached("SELECT attempts FROM summary_jobs WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
+    let backoff = (5_i64 << attempts.clamp(0, 5)).min(120);
+    let retry_at = super::to_iso(now + chrono::Duration::seconds(backoff));
     conn.prepare_cached(
-        "UPDATE summary_jobs SET error = ?2, leased_at = NULL,
+        "UPDATE summary_jobs SET error = ?2, leased_at = NULL, retry_at = ?4,
             status = CASE WHEN attempts >= ?3 THEN 'dead' ELSE 'pending' END
          WHERE id = ?1",
     )?
-    .execute(rusqlite::params![id, error, max_attempts])?;
+    .execute(rusqlite::params![id, error, max_attempts, retry_at])?;
     Ok(())
 }
 
@@ -558,7 +567,7 @@ mod tests {
                 .expect("lease")
                 .is_none()
         );
-        fail_summary_job(&c, "j1", "llm down", 1).expect("fail");
+        fail_summary_job(&c, "j1", "llm down", 1, chrono::Utc::now()).expect("fail");
         assert_eq!(summary_job_counts(&c).expect("counts"), [0, 0, 0, 1]);
         insert_summary_job(
             &c,

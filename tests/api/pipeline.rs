@@ -1617,3 +1617,62 @@ async fn a_content_change_after_extraction_queues_a_fresh_job_that_sees_the_new_
     );
     t.stop().await;
 }
+
+#[tokio::test]
+async fn a_session_transcript_is_summarised_into_a_summary_row_and_a_session_summary_memory() {
+    const SUMMARY: &str = "I fixed the login bug: the session cookie TTL is now one hour.";
+    let stub = Stub::start(|c| {
+        if c.prompt
+            .starts_with("You are summarising a coding-agent session")
+        {
+            Reply::Text(format!("<think>short</think>{SUMMARY}"))
+        } else {
+            no_facts()
+        }
+    })
+    .await;
+    let t = spawn_extracting("ollama", &stub).await;
+    let path = t.workspace.join("session.jsonl");
+    let lines: Vec<String> = (0..30)
+        .map(|i| {
+            let role = if i % 2 == 0 { "user" } else { "assistant" };
+            json!({ "type": role, "message": { "role": role, "content": format!("turn {i} about the login cookie bug") } })
+                .to_string()
+        })
+        .collect();
+    std::fs::write(&path, lines.join("\n")).expect("transcript");
+    let r = t
+        .post(
+            "/api/hooks/session-end",
+            json!({ "harness": "claude-code", "sessionId": "sum-1", "transcriptPath": path, "cwd": "/repo" }),
+        )
+        .await;
+    assert_eq!(r.body["queued"], true, "{:?}", r.body);
+    let rows = wait_until("the summary row", Duration::from_secs(10), || async {
+        let r = t.get("/api/sessions/summaries?project=/repo").await;
+        (r.body["total"] == 1).then_some(r.body)
+    })
+    .await;
+    let row = &rows["summaries"][0];
+    assert_eq!(row["content"], SUMMARY);
+    assert_eq!(row["session_key"], "sum-1");
+    assert_eq!(row["harness"], "claude-code");
+    assert_eq!(row["kind"], "session");
+    assert_eq!(row["childCount"], 0);
+    let prompt = stub
+        .calls()
+        .into_iter()
+        .find(|c| c.prompt.starts_with("You are summarising"))
+        .expect("a summary call")
+        .prompt;
+    assert!(
+        prompt.contains("User: turn 0 about the login cookie bug\nAssistant: turn 1"),
+        "{prompt}"
+    );
+    let list = t.get("/api/memories?type=session_summary").await;
+    let mems = list.body["memories"].as_array().expect("memories").clone();
+    assert_eq!(mems.len(), 1, "{:?}", list.body);
+    assert_eq!(mems[0]["content"], SUMMARY);
+    assert_eq!(mems[0]["project"], "/repo");
+    t.stop().await;
+}

@@ -1179,6 +1179,107 @@ impl Hooks {
     }
 }
 
+/// The prompt that turns a session transcript into its summary.
+pub fn summary_prompt(transcript: &str) -> String {
+    format!(
+        "You are summarising a coding-agent session for its long-term memory.\n\
+         Write a concise first-person summary (at most 15 sentences) of: decisions made and why; \
+         what was learned about the user, the project or the codebase; preferences expressed; \
+         open threads and next steps; errors hit and how they were resolved. \
+         Plain text, no preamble.\n\nTranscript:\n{transcript}"
+    )
+}
+
+/// Longest summary kept (characters).
+const MAX_SUMMARY_CHARS: usize = 4_000;
+
+/// Summarise the oldest queued session transcript with the extraction
+/// provider (the pipeline calls this): the summary becomes a
+/// `session_summary` memory in the writer's scope and a row of
+/// `GET /api/sessions/summaries`; a failure is retried up to
+/// `max_attempts`. Returns whether a job was taken.
+pub async fn summarise_next(
+    memories: &MemoryService,
+    llm: &crate::extract::Llm,
+    now: DateTime<Utc>,
+    lease_timeout: chrono::Duration,
+    max_attempts: i64,
+) -> Result<bool, MemoryError> {
+    let write = |op: SessionWrite| {
+        memories.write(move |reply| WriteOp::Session {
+            op: op.clone(),
+            reply,
+        })
+    };
+    let stale = crate::store::to_iso(now - lease_timeout);
+    let Some(job) = write(SessionWrite::LeaseSummary { stale }).await? else {
+        return Ok(false);
+    };
+    match summarise(memories, llm, &job, now).await {
+        Ok(summary) => {
+            write(SessionWrite::CompleteSummary(Box::new(summary))).await?;
+        }
+        Err(error) => {
+            tracing::warn!(job = %job.id, %error, "session summary failed");
+            write(SessionWrite::FailSummary {
+                id: job.id.clone(),
+                error,
+                max_attempts,
+            })
+            .await?;
+        }
+    }
+    Ok(true)
+}
+
+async fn summarise(
+    memories: &MemoryService,
+    llm: &crate::extract::Llm,
+    job: &sessions::SummaryJob,
+    now: DateTime<Utc>,
+) -> Result<sessions::NewSummary, String> {
+    let reply = llm
+        .complete(&summary_prompt(&job.transcript))
+        .await
+        .map_err(|e| e.to_string())?;
+    let text = crate::extract::parse::strip_think(&reply)
+        .trim()
+        .to_string();
+    if text.is_empty() {
+        return Err("the provider returned an empty summary".into());
+    }
+    let text = text::first_chars(&text, MAX_SUMMARY_CHARS).to_string();
+    let req = RememberRequest {
+        content: Some(text.clone()),
+        kind: Some("session_summary".into()),
+        importance: Some(0.8),
+        tags: Some(super::requests::TagsInput::List(vec![
+            "session".into(),
+            "summary".into(),
+            job.harness.clone(),
+        ])),
+        who: Some("system".into()),
+        project: job.scope.project.clone().or_else(|| job.project.clone()),
+        agent: job.scope.agent.clone(),
+        user: job.scope.user.clone(),
+        // A retried job finds the memory its earlier attempt stored.
+        source_type: Some("session-summary".into()),
+        source_id: Some(job.id.clone()),
+        ..Default::default()
+    };
+    memories
+        .remember(&Caller::daemon("pipeline", "pipeline"), req)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(sessions::NewSummary {
+        id: uuid::Uuid::new_v4().to_string(),
+        job_id: job.id.clone(),
+        content: text,
+        earliest_at: job.created_at.clone(),
+        latest_at: crate::store::to_iso(now),
+    })
+}
+
 /// Served checkpoints are redacted again (rules may have grown since).
 fn redact_checkpoint(mut c: Checkpoint) -> Checkpoint {
     c.digest = text::redact(&c.digest);
