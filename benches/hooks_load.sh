@@ -47,7 +47,7 @@ for i in 1 2 3; do
 done
 line="$(PROMPTS=4800 wrk -t2 -c50 -d15s -s benches/hooks_prompt.lua "$URL" | grep '^JSON')"
 echo "user-prompt-submit, $N memories, 50 sessions, every prompt new (each embedded): ${line#JSON }"
-line="$(PROMPTS=4800 wrk -t2 -c1 -d10s -s benches/hooks_prompt.lua "$URL" | grep '^JSON')"
+line="$(PROMPTS=4800 wrk -t1 -c1 -d10s -s benches/hooks_prompt.lua "$URL" | grep '^JSON')"
 echo "user-prompt-submit, one session, every prompt new: ${line#JSON }"
 for i in 1 2 3; do
   line="$(wrk -t2 -c50 -d15s -s benches/hooks_start.lua "$URL" | grep '^JSON')"

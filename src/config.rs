@@ -440,6 +440,9 @@ pub struct PromptSettings {
     pub repeat_window: usize,
     /// Ask the agent to rate what it was given (`<memory-feedback>`).
     pub agent_feedback: bool,
+    /// Longest wait for the embedding of a prompt the model has not seen;
+    /// past it the keyword leg answers alone (0: wait for the model).
+    pub vector_wait_ms: u64,
 }
 
 impl Default for PromptSettings {
@@ -450,6 +453,7 @@ impl Default for PromptSettings {
             max_inject_chars: 500,
             repeat_window: 5,
             agent_feedback: true,
+            vector_wait_ms: 30,
         }
     }
 }

@@ -12,7 +12,8 @@
 //!   under the supervisor) that embeds and extracts through the domain.
 //! - [`webhooks`] — delivery of events to configured receivers.
 //! - [`memory`] — the domain layer, the only door: every operation (memory
-//!   records, tokens, repair, diagnostics, metrics figures, analytics)
+//!   records, tokens, repair, diagnostics, metrics figures, analytics,
+//!   harness hooks and sessions)
 //!   admits its verified caller (permission, scope, rate limits, kill
 //!   switch) and applies the mutation rules.
 //! - [`actors`] — the supervisor and its children; the store writer is the

@@ -264,6 +264,7 @@ impl MemoryTools {
                         ..RecallFilter::default()
                     },
                     vector_text: None,
+                    vector_wait: None,
                 };
                 let out = m.recall(caller, req).await.map(|mut r| {
                     if let Some(floor) = min_score {

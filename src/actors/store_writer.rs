@@ -787,12 +787,17 @@ fn run_batch(
         return;
     }
     // Access counts and feedback do not move any recall result (usage
-    // never bends relevance), so a batch of only those leaves cached
-    // recalls valid.
+    // never bends relevance), nor do job-queue steps (the pipeline leases
+    // on every poll; what a job changes in memories comes as its own
+    // remember or modify) or session records, so a batch of only those
+    // leaves cached recalls valid.
     let moves_data = ops.iter().any(|op| {
         !matches!(
             op,
-            WriteOp::Access { .. } | WriteOp::Feedback { .. } | WriteOp::Session { .. }
+            WriteOp::Access { .. }
+                | WriteOp::Feedback { .. }
+                | WriteOp::Session { .. }
+                | WriteOp::Job { .. }
         )
     });
     let mut results: Vec<Result<Outcome, StoreError>> = Vec::with_capacity(ops.len());

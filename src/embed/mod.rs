@@ -352,6 +352,17 @@ impl EmbedService {
 
     /// The embedding of a recall query, from the LRU when it was asked
     /// before.
+    /// The cached embedding of `query`, if the query cache holds it (not
+    /// counted as a hit or miss).
+    pub fn cached_query(&self, query: &str) -> Option<Arc<Vec<f32>>> {
+        let c = self.cache.as_ref()?;
+        let v = c.lock().ok()?.peek(query.trim()).cloned();
+        if v.is_some() {
+            self.cache_hits.fetch_add(1, Ordering::Relaxed);
+        }
+        v
+    }
+
     pub async fn embed_query(&self, query: &str) -> Result<Arc<Vec<f32>>, EmbedError> {
         let key = query.trim().to_string();
         if let Some(c) = &self.cache {

@@ -420,6 +420,9 @@ pub struct MemoryService {
     index: Arc<VectorIndex>,
     /// Calls refused by the rate-limit ledger.
     rate_rejections: Arc<std::sync::atomic::AtomicU64>,
+    /// Query embeddings run for callers with a deadline, at most one per
+    /// core (see `RecallRequest::vector_wait`).
+    late_embeds: Arc<tokio::sync::Semaphore>,
 }
 
 impl MemoryService {
@@ -448,6 +451,9 @@ impl MemoryService {
             embed,
             index,
             rate_rejections: Arc::default(),
+            late_embeds: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
         }
     }
 
@@ -1037,13 +1043,35 @@ impl MemoryService {
         // noise (a paraphrase shares one common word with many memories).
         let long = matches!(&keyword, Some(KeywordQuery::Any(ops)) if ops.len() >= 5);
         let gated = hybrid && long;
+        let vector_wait = req.vector_wait;
         let embedding = async {
             // A failing provider means keyword-only, never a failed recall.
-            if hybrid {
-                self.embed.embed_query(&vector_text).await.ok()
-            } else {
-                None
+            if !hybrid {
+                return None;
             }
+            let Some(wait) = vector_wait else {
+                return self.embed.embed_query(&vector_text).await.ok();
+            };
+            // A caller with a deadline (the prompt hook) takes the keyword
+            // leg alone rather than wait longer for the model, or queue
+            // behind as many embeddings as there are cores. An embedding
+            // it stops waiting for still finishes and is cached, so the
+            // same text runs both legs next time.
+            if let Some(v) = self.embed.cached_query(&vector_text) {
+                return Some(v);
+            }
+            let permit = self.late_embeds.clone().try_acquire_owned().ok()?;
+            let embed = self.embed.clone();
+            let text = vector_text.clone();
+            let task = tokio::spawn(async move {
+                let _permit = permit;
+                embed.embed_query(&text).await.ok()
+            });
+            tokio::time::timeout(wait, task)
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .flatten()
         };
         let (kw, qvec) = tokio::join!(leg(if gated { 2 } else { 1 }), embedding);
         // (Gated but the vector leg did not run or found nothing: the

@@ -337,6 +337,10 @@ pub struct RecallRequest {
     pub filter: RecallFilter,
     /// Text embedded for the vector leg instead of `query`.
     pub vector_text: Option<String>,
+    /// Longest wait for a query embedding the model has not cached; past
+    /// it (or with every core already embedding) the keyword leg answers
+    /// alone. `None`: wait as long as the provider takes.
+    pub vector_wait: Option<std::time::Duration>,
 }
 
 /// The JSON shape of a recall body.
@@ -373,6 +377,7 @@ impl From<RecallBody> for RecallRequest {
                 ..RecallFilter::default()
             },
             vector_text: None,
+            vector_wait: None,
         }
     }
 }

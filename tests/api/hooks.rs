@@ -1263,6 +1263,8 @@ async fn a_session_token_is_scoped_like_its_parent_and_lives_a_day_at_most() {
 async fn prompt_submit_with_embeddings_finds_a_paraphrase_and_says_hybrid() {
     let t = spawn_with(|cfg| {
         cfg.settings.embedding.model_path = Some(model_dir().to_string_lossy().into_owned());
+        // Wait for the model: a debug build may embed slower than 30 ms.
+        cfg.settings.hooks.user_prompt_submit.vector_wait_ms = 0;
     })
     .await;
     let start = Instant::now();
@@ -1282,5 +1284,49 @@ async fn prompt_submit_with_embeddings_finds_a_paraphrase_and_says_hybrid() {
     assert_eq!(v["engine"], "hybrid", "{v}");
     assert!(inject(&v).contains("engine=hybrid"));
     assert!(inject(&v).contains("Production releases are frozen"), "{v}");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_prompt_the_model_has_not_seen_is_answered_by_keyword_within_the_wait_then_hybrid() {
+    let t = spawn_with(|cfg| {
+        cfg.settings.embedding.model_path = Some(model_dir().to_string_lossy().into_owned());
+        cfg.settings.hooks.user_prompt_submit.vector_wait_ms = 1;
+    })
+    .await;
+    let start = Instant::now();
+    while t.get("/api/embeddings/status").await.body["provider"]["state"] != "ready" {
+        assert!(start.elapsed() < Duration::from_secs(60), "model not ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = t
+        .post(
+            "/api/memory/remember",
+            json!({ "content": "Production releases are frozen every Friday afternoon", "waitForEmbedding": true }),
+        )
+        .await;
+    assert_eq!(r.body["embedded"], true, "{:?}", r.body);
+    let text = "Are production releases allowed on Friday afternoon?";
+    let first = prompt(&t, "late", text).await;
+    assert_eq!(first["engine"], "keyword", "{first}");
+    assert!(
+        inject(&first).contains("Production releases are frozen"),
+        "{first}"
+    );
+    // The embedding finished in the background: the same prompt now runs
+    // both legs.
+    let start = Instant::now();
+    for attempt in 0.. {
+        // A fresh session each time: the repeat window would hide the memory.
+        let v = prompt(&t, &format!("late-{attempt}"), text).await;
+        if v["engine"] == "hybrid" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "never hybrid: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     t.stop().await;
 }

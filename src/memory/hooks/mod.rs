@@ -655,6 +655,8 @@ impl Hooks {
                 ..RecallFilter::default()
             },
             vector_text: Some(text::first_chars(cleaned, 200).to_string()),
+            vector_wait: (settings.vector_wait_ms > 0)
+                .then(|| std::time::Duration::from_millis(settings.vector_wait_ms)),
         };
         let found = self.memories.recall(caller, recall).await?;
         let top = found.results.first().map_or(0.0, |r| r.score);
@@ -976,6 +978,7 @@ impl Hooks {
                 ..RecallFilter::default()
             },
             vector_text: None,
+            vector_wait: None,
         };
         let r = self.memories.recall(caller, req).await?;
         let results: Vec<Value> = r
