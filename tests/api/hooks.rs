@@ -973,7 +973,7 @@ async fn session_end_queues_a_summary_only_with_a_provider_and_a_readable_transc
 }
 
 #[tokio::test]
-async fn team_mode_transcripts_must_be_in_the_workspace_even_through_a_symlink() {
+async fn team_mode_transcripts_outside_the_workspace_and_home_are_refused_even_through_a_symlink() {
     let outside = tempfile::tempdir().expect("dir");
     let secret = outside.path().join("notes.txt");
     std::fs::write(&secret, "x".repeat(2000)).expect("file");

@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use super::{Caller, MemoryError, MemoryService, Operation, RecallRequest, RememberRequest};
 use crate::actors::store_writer::{SessionWrite, WriteOp};
-use crate::config::{AuthMode, Config};
+use crate::config::Config;
 use crate::store::memories::{self, MemoryRecord};
 use crate::store::search::RecallFilter;
 use crate::store::sessions::{self, Checkpoint, NewCheckpoint, NewSummaryJob, Summary};
@@ -887,41 +887,37 @@ impl Hooks {
     /// A transcript path the daemon will read: an existing regular file
     /// with a transcript's extension under the daemon user's home or the
     /// workspace (symlinks resolved), so no caller can make the daemon
-    /// read keys or configs.
+    /// read keys, configs or system files.
     fn transcript_path(&self, given: &str) -> Result<PathBuf, MemoryError> {
-        let refuse = |why: &str| MemoryError::Forbidden(format!("transcriptPath refused: {why}"));
+        // One answer for a missing file and a file out of bounds, so the
+        // route tells a remote caller nothing about what exists.
+        let refuse = || {
+            MemoryError::Forbidden(
+                "transcriptPath refused: it must name an existing .jsonl, .json, .txt, .md or \
+                 .log file under the workspace or the daemon user's home directory"
+                    .into(),
+            )
+        };
+        let transcript_like = |p: &Path| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| TRANSCRIPT_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+        };
         let path = Path::new(given);
-        if !path.is_absolute() {
-            return Err(refuse("the path must be absolute"));
+        if !path.is_absolute() || !transcript_like(path) {
+            return Err(refuse());
         }
-        let real = std::fs::canonicalize(path).map_err(|_| refuse("no such file"))?;
-        let ext_ok = real
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| TRANSCRIPT_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
-        if !ext_ok {
-            return Err(refuse(
-                "only .jsonl, .json, .txt, .md and .log files are read",
-            ));
-        }
+        let real = std::fs::canonicalize(path).map_err(|_| refuse())?;
         let mut roots = Vec::new();
         if let Ok(w) = std::fs::canonicalize(&self.config.workspace) {
             roots.push(w);
         }
-        // In team mode the daemon serves remote callers: only the
-        // workspace; on a laptop (local, hybrid) the user's home too.
-        if self.config.settings.auth.mode != AuthMode::Team {
-            if let Some(h) = std::env::var_os("HOME").and_then(|h| std::fs::canonicalize(h).ok()) {
-                roots.push(h);
-            }
+        if let Some(h) = std::env::var_os("HOME").and_then(|h| std::fs::canonicalize(h).ok()) {
+            roots.push(h);
         }
-        if !roots.iter().any(|r| real.starts_with(r)) {
-            return Err(refuse(
-                "the file must be under the workspace (or, outside team mode, the home directory)",
-            ));
-        }
-        if !real.is_file() {
-            return Err(refuse("not a regular file"));
+        if !transcript_like(&real) || !roots.iter().any(|r| real.starts_with(r)) || !real.is_file()
+        {
+            return Err(refuse());
         }
         Ok(real)
     }
