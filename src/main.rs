@@ -67,6 +67,23 @@ enum Command {
         #[arg(long)]
         runtime_path: Option<String>,
     },
+    /// Wire a harness to this daemon: its hooks run `signet hook`, its MCP
+    /// server is `signet mcp` (existing files are backed up first).
+    Connect {
+        #[arg(value_enum)]
+        harness: signet::cli::connect::Harness,
+        /// Print the files that would be written, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Remove what `signet connect` added to a harness's files.
+    Disconnect {
+        #[arg(value_enum)]
+        harness: signet::cli::connect::Harness,
+        /// Print the files that would be written, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// The native embedding model's files.
     Model {
         #[command(subcommand)]
@@ -189,6 +206,39 @@ fn print_lines(r: Result<Vec<String>, String>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `signet connect`/`disconnect`: the setup comes from this process.
+fn connect_command(
+    harness: signet::cli::connect::Harness,
+    dry_run: bool,
+    connect: bool,
+) -> ExitCode {
+    use signet::cli::connect::{self, Setup};
+    use signet::cli::endpoint::{Endpoint, DEFAULT_BASE};
+    let Some(home) = std::env::var_os("HOME").map(std::path::PathBuf::from) else {
+        eprintln!("signet: HOME is not set");
+        return ExitCode::FAILURE;
+    };
+    let exe = match std::env::current_exe().and_then(|p| p.canonicalize()) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("signet: cannot find my own binary: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let endpoint = Endpoint::from_env(|k| std::env::var(k).ok());
+    let setup = Setup {
+        home,
+        exe,
+        daemon_url: (endpoint.base != DEFAULT_BASE).then_some(endpoint.base),
+        token_in_env: endpoint.token.is_some(),
+    };
+    print_lines(if connect {
+        connect::connect(harness, &setup, dry_run)
+    } else {
+        connect::disconnect(harness, &setup, dry_run)
+    })
 }
 
 fn daemon_command(cmd: DaemonCommand) -> ExitCode {
@@ -443,6 +493,8 @@ fn main() -> ExitCode {
             signet::cli::hook::run(name, &options);
             ExitCode::SUCCESS
         }
+        Command::Connect { harness, dry_run } => connect_command(harness, dry_run, true),
+        Command::Disconnect { harness, dry_run } => connect_command(harness, dry_run, false),
         Command::Doctor => {
             let findings = signet::cli::doctor::run(&ProcessEnv);
             for f in &findings {
