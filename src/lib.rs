@@ -4,7 +4,8 @@
 //! see `docs/architecture.md`):
 //! - [`app`] — builds everything and runs the ordered shutdown.
 //! - [`cli`] — subcommands that are not the server (tokens, service
-//!   install, backup, doctor, the stdio MCP bridge).
+//!   install, backup, doctor, the stdio MCP bridge, harness hooks and
+//!   `connect`).
 //! - [`http`] — the warp front: edge guard, authenticate, parse, call one
 //!   domain operation, render.
 //! - [`mcp`] — the MCP front: the memory tools served at `/mcp`.

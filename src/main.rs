@@ -42,6 +42,48 @@ enum Command {
     /// daemon's /mcp at SIGNET_DAEMON_URL (default from SIGNET_HOST and
     /// SIGNET_PORT) with SIGNET_TOKEN (or SIGNET_API_KEY) as bearer token.
     Mcp,
+    /// Run a harness hook: read the harness's JSON event on stdin, POST it
+    /// to the daemon's /api/hooks/NAME (found like `signet mcp` finds it)
+    /// and print what the harness should see. Always exits 0: a daemon
+    /// that is down or refuses costs one `[signet]` line on stderr.
+    /// SIGNET_NO_HOOKS=1 or SIGNET_BYPASS=1 turns hooks off.
+    Hook {
+        /// Which hook.
+        #[arg(value_enum)]
+        name: signet::cli::hook::Hook,
+        /// The harness calling (sent as `harness`).
+        #[arg(short = 'H', long, default_value = "claude-code")]
+        harness: String,
+        /// The project (default: the event's `cwd`).
+        #[arg(long)]
+        project: Option<String>,
+        /// The agent's id.
+        #[arg(long)]
+        agent_id: Option<String>,
+        /// The session key (default: the event's `session_id`).
+        #[arg(long)]
+        session_key: Option<String>,
+        /// The runtime path claiming the session (`plugin` or `legacy`).
+        #[arg(long)]
+        runtime_path: Option<String>,
+    },
+    /// Wire a harness to this daemon: its hooks run `signet hook`, its MCP
+    /// server is `signet mcp` (existing files are backed up first).
+    Connect {
+        #[arg(value_enum)]
+        harness: signet::cli::connect::Harness,
+        /// Print the files that would be written, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Remove what `signet connect` added to a harness's files.
+    Disconnect {
+        #[arg(value_enum)]
+        harness: signet::cli::connect::Harness,
+        /// Print the files that would be written, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// The native embedding model's files.
     Model {
         #[command(subcommand)]
@@ -164,6 +206,39 @@ fn print_lines(r: Result<Vec<String>, String>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `signet connect`/`disconnect`: the setup comes from this process.
+fn connect_command(
+    harness: signet::cli::connect::Harness,
+    dry_run: bool,
+    connect: bool,
+) -> ExitCode {
+    use signet::cli::connect::{self, Setup};
+    use signet::cli::endpoint::{Endpoint, DEFAULT_BASE};
+    let Some(home) = std::env::var_os("HOME").map(std::path::PathBuf::from) else {
+        eprintln!("signet: HOME is not set");
+        return ExitCode::FAILURE;
+    };
+    let exe = match std::env::current_exe().and_then(|p| p.canonicalize()) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("signet: cannot find my own binary: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let endpoint = Endpoint::from_env(|k| std::env::var(k).ok());
+    let setup = Setup {
+        home,
+        exe,
+        daemon_url: (endpoint.base != DEFAULT_BASE).then_some(endpoint.base),
+        token_in_env: endpoint.token.is_some(),
+    };
+    print_lines(if connect {
+        connect::connect(harness, &setup, dry_run)
+    } else {
+        connect::disconnect(harness, &setup, dry_run)
+    })
 }
 
 fn daemon_command(cmd: DaemonCommand) -> ExitCode {
@@ -352,7 +427,19 @@ fn main() -> ExitCode {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         std::env::set_var("RAYON_NUM_THREADS", "1");
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // clap exits 2 on a usage error, and Claude Code reads 2 from a
+        // hook as "block": a UserPromptSubmit hook would swallow every
+        // prompt. A hook's usage error exits 1 (shown, not blocking).
+        Err(e) if e.use_stderr() && std::env::args().nth(1).as_deref() == Some("hook") => {
+            let _ = e.print();
+            // Take the event the harness is writing, as a hook run does.
+            let _ = signet::cli::hook::read_stdin();
+            return ExitCode::FAILURE;
+        }
+        Err(e) => e.exit(),
+    };
     match cli.command {
         Command::Model { command } => model_command(command),
         Command::Token { command } => token_command(command),
@@ -388,6 +475,26 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Hook {
+            name,
+            harness,
+            project,
+            agent_id,
+            session_key,
+            runtime_path,
+        } => {
+            let options = signet::cli::hook::HookOptions {
+                harness,
+                project,
+                agent_id,
+                session_key,
+                runtime_path,
+            };
+            signet::cli::hook::run(name, &options);
+            ExitCode::SUCCESS
+        }
+        Command::Connect { harness, dry_run } => connect_command(harness, dry_run, true),
+        Command::Disconnect { harness, dry_run } => connect_command(harness, dry_run, false),
         Command::Doctor => {
             let findings = signet::cli::doctor::run(&ProcessEnv);
             for f in &findings {

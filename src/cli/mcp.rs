@@ -18,6 +18,8 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
+use crate::cli::endpoint::Endpoint;
+
 /// JSON-RPC error code for "the daemon refused or could not be reached".
 pub const DAEMON_ERROR: i64 = -32001;
 
@@ -30,31 +32,13 @@ pub struct Target {
 }
 
 impl Target {
-    /// From the environment: `SIGNET_DAEMON_URL` (a base URL or one ending
-    /// in `/mcp`), else `SIGNET_HOST`/`SIGNET_PORT`; `SIGNET_TOKEN`, else
-    /// `SIGNET_API_KEY`.
+    /// From the environment (see [`Endpoint::from_env`]): the daemon's
+    /// base URL with `/mcp` appended, and its token.
     pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Target {
-        let set = |k: &str| {
-            var(k)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let base = set("SIGNET_DAEMON_URL").unwrap_or_else(|| {
-            format!(
-                "http://{}:{}",
-                set("SIGNET_HOST").unwrap_or_else(|| "127.0.0.1".into()),
-                set("SIGNET_PORT").unwrap_or_else(|| "3850".into())
-            )
-        });
-        let base = base.trim_end_matches('/');
-        let url = if base.ends_with("/mcp") {
-            base.to_string()
-        } else {
-            format!("{base}/mcp")
-        };
+        let endpoint = Endpoint::from_env(var);
         Target {
-            url,
-            token: set("SIGNET_TOKEN").or_else(|| set("SIGNET_API_KEY")),
+            url: endpoint.url("/mcp"),
+            token: endpoint.token,
         }
     }
 }

@@ -10,6 +10,7 @@
 mod helpers;
 
 mod auth;
+mod cli_connect;
 mod deploy;
 mod durability;
 mod engine;
