@@ -1330,3 +1330,191 @@ async fn a_prompt_the_model_has_not_seen_is_answered_by_keyword_within_the_wait_
     }
     t.stop().await;
 }
+
+/// Run `signet hook <args>` with `stdin` against the daemon `t`; the exit
+/// code, stdout and stderr.
+async fn cli_hook(
+    t: &TestApp,
+    args: &[&str],
+    stdin: Value,
+    token: Option<&str>,
+) -> (i32, String, String) {
+    use std::io::Write;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_signet"));
+    cmd.arg("hook")
+        .args(args)
+        .env("SIGNET_DAEMON_URL", &t.base)
+        .env_remove("SIGNET_TOKEN")
+        .env_remove("SIGNET_API_KEY")
+        .env_remove("SIGNET_NO_HOOKS")
+        .env_remove("SIGNET_BYPASS")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    if let Some(tok) = token {
+        cmd.env("SIGNET_TOKEN", tok);
+    }
+    tokio::task::spawn_blocking(move || {
+        let mut child = cmd.spawn().expect("spawn signet hook");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.to_string().as_bytes())
+            .expect("write stdin");
+        let out = child.wait_with_output().expect("wait");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await
+    .expect("join")
+}
+
+#[tokio::test]
+async fn the_cli_hooks_drive_a_session_with_claude_code_shaped_events() {
+    let t = spawn_with(with_provider).await;
+    t.remember("The billing-service deploys with helm to the prod cluster")
+        .await;
+    let transcript = t.workspace.join("cli.jsonl");
+    std::fs::write(&transcript, transcript_lines(40)).expect("transcript");
+    let event = |extra: Value| {
+        let mut e = json!({ "session_id": "cli-1", "cwd": "/src/app", "transcript_path": transcript,
+                            "hook_event_name": "x" });
+        if let (Some(e), Some(x)) = (e.as_object_mut(), extra.as_object()) {
+            e.extend(x.clone());
+        }
+        e
+    };
+    let (code, out, err) = cli_hook(
+        &t,
+        &[
+            "session-start",
+            "-H",
+            "claude-code",
+            "--project",
+            "/src/app",
+        ],
+        event(json!({})),
+        None,
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("[memory active | /remember | /recall]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("The billing-service deploys with helm"),
+        "{out}"
+    );
+    let s = t.get("/api/sessions/cli-1").await.body;
+    assert_eq!(
+        (s["harness"].as_str(), s["project"].as_str()),
+        (Some("claude-code"), Some("/src/app"))
+    );
+
+    let (code, out, err) = cli_hook(
+        &t,
+        &[
+            "user-prompt-submit",
+            "-H",
+            "claude-code",
+            "--project",
+            "/src/app",
+        ],
+        event(json!({ "prompt": "how do we deploy the billing-service?" })),
+        None,
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with(HDR), "{out}");
+    assert!(
+        out.contains("- The billing-service deploys with helm to the prod cluster ("),
+        "{out}"
+    );
+    assert_eq!(t.get("/api/sessions/cli-1").await.body["prompts"], 1);
+
+    // Signet's CLI rejects --project here; ours takes it.
+    let (code, out, err) = cli_hook(
+        &t,
+        &[
+            "pre-compaction",
+            "-H",
+            "claude-code",
+            "--project",
+            "/src/app",
+        ],
+        event(json!({})),
+        None,
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("Pre-compaction memory flush. Store durable memories now."),
+        "{out}"
+    );
+
+    let (code, out, err) = cli_hook(
+        &t,
+        &["session-end", "-H", "claude-code"],
+        event(json!({ "reason": "exit" })),
+        None,
+    )
+    .await;
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    assert_eq!(t.get("/api/sessions/cli-1").await.status, 404);
+    let cps = t.get("/api/checkpoints/cli-1").await.body;
+    let triggers: Vec<&str> = cps["checkpoints"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(|c| c["trigger"].as_str())
+        .collect();
+    assert_eq!(triggers, vec!["session_end", "pre_compaction"]);
+    let conn = rusqlite::Connection::open_with_flags(
+        signet::store::db_path(&t.workspace),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("open");
+    let jobs: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM summary_jobs WHERE session_key = 'cli-1'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(jobs, 1);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn the_cli_hooks_send_the_token_and_never_break_the_harness() {
+    let t = spawn_with(team).await;
+    let tok = token(&t, Role::Agent, "cli-agent", project("alpha"));
+    let root = admin(&t);
+    let r = call(
+        &t,
+        "POST",
+        "/api/memory/remember",
+        Some(json!({ "content": "alpha uses the orange pipeline", "project": "alpha" })),
+        Some(&root),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let e = json!({ "session_id": "tm", "cwd": "/w", "prompt": "which pipeline does alpha use" });
+    let (code, out, err) = cli_hook(&t, &["user-prompt-submit"], e.clone(), Some(&tok)).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("alpha uses the orange pipeline"), "{out}");
+    // No token: nothing on stdout, one line on stderr, exit 0.
+    let (code, out, err) = cli_hook(&t, &["user-prompt-submit"], e.clone(), None).await;
+    assert_eq!((code, out.as_str()), (0, ""));
+    assert!(
+        err.starts_with("[signet] hook user-prompt-submit failed: HTTP 401"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    t.stop().await;
+}
