@@ -12,6 +12,7 @@
 pub mod state;
 pub mod text;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -265,12 +266,23 @@ pub struct PreCompacted {
     pub guidelines: String,
 }
 
+/// How long session-start's choice of memories is reused (see
+/// `Hooks::start_memories`), and for how many (scope, project) pairs.
+const START_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+const START_CACHE_ENTRIES: usize = 512;
+
+/// session-start's chosen memories per (scope, project): the store
+/// generation they were read at, when, and the choice.
+type StartCache =
+    std::sync::Mutex<HashMap<String, (u64, std::time::Instant, Arc<Vec<MemoryRecord>>)>>;
+
 /// The harness hooks and session routes over the memory operations.
 #[derive(Clone)]
 pub struct Hooks {
     memories: MemoryService,
     config: Arc<Config>,
     sessions: Arc<Sessions>,
+    start_cache: Arc<StartCache>,
 }
 
 /// The claim check's refusal.
@@ -285,6 +297,7 @@ impl Hooks {
             memories,
             config,
             sessions: Arc::default(),
+            start_cache: Arc::default(),
         }
     }
 
@@ -367,22 +380,11 @@ impl Hooks {
         let include_identity = settings.include_identity;
         let files =
             tokio::task::spawn_blocking(move || read_identity(&workspace, include_identity));
-        let scope = caller.scope.clone();
-        let pool = (settings.recall_limit * 3).clamp(1, 1_000) as i64;
-        let candidates = self
-            .memories
-            .reads
-            .read(move |c| memories::list(c, &scope, None, pool, 0));
+        let candidates = self.start_memories(caller, meta.project.as_deref(), now);
         let recovery = self.recovery(caller, &meta);
-        let (files, candidates, recovery) = tokio::join!(files, candidates, recovery);
+        let (files, chosen, recovery) = tokio::join!(files, candidates, recovery);
         let files = files.map_err(|e| MemoryError::Unavailable(e.to_string()))?;
-        let chosen = choose_start_memories(
-            candidates?,
-            meta.project.as_deref(),
-            now,
-            settings.candidate_pool_limit,
-            settings.memory_budget_chars,
-        );
+        let chosen: Vec<MemoryRecord> = chosen?.to_vec();
         self.memories
             .access
             .record(chosen.iter().map(|m| m.id.as_str()));
@@ -498,6 +500,50 @@ impl Hooks {
             inject,
             bypassed: false,
         })
+    }
+
+    /// session-start's memories for the caller's scope and the request's
+    /// project: the newest `3 × recallLimit` scored and budgeted
+    /// ([`choose_start_memories`]). They change only when a memory does or
+    /// as days pass, so the choice is kept per (scope, project) for one
+    /// store generation and at most [`START_CACHE_TTL`].
+    async fn start_memories(
+        &self,
+        caller: &Caller,
+        project: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Arc<Vec<MemoryRecord>>, MemoryError> {
+        let key = format!("{:?}\u{1}{}", caller.scope, project.unwrap_or(""));
+        let generation = self.memories.cache.generation();
+        if let Ok(cache) = self.start_cache.lock() {
+            if let Some((g, at, chosen)) = cache.get(&key) {
+                if *g == generation && at.elapsed() < START_CACHE_TTL {
+                    return Ok(chosen.clone());
+                }
+            }
+        }
+        let settings = &self.config.settings.hooks.session_start;
+        let scope = caller.scope.clone();
+        let pool = (settings.recall_limit * 3).clamp(1, 1_000) as i64;
+        let rows = self
+            .memories
+            .reads
+            .read(move |c| memories::list(c, &scope, None, pool, 0))
+            .await?;
+        let chosen = Arc::new(choose_start_memories(
+            rows,
+            project,
+            now,
+            settings.candidate_pool_limit,
+            settings.memory_budget_chars,
+        ));
+        if let Ok(mut cache) = self.start_cache.lock() {
+            if cache.len() >= START_CACHE_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(key, (generation, std::time::Instant::now(), chosen.clone()));
+        }
+        Ok(chosen)
     }
 
     /// `agent.yaml`'s `agent.name`/`agent.description`, else IDENTITY.md's

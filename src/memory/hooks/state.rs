@@ -13,7 +13,7 @@
 //! another scope that happens to use the same key. Unscoped callers (local
 //! mode, admin and unscoped tokens) see every session.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, Utc};
@@ -150,7 +150,47 @@ pub struct Sessions {
 #[derive(Debug, Default)]
 struct Inner {
     by_key: HashMap<String, Session>,
+    /// Project → its sessions by (last seen, seq) → map key: the peer
+    /// lookup reads the most recently seen first and stops after six.
+    by_project: HashMap<String, BTreeMap<(DateTime<Utc>, u64), String>>,
     seq: u64,
+}
+
+/// Where a session sits in the project index.
+type Slot = (Option<String>, DateTime<Utc>, u64);
+
+impl Inner {
+    fn slot(&self, k: &str) -> Option<Slot> {
+        self.by_key
+            .get(k)
+            .map(|s| (s.project.clone(), s.last_seen, s.seq))
+    }
+
+    fn index(&mut self, (project, seen, seq): Slot, k: &str) {
+        if let Some(p) = project {
+            self.by_project
+                .entry(p)
+                .or_default()
+                .insert((seen, seq), k.to_string());
+        }
+    }
+
+    fn unindex(&mut self, (project, seen, seq): Slot) {
+        if let Some(p) = project {
+            if let Some(tree) = self.by_project.get_mut(&p) {
+                tree.remove(&(seen, seq));
+                if tree.is_empty() {
+                    self.by_project.remove(&p);
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, k: &str) -> Option<Session> {
+        let slot = self.slot(k)?;
+        self.unindex(slot);
+        self.by_key.remove(k)
+    }
 }
 
 fn map_key(scope: &Scope, key: &str) -> String {
@@ -270,13 +310,19 @@ impl Sessions {
                 },
             );
         }
+        // Out of the project index while its project and time change.
+        if let Some(slot) = inner.slot(&k) {
+            inner.unindex(slot);
+        }
         if let Some(s) = inner.by_key.get_mut(&k) {
             s.last_seen = now;
-            s.harness = t.harness.to_string();
-            if let Some(a) = t.agent_id {
+            if s.harness != t.harness {
+                s.harness = t.harness.to_string();
+            }
+            if let Some(a) = t.agent_id.filter(|a| *a != s.agent_id) {
                 s.agent_id = a.to_string();
             }
-            if let Some(p) = t.project {
+            if let Some(p) = t.project.filter(|p| s.project.as_deref() != Some(*p)) {
                 s.project = Some(p.to_string());
             }
             if let Some(path) = claim {
@@ -291,15 +337,24 @@ impl Sessions {
                 });
             }
         }
+        if let Some(slot) = inner.slot(&k) {
+            inner.index(slot, &k);
+        }
         Ok(())
     }
 
     /// Drop sessions unseen for [`SESSION_TTL`] whose claim expired; if
     /// still full, the least recently seen tenth.
     fn evict(inner: &mut Inner, now: DateTime<Utc>) {
-        inner
+        let stale: Vec<String> = inner
             .by_key
-            .retain(|_, s| s.last_seen + SESSION_TTL > now || s.live_claim(now).is_some());
+            .iter()
+            .filter(|(_, s)| s.last_seen + SESSION_TTL <= now && s.live_claim(now).is_none())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in stale {
+            inner.remove(&k);
+        }
         if inner.by_key.len() >= MAX_SESSIONS {
             let mut seen: Vec<(DateTime<Utc>, String)> = inner
                 .by_key
@@ -308,7 +363,7 @@ impl Sessions {
                 .collect();
             seen.sort();
             for (_, k) in seen.into_iter().take(MAX_SESSIONS / 10) {
-                inner.by_key.remove(&k);
+                inner.remove(&k);
             }
         }
     }
@@ -430,7 +485,7 @@ impl Sessions {
     /// End a session: its claim, bypass, presence, dedup mark and window
     /// go; what it knew is returned for the session-end checkpoint.
     pub fn end(&self, scope: &Scope, key: &str) -> Option<Due> {
-        let s = self.lock().by_key.remove(&map_key(scope, key))?;
+        let s = self.lock().remove(&map_key(scope, key))?;
         Some(Due {
             harness: s.harness,
             project: s.project,
@@ -450,15 +505,27 @@ impl Sessions {
         now: DateTime<Utc>,
     ) -> Vec<Peer> {
         let inner = self.lock();
-        let mut out: Vec<Peer> = inner
-            .by_key
-            .values()
-            .filter(|s| {
-                s.project.as_deref() == Some(project)
-                    && s.last_seen + SESSION_TTL > now
-                    && (Some(s.key.as_str()) != key || s.agent_id != agent_id)
-                    && (scope.is_unscoped() || &s.scope == scope)
-            })
+        let Some(tree) = inner.by_project.get(project) else {
+            return Vec::new();
+        };
+        let mut found: Vec<&Session> = Vec::with_capacity(MAX_PEERS);
+        for ((seen, _), k) in tree.iter().rev() {
+            if *seen + SESSION_TTL <= now || found.len() == MAX_PEERS {
+                break;
+            }
+            let Some(s) = inner.by_key.get(k) else {
+                continue;
+            };
+            if (Some(s.key.as_str()) != key || s.agent_id != agent_id)
+                && (scope.is_unscoped() || &s.scope == scope)
+            {
+                found.push(s);
+            }
+        }
+        let newest_first = |a: &&Session, b: &&Session| b.last_seen.cmp(&a.last_seen);
+        found.sort_by(newest_first);
+        found
+            .into_iter()
             .map(|s| Peer {
                 agent_id: s.agent_id.clone(),
                 harness: s.harness.clone(),
@@ -466,10 +533,7 @@ impl Sessions {
                 key: s.key.clone(),
                 last_seen: s.last_seen,
             })
-            .collect();
-        out.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
-        out.truncate(MAX_PEERS);
-        out
+            .collect()
     }
 
     /// Live sessions the viewer may see, in the order they began.
@@ -652,5 +716,33 @@ mod tests {
         assert_eq!(peers.len(), 2);
         assert!(peers.iter().all(|p| p.key != "a"));
         assert!(s.peers(&un, "/other", Some("a"), "default", now).is_empty());
+        // At most six, the most recently seen; a session that moved
+        // project is a peer of its new one only.
+        for i in 0..10 {
+            let k = format!("m{i}");
+            s.touch(&touch(&un, &k), None, now + Duration::seconds(i))
+                .expect("touch");
+        }
+        let peers = s.peers(
+            &un,
+            "/repo",
+            Some("a"),
+            "default",
+            now + Duration::seconds(20),
+        );
+        let keys: Vec<&str> = peers.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, vec!["m9", "m8", "m7", "m6", "m5", "m4"]);
+        let t = Touch {
+            project: Some("/elsewhere"),
+            ..touch(&un, "m9")
+        };
+        s.touch(&t, None, now).expect("move");
+        assert_eq!(s.peers(&un, "/elsewhere", None, "x", now).len(), 1);
+        assert!(s
+            .peers(&un, "/repo", Some("a"), "default", now)
+            .iter()
+            .all(|p| p.key != "m9"));
+        s.end(&un, "m9");
+        assert!(s.peers(&un, "/elsewhere", None, "x", now).is_empty());
     }
 }

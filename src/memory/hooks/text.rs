@@ -244,14 +244,18 @@ pub fn now_text(now: DateTime<Utc>) -> String {
         .to_string()
 }
 
-/// The daemon's IANA time zone name (`UTC` when it cannot be told).
-pub fn time_zone() -> String {
-    std::env::var("TZ")
-        .ok()
-        .map(|t| t.trim_start_matches(':').to_string())
-        .filter(|t| !t.is_empty() && !t.starts_with('/'))
-        .or_else(|| iana_time_zone::get_timezone().ok())
-        .unwrap_or_else(|| "UTC".into())
+/// The daemon's IANA time zone name (`UTC` when it cannot be told), read
+/// once: every inject names it.
+pub fn time_zone() -> &'static str {
+    static ZONE: LazyLock<String> = LazyLock::new(|| {
+        std::env::var("TZ")
+            .ok()
+            .map(|t| t.trim_start_matches(':').to_string())
+            .filter(|t| !t.is_empty() && !t.starts_with('/'))
+            .or_else(|| iana_time_zone::get_timezone().ok())
+            .unwrap_or_else(|| "UTC".into())
+    });
+    &ZONE
 }
 
 /// Signet's `DATE(x)`: `Jan 6, 2025` in the daemon's time zone; the input
