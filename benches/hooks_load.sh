@@ -42,10 +42,13 @@ check() { # session
     -d '{"harness":"claude-code","sessionKey":"'"$1"'","userPrompt":"When did Caroline visit the garden?"}' \
     | python3 -c 'import json,sys; r=json.load(sys.stdin); assert r["memoryCount"] > 0, r; print("check: %d memories, engine %s" % (r["memoryCount"], r["engine"]))'
 }
-check first; sleep 0.5; check second | tee /dev/stderr | grep -q 'engine hybrid'
+check first; sleep 0.5
+second="$(check second)"; echo "$second"; grep -q 'engine hybrid' <<<"$second"
 
-line="$(PROMPTS=400 wrk -t2 -c50 -d10s -s benches/hooks_prompt.lua "$URL" | grep '^JSON')"
-echo "warm-up (400 prompts embedded once): ${line#JSON }"
+for i in 1 2; do
+  line="$(PROMPTS=400 wrk -t2 -c50 -d10s -s benches/hooks_prompt.lua "$URL" | grep '^JSON')"
+  echo "warm-up $i (400 prompts embedded once): ${line#JSON }"
+done
 for i in 1 2 3; do
   line="$(PROMPTS=400 wrk -t2 -c50 -d15s -s benches/hooks_prompt.lua "$URL" | grep '^JSON')"
   echo "user-prompt-submit, $N memories, 50 sessions, 400 prompts in rotation, run $i: ${line#JSON }"

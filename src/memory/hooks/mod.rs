@@ -786,15 +786,9 @@ impl Hooks {
             .filter(|t| t != "redacted" && terms.contains(t))
             .collect();
         let snippet = text::first_chars(&safe, 200).to_string();
-        let due = self.sessions.record_prompt(
-            &caller.scope,
-            key,
-            &safe_terms,
-            snippet,
-            c.prompt_interval,
-            c.minutes,
-            self.now(),
-        );
+        let due =
+            self.sessions
+                .record_prompt(&caller.scope, key, &safe_terms, snippet, c, self.now());
         if let Some(due) = due {
             let hooks = self.clone();
             let caller = caller.clone();
@@ -1547,8 +1541,10 @@ mod tests {
 
     #[test]
     fn digests_follow_signets_layout() {
-        let mut c = state::Continuity::default();
-        c.prompts = 3;
+        let mut c = state::Continuity {
+            prompts: 3,
+            ..Default::default()
+        };
         c.snippets.push_back("fix the login bug".into());
         c.queries.push_back("login".into());
         c.remembers.push_back("cookie ttl is 1h".into());

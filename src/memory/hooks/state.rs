@@ -19,6 +19,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
+use crate::config::ContinuitySettings;
 use crate::store::Scope;
 
 /// How long a claim and presence last without a refresh.
@@ -412,18 +413,19 @@ impl Sessions {
         }
     }
 
-    /// Count a prompt; a periodic checkpoint is due after `interval`
-    /// prompts or `minutes` since the last one (or the session's start).
+    /// Count a prompt; a periodic checkpoint is due after
+    /// `cadence.prompt_interval` prompts or `cadence.minutes` since the last
+    /// one (or the session's start).
     pub fn record_prompt(
         &self,
         scope: &Scope,
         key: &str,
         terms: &[String],
         snippet: String,
-        interval: u32,
-        minutes: u32,
+        cadence: &ContinuitySettings,
         now: DateTime<Utc>,
     ) -> Option<Due> {
+        let (interval, minutes) = (cadence.prompt_interval, cadence.minutes);
         let mut inner = self.lock();
         let s = inner.by_key.get_mut(&map_key(scope, key))?;
         let c = &mut s.continuity;
@@ -677,19 +679,20 @@ mod tests {
         let s = Sessions::default();
         let un = Scope::default();
         let t0 = Utc::now();
+        let every = ContinuitySettings::default();
         s.touch(&touch(&un, "k"), None, t0).expect("touch");
         for i in 0..9 {
             assert!(s
-                .record_prompt(&un, "k", &[format!("t{i}")], "p".into(), 10, 15, t0)
+                .record_prompt(&un, "k", &[format!("t{i}")], "p".into(), &every, t0)
                 .is_none());
         }
         let due = s
-            .record_prompt(&un, "k", &[], "p".into(), 10, 15, t0)
+            .record_prompt(&un, "k", &[], "p".into(), &every, t0)
             .expect("tenth prompt");
         assert_eq!(due.continuity.prompts, 10);
         assert_eq!(due.continuity.queries.len(), 9);
         assert!(s
-            .record_prompt(&un, "k", &[], "p".into(), 10, 15, t0 + Duration::minutes(5))
+            .record_prompt(&un, "k", &[], "p".into(), &every, t0 + Duration::minutes(5))
             .is_none());
         assert!(s
             .record_prompt(
@@ -697,8 +700,7 @@ mod tests {
                 "k",
                 &[],
                 "p".into(),
-                10,
-                15,
+                &every,
                 t0 + Duration::minutes(16)
             )
             .is_some());
