@@ -35,6 +35,20 @@ pub struct Minted {
     pub scope: Scope,
 }
 
+impl Minted {
+    /// The answer for `claims` signed with `secret`.
+    fn signed(claims: crate::auth::Claims, secret: &[u8]) -> Self {
+        Minted {
+            token: token::sign(&claims, secret),
+            expires_at: iso(claims.exp),
+            jti: claims.jti,
+            sub: claims.sub,
+            role: claims.role,
+            scope: claims.scope,
+        }
+    }
+}
+
 /// A revocation request: exactly one of a token id or a subject.
 #[derive(Debug, Default, Deserialize)]
 pub struct RevokeRequest {
@@ -78,14 +92,7 @@ impl Tokens {
     /// Sign a new token with the requested role, subject, scope and life.
     pub async fn mint(&self, caller: &Caller, req: MintRequest) -> Result<Minted, MemoryError> {
         self.memories.admit(caller, Operation::ManageTokens).await?;
-        let secret = match (self.mode, &self.secret) {
-            (AuthMode::Local, _) | (_, None) => {
-                return Err(MemoryError::BadRequest(
-                    "tokens are not used in local mode; set auth.mode to team or hybrid".into(),
-                ))
-            }
-            (_, Some(s)) => s,
-        };
+        let secret = self.signing_secret()?;
         let role_name = req.role.unwrap_or_default();
         let role = Role::parse(&role_name).ok_or_else(|| {
             MemoryError::BadRequest(format!(
@@ -98,16 +105,18 @@ impl Tokens {
         let now = chrono::Utc::now().timestamp();
         let claims = new_claims(role, req.sub, req.scope.unwrap_or_default(), ttl, now)
             .map_err(MemoryError::BadRequest)?;
-        let signed = token::sign(&claims, secret);
         tracing::info!(sub = %claims.sub, role = role.as_str(), by = %caller.actor, "token minted");
-        Ok(Minted {
-            token: signed,
-            expires_at: iso(claims.exp),
-            jti: claims.jti,
-            sub: claims.sub,
-            role,
-            scope: claims.scope,
-        })
+        Ok(Minted::signed(claims, secret))
+    }
+
+    /// The secret tokens are signed with; none in local mode.
+    fn signing_secret(&self) -> Result<&[u8], MemoryError> {
+        match (self.mode, &self.secret) {
+            (AuthMode::Local, _) | (_, None) => Err(MemoryError::BadRequest(
+                "tokens are not used in local mode; set auth.mode to team or hybrid".into(),
+            )),
+            (_, Some(s)) => Ok(s.as_slice()),
+        }
     }
 
     /// A token for one harness session, minted by the caller's own token:
@@ -121,14 +130,7 @@ impl Tokens {
         session_key: Option<String>,
     ) -> Result<Minted, MemoryError> {
         self.memories.admit(caller, Operation::Recall).await?;
-        let secret = match (self.mode, &self.secret) {
-            (AuthMode::Local, _) | (_, None) => {
-                return Err(MemoryError::BadRequest(
-                    "tokens are not used in local mode; set auth.mode to team or hybrid".into(),
-                ))
-            }
-            (_, Some(s)) => s,
-        };
+        let secret = self.signing_secret()?;
         let Some(parent) = &caller.claims else {
             return Err(MemoryError::Forbidden(
                 "a session token is minted with a token".into(),
@@ -158,16 +160,8 @@ impl Tokens {
             now,
         )
         .map_err(MemoryError::BadRequest)?;
-        let signed = token::sign(&claims, secret);
         tracing::info!(sub = %claims.sub, role = role.as_str(), session = ?session_key, "session token minted");
-        Ok(Minted {
-            token: signed,
-            expires_at: iso(claims.exp),
-            jti: claims.jti,
-            sub: claims.sub,
-            role,
-            scope: claims.scope,
-        })
+        Ok(Minted::signed(claims, secret))
     }
 
     /// Revoke a token id or every token of a subject issued until now.

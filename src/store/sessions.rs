@@ -143,16 +143,16 @@ pub fn insert_checkpoint(
     Ok(())
 }
 
-/// Every checkpoint of a session the reader may see, newest first.
-pub fn checkpoints_of_session(
+/// Checkpoints matching `filter` (SQL over alias `c`, with its `args`)
+/// that the reader may see, newest first.
+fn select_checkpoints(
     conn: &Connection,
-    key: &str,
+    filter: &str,
+    mut args: Vec<Box<dyn ToSql>>,
     scope: &Scope,
     limit: i64,
 ) -> Result<Vec<Checkpoint>, StoreError> {
-    let mut sql =
-        format!("SELECT {CHECKPOINT_COLUMNS} FROM session_checkpoints c WHERE c.session_key = ?");
-    let mut args: Vec<Box<dyn ToSql>> = vec![Box::new(key.to_string())];
+    let mut sql = format!("SELECT {CHECKPOINT_COLUMNS} FROM session_checkpoints c WHERE {filter}");
     push_scope(scope, "c", &mut sql, &mut args);
     sql.push_str(" ORDER BY c.created_at DESC, c.rowid DESC LIMIT ?");
     args.push(Box::new(limit));
@@ -164,6 +164,17 @@ pub fn checkpoints_of_session(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Every checkpoint of a session the reader may see, newest first.
+pub fn checkpoints_of_session(
+    conn: &Connection,
+    key: &str,
+    scope: &Scope,
+    limit: i64,
+) -> Result<Vec<Checkpoint>, StoreError> {
+    let args: Vec<Box<dyn ToSql>> = vec![Box::new(key.to_string())];
+    select_checkpoints(conn, "c.session_key = ?", args, scope, limit)
+}
+
 /// The newest checkpoints of a (normalised) project, newest first;
 /// `since` (ISO) keeps only younger ones.
 pub fn checkpoints_of_project(
@@ -173,23 +184,15 @@ pub fn checkpoints_of_project(
     since: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Checkpoint>, StoreError> {
-    let mut sql = format!(
-        "SELECT {CHECKPOINT_COLUMNS} FROM session_checkpoints c WHERE c.project_normalized = ?"
-    );
     let mut args: Vec<Box<dyn ToSql>> = vec![Box::new(project_normalized.to_string())];
-    if let Some(s) = since {
-        sql.push_str(" AND c.created_at >= ?");
-        args.push(Box::new(s.to_string()));
-    }
-    push_scope(scope, "c", &mut sql, &mut args);
-    sql.push_str(" ORDER BY c.created_at DESC, c.rowid DESC LIMIT ?");
-    args.push(Box::new(limit));
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(
-        rusqlite::params_from_iter(args.iter()),
-        Checkpoint::from_row,
-    )?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let filter = match since {
+        Some(s) => {
+            args.push(Box::new(s.to_string()));
+            "c.project_normalized = ? AND c.created_at >= ?"
+        }
+        None => "c.project_normalized = ?",
+    };
+    select_checkpoints(conn, filter, args, scope, limit)
 }
 
 /// A transcript queued for summarising (session-end).

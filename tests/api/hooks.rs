@@ -1259,12 +1259,12 @@ async fn a_session_token_is_scoped_like_its_parent_and_lives_a_day_at_most() {
     t.stop().await;
 }
 
-#[tokio::test]
-async fn prompt_submit_with_embeddings_finds_a_paraphrase_and_says_hybrid() {
+/// A daemon with the native model (loaded) and one embedded memory about
+/// release freezes; the prompt hook waits `wait_ms` for a new embedding.
+async fn with_release_freeze_embedded(wait_ms: u64) -> TestApp {
     let t = spawn_with(|cfg| {
         cfg.settings.embedding.model_path = Some(model_dir().to_string_lossy().into_owned());
-        // Wait for the model: a debug build may embed slower than 30 ms.
-        cfg.settings.hooks.user_prompt_submit.vector_wait_ms = 0;
+        cfg.settings.hooks.user_prompt_submit.vector_wait_ms = wait_ms;
     })
     .await;
     let start = Instant::now();
@@ -1279,6 +1279,13 @@ async fn prompt_submit_with_embeddings_finds_a_paraphrase_and_says_hybrid() {
         )
         .await;
     assert_eq!(r.body["embedded"], true, "{:?}", r.body);
+    t
+}
+
+#[tokio::test]
+async fn prompt_submit_with_embeddings_finds_a_paraphrase_and_says_hybrid() {
+    // Wait for the model: a debug build may embed slower than 30 ms.
+    let t = with_release_freeze_embedded(0).await;
     t.remember("The office plants need water on Mondays").await;
     let v = prompt(&t, "sem", "Can I ship to production on Friday afternoon?").await;
     assert_eq!(v["engine"], "hybrid", "{v}");
@@ -1289,23 +1296,7 @@ async fn prompt_submit_with_embeddings_finds_a_paraphrase_and_says_hybrid() {
 
 #[tokio::test]
 async fn a_prompt_the_model_has_not_seen_is_answered_by_keyword_within_the_wait_then_hybrid() {
-    let t = spawn_with(|cfg| {
-        cfg.settings.embedding.model_path = Some(model_dir().to_string_lossy().into_owned());
-        cfg.settings.hooks.user_prompt_submit.vector_wait_ms = 1;
-    })
-    .await;
-    let start = Instant::now();
-    while t.get("/api/embeddings/status").await.body["provider"]["state"] != "ready" {
-        assert!(start.elapsed() < Duration::from_secs(60), "model not ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let r = t
-        .post(
-            "/api/memory/remember",
-            json!({ "content": "Production releases are frozen every Friday afternoon", "waitForEmbedding": true }),
-        )
-        .await;
-    assert_eq!(r.body["embedded"], true, "{:?}", r.body);
+    let t = with_release_freeze_embedded(1).await;
     let text = "Are production releases allowed on Friday afternoon?";
     let first = prompt(&t, "late", text).await;
     assert_eq!(first["engine"], "keyword", "{first}");
