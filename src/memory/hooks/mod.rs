@@ -360,7 +360,9 @@ impl Hooks {
         }
         let now = self.now();
         if let Some(key) = &meta.session_key {
-            if self.sessions.mark_served(&caller.scope, key) {
+            // Marked served once the inject is built (below), so a start
+            // that fails midway gets the full inject on its retry.
+            if self.sessions.served(&caller.scope, key) {
                 return Ok(SessionStarted {
                     identity: Some(Identity {
                         name: "Agent".into(),
@@ -483,6 +485,9 @@ impl Hooks {
         }
         if let Some(r) = recovery {
             inject.push_str(&r);
+        }
+        if let Some(key) = &meta.session_key {
+            self.sessions.mark_served(&caller.scope, key);
         }
         Ok(SessionStarted {
             identity: Some(identity),

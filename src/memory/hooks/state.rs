@@ -377,6 +377,14 @@ impl Sessions {
             .is_some_and(|s| s.bypassed)
     }
 
+    /// Whether the session was already served a full inject.
+    pub fn served(&self, scope: &Scope, key: &str) -> bool {
+        self.lock()
+            .by_key
+            .get(&map_key(scope, key))
+            .is_some_and(|s| s.served)
+    }
+
     /// Mark the session as served a full inject; true if it already was.
     pub fn mark_served(&self, scope: &Scope, key: &str) -> bool {
         let mut inner = self.lock();
@@ -665,8 +673,10 @@ mod tests {
             s.push_window(&un, "k", vec![format!("m{i}")], 5);
         }
         assert_eq!(s.recent_ids(&un, "k"), vec!["m2", "m3", "m4", "m5", "m6"]);
+        assert!(!s.served(&un, "k"));
         assert!(!s.mark_served(&un, "k"));
         assert!(s.mark_served(&un, "k"));
+        assert!(s.served(&un, "k"));
         s.set_bypass(&un, "k", true, now).expect("known");
         assert!(s.end(&un, "k").is_some());
         assert!(!s.is_bypassed(&un, "k"));
