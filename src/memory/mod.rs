@@ -421,7 +421,7 @@ pub struct MemoryService {
     /// Calls refused by the rate-limit ledger.
     rate_rejections: Arc<std::sync::atomic::AtomicU64>,
     /// Query embeddings run for callers with a deadline, at most one per
-    /// core (see `RecallRequest::vector_wait`).
+    /// core but one (see `RecallRequest::vector_wait`).
     late_embeds: Arc<tokio::sync::Semaphore>,
 }
 
@@ -451,8 +451,11 @@ impl MemoryService {
             embed,
             index,
             rate_rejections: Arc::default(),
+            // One core fewer than the machine has (at least one): under a
+            // flood of new prompts a core stays free for the searches.
             late_embeds: Arc::new(tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map_or(2, |n| n.get()),
+                std::thread::available_parallelism()
+                    .map_or(1, |n| n.get().saturating_sub(1).max(1)),
             )),
         }
     }

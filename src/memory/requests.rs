@@ -338,7 +338,7 @@ pub struct RecallRequest {
     /// Text embedded for the vector leg instead of `query`.
     pub vector_text: Option<String>,
     /// Longest wait for a query embedding the model has not cached; past
-    /// it (or with every core already embedding) the keyword leg answers
+    /// it (or with all cores but one already embedding) the keyword leg answers
     /// alone. `None`: wait as long as the provider takes.
     pub vector_wait: Option<std::time::Duration>,
 }
