@@ -299,8 +299,16 @@ impl MemoryTools {
                 match parsed {
                     Ok((limit, offset, kind)) => render(
                         "List",
-                        m.list(caller, limit.unwrap_or(100), offset.unwrap_or(0), kind)
-                            .await,
+                        m.list(
+                            caller,
+                            limit.unwrap_or(100),
+                            offset.unwrap_or(0),
+                            RecallFilter {
+                                kind,
+                                ..RecallFilter::default()
+                            },
+                        )
+                        .await,
                     ),
                     Err(e) => invalid(e),
                 }

@@ -83,6 +83,20 @@ pub enum Permission {
 }
 
 impl Permission {
+    /// Every permission, in the order the API lists them.
+    pub const ALL: [Permission; 10] = [
+        Permission::Remember,
+        Permission::Recall,
+        Permission::Modify,
+        Permission::Forget,
+        Permission::Recover,
+        Permission::Documents,
+        Permission::Connectors,
+        Permission::Diagnostics,
+        Permission::Analytics,
+        Permission::Admin,
+    ];
+
     /// The wire name used in permission errors.
     pub fn as_str(self) -> &'static str {
         match self {

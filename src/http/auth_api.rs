@@ -59,10 +59,20 @@ pub fn whoami(st: AppState) -> BoxedFilter<(Response,)> {
             .and(auth::authenticated(st.clone()))
             .and(with_state(st))
             .map(|caller: Caller, st: AppState| {
+                // The role and what it may do, so a front (the dashboard)
+                // can hide what the server would refuse anyway.
+                let role = caller.role.unwrap_or(crate::auth::Role::Admin);
+                let permissions: Vec<&str> = Permission::ALL
+                    .into_iter()
+                    .filter(|p| role.allows(*p))
+                    .map(Permission::as_str)
+                    .collect();
                 json(&json!({
                     "authenticated": caller.claims.is_some(),
                     "claims": caller.claims,
                     "mode": st.auth.mode,
+                    "role": role,
+                    "permissions": permissions,
                 }))
             }),
     )

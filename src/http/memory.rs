@@ -66,16 +66,29 @@ pub fn remember(st: AppState) -> BoxedFilter<(Response,)> {
     )
 }
 
-/// GET /api/memory/:id
+/// GET /api/memory/:id (`?include_deleted=true` also answers for a
+/// forgotten memory, which is otherwise 404)
 pub fn get(st: AppState) -> BoxedFilter<(Response,)> {
     boxed(
         id_path(None)
             .and(warp::get())
             .and(auth::require(st.clone(), Permission::Recall))
+            .and(warp::query::<HashMap<String, String>>())
             .and(with_state(st))
-            .and_then(|id: String, caller: Caller, st: AppState| async move {
-                reply(st.memories.get(&caller, id).await)
-            }),
+            .and_then(
+                |id: String, caller: Caller, q: HashMap<String, String>, st: AppState| async move {
+                    let deleted = match q.get("include_deleted").map(String::as_str) {
+                        None | Some("false") | Some("0") => false,
+                        Some("true") | Some("1") => true,
+                        Some(_) => {
+                            return reply::<()>(Err(MemoryError::BadRequest(
+                                "include_deleted must be true or false".into(),
+                            )))
+                        }
+                    };
+                    reply(st.memories.get_record(&caller, id, deleted).await)
+                },
+            ),
     )
 }
 
@@ -88,7 +101,8 @@ fn int_param(q: &HashMap<String, String>, key: &str, default: i64) -> Result<i64
     }
 }
 
-/// GET /api/memories?limit=100&offset=0&type=
+/// GET /api/memories?limit=100&offset=0 with recall's filters (`type`,
+/// `tags`, `who`, `project`, `pinned`, `importance_min`, `since`, `until`)
 pub fn list(st: AppState) -> BoxedFilter<(Response,)> {
     boxed(
         warp::path!("api" / "memories")
@@ -100,10 +114,10 @@ pub fn list(st: AppState) -> BoxedFilter<(Response,)> {
                 |caller: Caller, q: HashMap<String, String>, st: AppState| async move {
                     let args = int_param(&q, "limit", 100)
                         .and_then(|l| Ok((l, int_param(&q, "offset", 0)?)));
-                    match args {
-                        Ok((l, o)) => {
-                            let kind = q.get("type").filter(|t| !t.is_empty()).cloned();
-                            reply(st.memories.list(&caller, l, o, kind).await)
+                    // The same filters as a recall's query string.
+                    match args.and_then(|a| Ok((a, super::search::from_query(&q)?.filter))) {
+                        Ok(((l, o), filter)) => {
+                            reply(st.memories.list(&caller, l, o, filter).await)
                         }
                         Err(e) => reply::<()>(Err(e)),
                     }

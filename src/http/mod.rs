@@ -3,12 +3,13 @@
 //! Each route is one function: path first, then method (so a known path
 //! with the wrong method is 405, an unknown path 404), then the caller and
 //! its permission, then the body, then a handler that calls one memory
-//! operation and renders it. Every response is JSON and carries
-//! `x-signet-request-id`.
+//! operation and renders it. Every response is JSON (but the dashboard's
+//! static files, see [`dashboard`]) and carries `x-signet-request-id`.
 
 pub mod auth;
 pub mod auth_api;
 pub mod body;
+pub mod dashboard;
 pub mod edge;
 pub mod error;
 pub mod events;
@@ -78,6 +79,8 @@ pub fn routes(st: AppState) -> BoxedFilter<(Response,)> {
     // Routes are grouped and boxed so the `or` chain stays shallow.
     let operations = boxed(
         ops::health(st.clone())
+            .or(dashboard::route())
+            .unify()
             .or(ops::status(st.clone()))
             .unify()
             .or(ops::metrics(st.clone()))

@@ -48,8 +48,13 @@ pub fn feedback(st: AppState) -> BoxedFilter<(Response,)> {
     )
 }
 
-/// Query-string form of a recall.
-fn from_query(q: &HashMap<String, String>) -> Result<RecallRequest, MemoryError> {
+/// Query-string form of a recall (empty values are no filter).
+pub(crate) fn from_query(q: &HashMap<String, String>) -> Result<RecallRequest, MemoryError> {
+    let q: HashMap<&str, &String> = q
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (k.as_str(), v))
+        .collect();
     let num = |k: &str| -> Result<Option<f64>, MemoryError> {
         q.get(k)
             .map(|v| {
@@ -65,7 +70,7 @@ fn from_query(q: &HashMap<String, String>) -> Result<RecallRequest, MemoryError>
                 .map_err(|_| MemoryError::BadRequest("limit must be an integer".into()))?,
         ),
     };
-    let pinned = match q.get("pinned").map(String::as_str) {
+    let pinned = match q.get("pinned").map(|v| v.as_str()) {
         None => None,
         Some("true") | Some("1") => Some(true),
         Some("false") | Some("0") => Some(false),
@@ -76,17 +81,17 @@ fn from_query(q: &HashMap<String, String>) -> Result<RecallRequest, MemoryError>
         }
     };
     let body = RecallBody {
-        query: q.get("q").or_else(|| q.get("query")).cloned(),
+        query: q.get("q").or_else(|| q.get("query")).map(|v| v.to_string()),
         q: None,
         limit,
-        kind: q.get("type").cloned(),
-        tags: q.get("tags").map(|t| TagsInput::Joined(t.clone())),
-        who: q.get("who").cloned(),
+        kind: q.get("type").map(|v| v.to_string()),
+        tags: q.get("tags").map(|t| TagsInput::Joined(t.to_string())),
+        who: q.get("who").map(|v| v.to_string()),
         pinned,
         importance_min: num("importance_min")?,
-        since: q.get("since").cloned(),
-        until: q.get("until").cloned(),
-        project: q.get("project").cloned(),
+        since: q.get("since").map(|v| v.to_string()),
+        until: q.get("until").map(|v| v.to_string()),
+        project: q.get("project").map(|v| v.to_string()),
     };
     Ok(body.into())
 }

@@ -326,6 +326,8 @@ pub struct Remembered {
 #[derive(Debug, Clone, Serialize)]
 pub struct Listing {
     pub memories: Vec<MemoryRecord>,
+    /// Live records matching the filters (all pages).
+    pub count: i64,
     pub stats: ListStats,
 }
 
@@ -572,6 +574,17 @@ impl MemoryService {
 
     /// One live record.
     pub async fn get(&self, caller: &Caller, id: String) -> Result<MemoryRecord, MemoryError> {
+        self.get_record(caller, id, false).await
+    }
+
+    /// One record; a forgotten one too when `include_deleted` (to show and
+    /// recover it).
+    pub async fn get_record(
+        &self,
+        caller: &Caller,
+        id: String,
+        include_deleted: bool,
+    ) -> Result<MemoryRecord, MemoryError> {
         self.admit(caller, Operation::Recall).await?;
         let scope = caller.scope.clone();
         match self
@@ -579,19 +592,20 @@ impl MemoryService {
             .read(move |c| memories::lookup(c, &id, &scope))
             .await?
         {
-            memories::Lookup::Found(r) if !r.is_deleted => Ok(*r),
+            memories::Lookup::Found(r) if include_deleted || !r.is_deleted => Ok(*r),
             memories::Lookup::Found(_) | memories::Lookup::Missing => Err(MemoryError::NotFound),
             memories::Lookup::OutOfScope => Err(out_of_scope()),
         }
     }
 
-    /// Live records (of one type, if given), newest first, with statistics.
+    /// Live records matching `filter`, newest first, with the number that
+    /// match and the statistics of the caller's scope.
     pub async fn list(
         &self,
         caller: &Caller,
         limit: i64,
         offset: i64,
-        kind: Option<String>,
+        mut filter: RecallFilter,
     ) -> Result<Listing, MemoryError> {
         self.admit(caller, Operation::Recall).await?;
         if !(1..=1000).contains(&limit) || offset < 0 {
@@ -599,13 +613,22 @@ impl MemoryService {
                 "limit must be 1..1000 and offset >= 0".into(),
             ));
         }
-        let scope = caller.scope.clone();
+        filter.scope = caller.scope.clone();
+        filter.partition = None;
         Ok(self
             .reads
             .read(move |c| {
+                let stats = memories::stats(c, &filter.scope)?;
+                // Unfiltered, the count is the kept total (no scan).
+                let count = if filter.only_scope() {
+                    stats.total
+                } else {
+                    memories::count(c, &filter)?
+                };
                 Ok(Listing {
-                    memories: memories::list(c, &scope, kind.as_deref(), limit, offset)?,
-                    stats: memories::stats(c, &scope)?,
+                    memories: memories::list(c, &filter, limit, offset)?,
+                    count,
+                    stats,
                 })
             })
             .await?)

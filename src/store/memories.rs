@@ -10,6 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::{Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
+use super::search::RecallFilter;
 use super::StoreError;
 
 /// Days a tombstone can still be recovered.
@@ -408,21 +409,16 @@ fn load_for_mutation(
     })
 }
 
-/// Live records, newest first.
+/// Live records matching `filter` (its scope included), newest first.
 pub fn list(
     conn: &Connection,
-    scope: &Scope,
-    kind: Option<&str>,
+    filter: &RecallFilter,
     limit: i64,
     offset: i64,
 ) -> Result<Vec<MemoryRecord>, StoreError> {
     let mut sql = format!("SELECT {RECORD_COLUMNS} FROM memories m WHERE m.is_deleted = 0");
     let mut args: Vec<Box<dyn ToSql>> = Vec::new();
-    scope.push_sql("m", &mut sql, &mut args);
-    if let Some(k) = kind {
-        sql.push_str(" AND m.type = ?");
-        args.push(Box::new(k.to_string()));
-    }
+    filter.push_sql(&mut sql, &mut args);
     sql.push_str(" ORDER BY m.rowid DESC LIMIT ? OFFSET ?");
     args.push(Box::new(limit));
     args.push(Box::new(offset));
@@ -432,6 +428,15 @@ pub fn list(
         MemoryRecord::from_row,
     )?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// How many live records match `filter` (its scope included).
+pub fn count(conn: &Connection, filter: &RecallFilter) -> Result<i64, StoreError> {
+    let mut sql = String::from("SELECT COUNT(*) FROM memories m WHERE m.is_deleted = 0");
+    let mut args: Vec<Box<dyn ToSql>> = Vec::new();
+    filter.push_sql(&mut sql, &mut args);
+    let mut stmt = conn.prepare_cached(&sql)?;
+    Ok(stmt.query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?)
 }
 
 /// Counts shown beside a list.

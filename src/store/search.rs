@@ -27,6 +27,15 @@ pub struct RecallFilter {
 }
 
 impl RecallFilter {
+    /// Whether nothing narrows the rows beyond the caller's scope.
+    pub fn only_scope(&self) -> bool {
+        RecallFilter {
+            scope: Scope::default(),
+            ..self.clone()
+        }
+        .is_empty()
+    }
+
     fn is_empty(&self) -> bool {
         self.kind.is_none()
             && self.tags.is_empty()
@@ -40,7 +49,8 @@ impl RecallFilter {
             && self.partition.is_none()
     }
 
-    fn push_sql(&self, sql: &mut String, args: &mut Vec<Box<dyn ToSql>>) {
+    /// Append the filter's conditions on alias `m`.
+    pub fn push_sql(&self, sql: &mut String, args: &mut Vec<Box<dyn ToSql>>) {
         for (col, v) in [
             ("type", &self.kind),
             ("who", &self.who),

@@ -11,6 +11,7 @@ mod helpers;
 
 mod auth;
 mod cli_connect;
+mod dashboard;
 mod deploy;
 mod durability;
 mod engine;

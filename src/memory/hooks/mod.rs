@@ -528,12 +528,15 @@ impl Hooks {
             }
         }
         let settings = &self.config.settings.hooks.session_start;
-        let scope = caller.scope.clone();
+        let filter = RecallFilter {
+            scope: caller.scope.clone(),
+            ..RecallFilter::default()
+        };
         let pool = (settings.recall_limit * 3).clamp(1, 1_000) as i64;
         let rows = self
             .memories
             .reads
-            .read(move |c| memories::list(c, &scope, None, pool, 0))
+            .read(move |c| memories::list(c, &filter, pool, 0))
             .await?;
         let chosen = Arc::new(choose_start_memories(
             rows,
@@ -1056,11 +1059,14 @@ impl Hooks {
             settings.summary_guidelines
         );
         if settings.include_recent_memories && settings.memory_limit > 0 {
-            let scope = caller.scope.clone();
+            let filter = RecallFilter {
+                scope: caller.scope.clone(),
+                ..RecallFilter::default()
+            };
             let rows = self
                 .memories
                 .reads
-                .read(move |c| memories::list(c, &scope, None, 200, 0))
+                .read(move |c| memories::list(c, &filter, 200, 0))
                 .await?;
             let now = self.now();
             let mut scored: Vec<(f64, MemoryRecord)> = rows
