@@ -24,10 +24,11 @@ export function parseBlock(block) {
 
 /**
  * Open the stream. `onEvent({id, event, data})` per event; `onState(s)`
- * with 'connecting' | 'open' | 'reconnecting' | 'closed'.
+ * with 'connecting' | 'open' | 'reconnecting' | 'closed'. `after`: resume
+ * after this event id (the daemon replays what its ring still holds).
  */
-export function openStream({ query, onEvent, onState = () => {} }) {
-  let lastId = null;
+export function openStream({ query, onEvent, onState = () => {}, after = null }) {
+  let lastId = after;
   let stopped = false;
   let ctrl = null;
   let backoff = 500;
@@ -70,7 +71,7 @@ export function openStream({ query, onEvent, onState = () => {} }) {
   })();
   return {
     close() { stopped = true; ctrl?.abort(); },
-    /** Drop the connection now (it reconnects with Last-Event-ID). */
-    reconnect() { ctrl?.abort(); },
+    /** The id of the last event received (to resume from). */
+    lastId: () => lastId,
   };
 }

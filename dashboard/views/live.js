@@ -26,13 +26,15 @@ export function render(root) {
   fill(root, h('h1', {}, 'Live'), form, state, list);
 
   let stream = null;
-  const connect = () => {
+  const connect = (after = null) => {
     stream?.close();
     const types = [...chosen];
     stream = openStream({
       query: { types: types.length === TYPES.length ? '' : types.join(','), project },
+      after,
       onState: (s) => {
-        state.textContent = { open: 'live', connecting: 'connecting…', reconnecting: 'reconnecting…', closed: 'closed' }[s] ?? s;
+        if (s === 'closed' && paused) s = 'paused';
+        state.textContent = { open: 'live', connecting: 'connecting…', reconnecting: 'reconnecting…', closed: 'closed', paused: 'paused' }[s] ?? s;
         state.dataset.state = s;
       },
       onEvent: (ev) => {
@@ -41,11 +43,33 @@ export function render(root) {
       },
     });
   };
+  // Pause keeps the place: resuming asks for what happened since
+  // (Last-Event-ID), as a dropped connection does.
+  let paused = null;
+  const pause = h('button', { type: 'button', 'aria-pressed': 'false' }, 'Pause');
+  pause.addEventListener('click', () => {
+    if (paused === null) {
+      paused = stream?.lastId() ?? '';
+      stream?.close();
+      pause.textContent = 'Resume';
+      pause.setAttribute('aria-pressed', 'true');
+    } else {
+      const after = paused || null;
+      paused = null;
+      pause.textContent = 'Pause';
+      pause.setAttribute('aria-pressed', 'false');
+      connect(after);
+    }
+  });
+  form.querySelector('.actions').append(pause);
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
     chosen.clear();
     for (const b of form.querySelectorAll('input[type=checkbox]:checked')) chosen.add(b.value);
     project = proj.value.trim();
+    paused = null;
+    pause.textContent = 'Pause';
+    pause.setAttribute('aria-pressed', 'false');
     connect();
   });
   connect();

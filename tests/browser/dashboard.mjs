@@ -208,6 +208,14 @@ async function local() {
   await http(LOCAL, 'POST', '/api/memory/remember', { content: 'a live event from curl', project: 'atlas' });
   const arrived = await page.waitForSelector('.events li:has-text("a live event from curl")', { timeout: 2000 }).then(() => true, () => false);
   check(arrived, `a remember appears in the live view within 2 s (${Date.now() - t0} ms)`);
+  // Paused, then resumed: what happened meanwhile arrives (Last-Event-ID),
+  // and nothing seen before comes twice.
+  await page.getByRole('button', { name: 'Pause', exact: true }).click();
+  await see(page, '.stream-state[data-state=paused]');
+  await http(LOCAL, 'POST', '/api/memory/remember', { content: 'written while the feed was paused', project: 'atlas' });
+  await page.getByRole('button', { name: 'Resume', exact: true }).click();
+  await see(page, '.events li:has-text("written while the feed was paused")', 5_000);
+  check(await page.locator('.events li:has-text("a live event from curl")').count() === 1, 'resuming replays what was missed, and nothing twice');
   // Filtered to another project, it does not.
   await page.fill('input[name=project]', 'zephyr');
   await page.click('form.filters button[type=submit]');
