@@ -7,7 +7,8 @@
 //!   install, backup, doctor, the stdio MCP bridge, harness hooks and
 //!   `connect`).
 //! - [`http`] — the warp front: edge guard, authenticate, parse, call one
-//!   domain operation, render.
+//!   domain operation, render; also serves the web dashboard's embedded
+//!   files (`dashboard/`, see `http::dashboard`).
 //! - [`mcp`] — the MCP front: the memory tools served at `/mcp`.
 //! - [`pipeline`] — the extraction pipeline: a background front (an actor
 //!   under the supervisor) that embeds and extracts through the domain.

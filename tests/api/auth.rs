@@ -1269,7 +1269,8 @@ async fn hybrid_treats_a_loopback_peer_as_local_admin_unless_it_sends_forwarding
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(
         r.body,
-        json!({ "authenticated": false, "claims": null, "mode": "hybrid" })
+        json!({ "authenticated": false, "claims": null, "mode": "hybrid",
+                "role": "admin", "permissions": ["remember", "recall", "modify", "forget", "recover", "documents", "connectors", "diagnostics", "analytics", "admin"] })
     );
     let r = request(
         &t,
@@ -1659,7 +1660,8 @@ async fn local_mode_mints_nothing_and_whoami_says_unauthenticated() {
     assert_eq!(r.status, 200);
     assert_eq!(
         r.body,
-        json!({ "authenticated": false, "claims": null, "mode": "local" })
+        json!({ "authenticated": false, "claims": null, "mode": "local",
+                "role": "admin", "permissions": ["remember", "recall", "modify", "forget", "recover", "documents", "connectors", "diagnostics", "analytics", "admin"] })
     );
     let r = t.get("/api/auth/status").await;
     assert_eq!(r.status, 200);

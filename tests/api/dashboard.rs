@@ -158,6 +158,21 @@ async fn the_page_and_its_files_are_served_with_a_strict_policy() {
     assert_eq!(r.status(), 304);
     // ... but the data still needs one, and nothing outside the files is served.
     assert_eq!(t.get("/api/memories").await.status, 401);
+    // whoami tells the page what the token may do (it hides the rest).
+    let agent = token(&t, Role::Agent, "agent-a", project("a"));
+    let r = get_as(&t, "/api/auth/whoami", &agent).await;
+    assert_eq!(r.body["role"], "agent", "{}", r.body);
+    assert_eq!(
+        r.body["permissions"],
+        json!([
+            "remember",
+            "recall",
+            "modify",
+            "forget",
+            "recover",
+            "documents"
+        ])
+    );
     for path in [
         "/dashboard/../Cargo.toml",
         "/dashboard/nope.js",

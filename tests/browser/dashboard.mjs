@@ -287,7 +287,8 @@ async function local() {
 }
 
 async function team() {
-  await http(TEAM, 'POST', '/api/memory/remember', { content: 'team memory in project alpha', project: 'alpha' }, ADMIN);
+  const alpha = await http(TEAM, 'POST', '/api/memory/remember', { content: 'team memory in project alpha', project: 'alpha' }, ADMIN);
+  await http(TEAM, 'POST', '/api/memory/remember', { content: 'team memory in project beta', project: 'beta' }, ADMIN);
   const { page, context, seen } = await openPage(TEAM);
   await page.goto(`${TEAM}/`);
   await see(page, '#login:not([hidden])');
@@ -343,6 +344,21 @@ async function team() {
   const who = await http(TEAM, 'GET', '/api/auth/whoami', undefined, minted);
   check(who.status === 200 && who.body.role === 'readonly' && who.body.claims.scope.project === 'alpha', 'the minted token works with its role and scope', JSON.stringify(who.body));
   await shot(page, 'access-team');
+  await page.click('text=Sign out');
+  await see(page, '#login:not([hidden])');
+
+  // The read-only token it minted: its project's memories only, and no
+  // edit, forget or recover on a memory's page.
+  await page.fill('#login-token', minted);
+  await page.click('#login button');
+  await see(page, 'text=may not use this view');
+  await page.goto(`${TEAM}/#/memories`);
+  await see(page, '.cards .card');
+  const listed = await page.locator('.cards .card .content').allTextContents();
+  check(listed.every((c) => !c.includes('beta')) && listed.some((c) => c.includes('project alpha')), 'a project-scoped token lists its project only', listed.join(' | '));
+  await page.goto(`${TEAM}/#/memory/${alpha.body.id}`);
+  await see(page, 'pre.content');
+  check(await page.locator('main form').count() === 0, 'a read-only token gets no edit, forget or recover');
   await page.click('text=Sign out');
   await see(page, '#login:not([hidden])');
   check(seen.errors.length === 0, 'no console error in team mode', seen.errors.join(' | '));
