@@ -23,7 +23,7 @@ export function render(root) {
     field('Project', proj),
     h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Apply'),
       h('button', { type: 'button', onclick: () => list.replaceChildren() }, 'Clear list')));
-  fill(root, h('h1', {}, 'Live'), form, state, list);
+  fill(root, h('h1', {}, 'Live'), form, h('div', { class: 'stream-bar' }, state), list);
 
   let stream = null;
   const connect = (after = null) => {
@@ -61,7 +61,7 @@ export function render(root) {
       connect(after);
     }
   });
-  form.querySelector('.actions').append(pause);
+  state.after(' ', pause);
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
     chosen.clear();

@@ -432,7 +432,11 @@ pub fn list(
 
 /// How many live records match `filter` (its scope included).
 pub fn count(conn: &Connection, filter: &RecallFilter) -> Result<i64, StoreError> {
-    let mut sql = String::from("SELECT COUNT(*) FROM memories m WHERE m.is_deleted = 0");
+    // `+m.is_deleted`: without it the planner counts by walking the partial
+    // index of live hashes and fetching every row from it, ~7x slower than
+    // a plain scan at 100k rows (an index on a filtered column, such as
+    // `project`, is still used).
+    let mut sql = String::from("SELECT COUNT(*) FROM memories m WHERE +m.is_deleted = 0");
     let mut args: Vec<Box<dyn ToSql>> = Vec::new();
     filter.push_sql(&mut sql, &mut args);
     let mut stmt = conn.prepare_cached(&sql)?;
