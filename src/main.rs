@@ -36,6 +36,28 @@ enum Command {
     Backup { dest: std::path::PathBuf },
     /// Restore a backup made by `signet backup` (the daemon must be stopped).
     Restore { src: std::path::PathBuf },
+    /// Write every memory (history and vector included) as NDJSON, one
+    /// memory a line, read from the store while the daemon runs or not.
+    Export {
+        /// The file to write (default: stdout).
+        #[arg(long, short)]
+        out: Option<std::path::PathBuf>,
+    },
+    /// Load memories: an NDJSON file from `signet export` (`-` for stdin),
+    /// or a Signet database with --from-signet. Through the daemon when one
+    /// runs (POST /api/memory/import with SIGNET_TOKEN), else directly on
+    /// the store. Prints the report as JSON; exits 1 if a line was refused.
+    Import {
+        /// The NDJSON file.
+        #[arg(
+            required_unless_present = "from_signet",
+            conflicts_with = "from_signet"
+        )]
+        file: Option<std::path::PathBuf>,
+        /// A Signet 0.58.1 `memories.db` (opened read-only).
+        #[arg(long, value_name = "PATH")]
+        from_signet: Option<std::path::PathBuf>,
+    },
     /// Check the workspace offline: config, secret, port, database, indexes, model.
     Doctor,
     /// MCP over stdio for harnesses that spawn a server: bridges to the
@@ -308,6 +330,52 @@ enum TokenCommand {
     Inspect { token: String },
 }
 
+fn import_command(
+    file: Option<std::path::PathBuf>,
+    from_signet: Option<std::path::PathBuf>,
+) -> ExitCode {
+    use signet::cli::transfer::{import, Source};
+    let config = match load_config() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let source = match (file, from_signet) {
+        (_, Some(p)) => Source::Signet(p),
+        (Some(p), None) => Source::File(p),
+        (None, None) => {
+            eprintln!("signet import: give a file or --from-signet PATH");
+            return ExitCode::from(2);
+        }
+    };
+    let endpoint = signet::cli::endpoint::Endpoint::from_env(|k| std::env::var(k).ok());
+    let out = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| rt.block_on(import(config, source, endpoint)));
+    match out {
+        Ok(done) => {
+            match serde_json::to_string_pretty(&done) {
+                Ok(text) => println!("{text}"),
+                Err(e) => eprintln!("signet import: {e}"),
+            }
+            if done.report.refused > 0 {
+                eprintln!(
+                    "signet import: {} line(s) refused (see errors)",
+                    done.report.refused
+                );
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("signet import: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn load_config() -> Result<Config, ExitCode> {
     Config::load(&ProcessEnv).map_err(|e| {
         eprintln!("signet: configuration error: {e}");
@@ -459,6 +527,20 @@ fn main() -> ExitCode {
             Ok(config) => print_lines(signet::cli::backup::restore(&config, &src)),
             Err(code) => code,
         },
+        Command::Export { out } => match load_config() {
+            Ok(config) => match signet::cli::transfer::export(&config, out.as_deref()) {
+                Ok(n) => {
+                    eprintln!("exported {n} memories");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("signet export: {e}");
+                    ExitCode::FAILURE
+                }
+            },
+            Err(code) => code,
+        },
+        Command::Import { file, from_signet } => import_command(file, from_signet),
         Command::Mcp => {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -28,6 +28,7 @@ use crate::store::memories::{
     NewMemory, RecoverRequest, RememberOutcome,
 };
 use crate::store::sessions::{self, NewCheckpoint, NewSummary, NewSummaryJob, SummaryJob};
+use crate::store::transfer;
 use crate::store::vec::{self as vectors, NewVector, VectorIndex};
 use crate::store::Generation;
 use crate::store::{self, search, Fault, StoreError};
@@ -95,6 +96,13 @@ pub enum WriteOp {
     Session {
         op: SessionWrite,
         reply: Reply<Option<SummaryJob>>,
+    },
+    /// Insert a batch of exported (or migrated) memories, keeping their
+    /// ids, versions and history (see [`crate::store::transfer`]).
+    Import {
+        batch: Vec<transfer::Ready>,
+        target: transfer::VectorTarget,
+        reply: Reply<Vec<transfer::Outcome>>,
     },
     /// Persist a token revocation (`kind` is `jti` or `sub`).
     Revoke {
@@ -491,6 +499,7 @@ enum Outcome {
     Swept(usize),
     Repaired(RepairOutcome),
     Session(Option<SummaryJob>),
+    Imported(Vec<transfer::Outcome>),
     Nothing,
 }
 
@@ -524,6 +533,13 @@ fn execute(conn: &Connection, op: &WriteOp, ctx: &BatchContext) -> Result<Outcom
             }
             Outcome::Mutated(outs)
         }
+        WriteOp::Import { batch, target, .. } => Outcome::Imported(transfer::import(
+            conn,
+            batch,
+            target,
+            &ctx.now_iso,
+            ctx.now,
+        )?),
         WriteOp::Embed { items, model, .. } => Outcome::Embedded(vectors::store(
             conn,
             items,
@@ -835,10 +851,24 @@ fn run_batch(
         // before the generation moves (a recall cached at the new
         // generation must see them).
         for r in results.iter().flatten() {
-            if let Outcome::Embedded(stored) = r {
-                for (rowid, v) in stored {
-                    ctx.index.upsert(*rowid, v);
+            match r {
+                Outcome::Embedded(stored) => {
+                    for (rowid, v) in stored {
+                        ctx.index.upsert(*rowid, v);
+                    }
                 }
+                Outcome::Imported(lines) => {
+                    for l in lines {
+                        if let transfer::Outcome::Imported {
+                            vector: Some((rowid, v)),
+                            ..
+                        } = l
+                        {
+                            ctx.index.upsert(*rowid, v);
+                        }
+                    }
+                }
+                _ => {}
             }
         }
     }
@@ -872,6 +902,9 @@ fn run_batch(
         let wake = results.iter().flatten().any(|r| match r {
             Outcome::Remembered(r) => !r.deduped,
             Outcome::Mutated(_) => true,
+            Outcome::Imported(lines) => lines
+                .iter()
+                .any(|l| matches!(l, transfer::Outcome::Imported { queued: true, .. })),
             _ => false,
         });
         if wake {
@@ -935,6 +968,7 @@ fn events_of(o: &Outcome) -> Vec<Draft> {
         | Outcome::Nothing
         | Outcome::Swept(_)
         | Outcome::Embedded(_)
+        | Outcome::Imported(_)
         | Outcome::Session(_) => Vec::new(),
         Outcome::Job(_, drafts) => drafts.clone(),
         Outcome::Mutated(list) => list.iter().filter_map(mutation_event).collect(),
@@ -1018,6 +1052,12 @@ fn reply(op: WriteOp, res: Result<Outcome, StoreError>) {
         WriteOp::Repair { reply, .. } => {
             let _ = reply.send(res.and_then(|o| match o {
                 Outcome::Repaired(r) => Ok(r),
+                _ => Err(mismatch()),
+            }));
+        }
+        WriteOp::Import { reply, .. } => {
+            let _ = reply.send(res.and_then(|o| match o {
+                Outcome::Imported(r) => Ok(r),
                 _ => Err(mismatch()),
             }));
         }

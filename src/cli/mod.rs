@@ -12,3 +12,4 @@ pub mod json_layout;
 pub mod mcp;
 pub mod pid;
 pub mod token;
+pub mod transfer;

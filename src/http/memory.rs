@@ -19,6 +19,7 @@ use crate::store::memories::{ForgetRequest, RecoverRequest};
 /// wrong method on them is 405, not a lookup of a memory called "remember".
 const ACTION_WORDS: &[&str] = &[
     "remember", "save", "recall", "search", "forget", "modify", "similar", "jobs", "feedback",
+    "import",
 ];
 
 /// The `:id` segment of `/api/memory/:id` routes.

@@ -21,6 +21,7 @@ pub mod pipeline;
 pub mod repair;
 pub mod search;
 pub mod sessions;
+pub mod transfer;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -146,6 +147,8 @@ pub fn routes(st: AppState) -> BoxedFilter<(Response,)> {
     );
     let searches = boxed(
         memory::remember(st.clone())
+            .or(transfer::import(st.clone()))
+            .unify()
             .or(search::recall(st.clone()))
             .unify()
             .or(search::search(st.clone()))

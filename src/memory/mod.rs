@@ -11,6 +11,7 @@ pub mod ops;
 pub mod repair;
 pub mod requests;
 pub mod tokens;
+pub mod transfer;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,6 +91,8 @@ pub enum Operation {
     Repair,
     /// Mint and revoke tokens.
     ManageTokens,
+    /// Bulk import (one request, however many lines).
+    Import,
 }
 
 impl Operation {
@@ -103,7 +106,7 @@ impl Operation {
             Operation::Recover => Permission::Recover,
             Operation::Diagnose => Permission::Diagnostics,
             Operation::Analyse => Permission::Analytics,
-            Operation::Repair | Operation::ManageTokens => Permission::Admin,
+            Operation::Repair | Operation::ManageTokens | Operation::Import => Permission::Admin,
         }
     }
 
@@ -114,7 +117,7 @@ impl Operation {
             Operation::Forget { force: false } => &[RateOp::Forget],
             Operation::Forget { force: true } => &[RateOp::Forget, RateOp::ForceDelete],
             Operation::BatchForget => &[RateOp::BatchForget],
-            Operation::ManageTokens => &[RateOp::Admin],
+            Operation::ManageTokens | Operation::Import => &[RateOp::Admin],
             // Operators repairing by hand are not throttled; agents are.
             Operation::Repair if caller.is_autonomous() => &[RateOp::Admin],
             _ => &[],

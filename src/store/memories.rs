@@ -475,10 +475,11 @@ pub fn stats(conn: &Connection, scope: &Scope) -> Result<ListStats, StoreError> 
     )
 }
 
-/// One history row as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+/// One history row as the API shows it (and as an export carries it).
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEntry {
+    #[serde(default)]
     pub id: String,
     pub event: String,
     pub old_content: Option<String>,

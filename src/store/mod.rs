@@ -15,6 +15,7 @@ pub mod memories;
 pub mod schema;
 pub mod search;
 pub mod sessions;
+pub mod transfer;
 pub mod vec;
 
 use std::path::{Path, PathBuf};

@@ -24,4 +24,5 @@ mod pipeline;
 mod safety;
 mod selfhost;
 mod semantic;
+mod transfer;
 mod webhooks;
