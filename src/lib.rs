@@ -2,10 +2,11 @@
 //!
 //! The map of the system (each module imports only those listed after it;
 //! see `docs/architecture.md`):
-//! - [`app`] — builds everything and runs the ordered shutdown.
 //! - [`cli`] — subcommands that are not the server (tokens, service
 //!   install, backup, doctor, the stdio MCP bridge, harness hooks and
-//!   `connect`).
+//!   `connect`, export and import; an import with no daemon running runs
+//!   on an [`app::Engine`] of its own).
+//! - [`app`] — builds everything and runs the ordered shutdown.
 //! - [`http`] — the warp front: edge guard, authenticate, parse, call one
 //!   domain operation, render; also serves the web dashboard's embedded
 //!   files (`dashboard/`, see `http::dashboard`).
@@ -28,7 +29,7 @@
 //! - [`config`] — typed settings from `agent.yaml` and `SIGNET_*`.
 //! - [`clock`], [`net`] — the daemon's "now"; origin and host parsing.
 //! - [`store`] — plain synchronous SQLite code: migrations, records,
-//!   search, the read pool.
+//!   search, the read pool, bulk export/import and the Signet reader.
 
 pub mod actors;
 pub mod app;

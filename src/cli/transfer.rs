@@ -15,7 +15,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::endpoint::Endpoint;
 use crate::config::Config;
-use crate::memory::transfer::{ImportReport, BATCH};
+use crate::memory::transfer::{ImportReport, Importer, BATCH};
 use crate::memory::Caller;
 use crate::store::lock::{LockError, WorkspaceLock};
 use crate::store::transfer::{self, Line, SignetNotes};
@@ -252,27 +252,18 @@ async fn direct(
         .await
         .map_err(|e| format!("cannot open the workspace: {e:#}"))?;
     let caller = Caller::daemon("signet import", "operator");
-    let mut report = ImportReport::default();
     let result = async {
+        let mut importer = Importer::start(&engine.memories, &caller)
+            .await
+            .map_err(|e| e.to_string())?;
         let mut pending = Vec::with_capacity(BATCH);
-        let flush = |pending: Vec<(u64, Result<Line, String>)>| {
-            let memories = engine.memories.clone();
-            let caller = caller.clone();
-            async move {
-                let mut part = ImportReport::default();
-                memories
-                    .import_batch(&caller, pending, &mut part)
-                    .await
-                    .map(|_| part)
-                    .map_err(|e| e.to_string())
-            }
-        };
         match (signet, &source) {
             (Some(lines), _) => {
                 for (i, l) in lines.into_iter().enumerate() {
                     pending.push((i as u64 + 1, Ok(l)));
                     if pending.len() >= BATCH {
-                        merge(&mut report, flush(std::mem::take(&mut pending)).await?);
+                        let batch = std::mem::take(&mut pending);
+                        importer.push(batch).await.map_err(|e| e.to_string())?;
                     }
                 }
             }
@@ -296,36 +287,22 @@ async fn direct(
                         .map_err(|e| format!("not a memory line: {e}"));
                     pending.push((n, parsed));
                     if pending.len() >= BATCH {
-                        merge(&mut report, flush(std::mem::take(&mut pending)).await?);
+                        let batch = std::mem::take(&mut pending);
+                        importer.push(batch).await.map_err(|e| e.to_string())?;
                     }
                 }
             }
             (None, Source::Signet(_)) => {}
         }
         if !pending.is_empty() {
-            merge(&mut report, flush(pending).await?);
+            importer.push(pending).await.map_err(|e| e.to_string())?;
         }
-        Ok::<(), String>(())
+        importer.finish().await.map_err(|e| e.to_string())
     }
     .await;
     engine
         .shutdown()
         .await
         .map_err(|e| format!("closing the workspace: {e:#}"))?;
-    result.map(|_| report)
-}
-
-fn merge(into: &mut ImportReport, part: ImportReport) {
-    into.lines += part.lines;
-    into.imported += part.imported;
-    into.duplicates += part.duplicates;
-    into.existing += part.existing;
-    into.vectors += part.vectors;
-    into.queued += part.queued;
-    into.refused += part.refused;
-    for e in part.errors {
-        if into.errors.len() < 100 {
-            into.errors.push(e);
-        }
-    }
+    result
 }

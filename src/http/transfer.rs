@@ -12,7 +12,7 @@ use warp::Filter;
 use super::auth::{self, Permission};
 use super::error::reply;
 use super::{boxed, with_state, AppState};
-use crate::memory::transfer::{ImportReport, BATCH};
+use crate::memory::transfer::{ImportReport, Importer, BATCH};
 use crate::memory::{Caller, MemoryError};
 use crate::store::transfer::Line;
 
@@ -41,10 +41,9 @@ fn parse(n: u64, raw: &[u8], pending: &mut Pending) {
     pending.push((n, parsed));
 }
 
-fn too_long(line: u64, max: usize, report: &ImportReport) -> MemoryError {
+fn too_long(line: u64, max: usize, imported: u64) -> MemoryError {
     MemoryError::TooLarge(format!(
-        "line {line} is over {max} bytes (server.maxBodyBytes); {} memories before it were imported",
-        report.imported
+        "line {line} is over {max} bytes (server.maxBodyBytes); {imported} memories before it were imported"
     ))
 }
 
@@ -57,9 +56,8 @@ where
     S: Stream<Item = Result<B, warp::Error>> + Send,
     B: Buf,
 {
-    st.memories.admit_import(caller).await?;
+    let mut importer = Importer::start(&st.memories, caller).await?;
     let max_line = st.config.settings.server.max_body_bytes;
-    let mut report = ImportReport::default();
     let mut buf: Vec<u8> = Vec::new();
     let mut pending: Pending = Vec::with_capacity(BATCH);
     let mut n = 0u64;
@@ -80,19 +78,18 @@ where
             let end = from + p;
             n += 1;
             if end - start > max_line {
-                return Err(too_long(n, max_line, &report));
+                return Err(too_long(n, max_line, importer.imported()));
             }
             parse(n, &buf[start..end], &mut pending);
             start = end + 1;
             from = start;
             if pending.len() >= BATCH {
-                let lines = std::mem::take(&mut pending);
-                st.memories.import_batch(caller, lines, &mut report).await?;
+                importer.push(std::mem::take(&mut pending)).await?;
             }
         }
         buf.drain(..start);
         if buf.len() > max_line {
-            return Err(too_long(n + 1, max_line, &report));
+            return Err(too_long(n + 1, max_line, importer.imported()));
         }
     }
     if !buf.is_empty() {
@@ -100,9 +97,7 @@ where
         parse(n, &buf, &mut pending);
     }
     if !pending.is_empty() {
-        st.memories
-            .import_batch(caller, pending, &mut report)
-            .await?;
+        importer.push(pending).await?;
     }
-    Ok(report)
+    importer.finish().await
 }

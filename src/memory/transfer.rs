@@ -9,8 +9,9 @@ use super::{Caller, MemoryError, MemoryService, Operation};
 use crate::actors::store_writer::WriteOp;
 use crate::store::transfer::{Line, Outcome, Ready, VectorTarget};
 
-/// Lines per writer batch.
-pub const BATCH: usize = 1000;
+/// Lines per writer batch: one group commit each, and what other writers
+/// wait behind at most (~0.1 s).
+pub const BATCH: usize = 2000;
 /// Refused lines listed in a report (the count covers all of them).
 const MAX_ERRORS: usize = 100;
 
@@ -46,6 +47,19 @@ pub struct ImportReport {
 }
 
 impl ImportReport {
+    /// Add another batch's figures.
+    pub fn merge(&mut self, part: ImportReport) {
+        self.lines += part.lines;
+        self.imported += part.imported;
+        self.duplicates += part.duplicates;
+        self.existing += part.existing;
+        self.vectors += part.vectors;
+        self.queued += part.queued;
+        self.refused += part.refused;
+        let room = MAX_ERRORS.saturating_sub(self.errors.len());
+        self.errors.extend(part.errors.into_iter().take(room));
+    }
+
     fn refuse(&mut self, line: u64, id: Option<String>, error: String) {
         self.refused += 1;
         if self.errors.len() < MAX_ERRORS {
@@ -116,5 +130,63 @@ impl MemoryService {
             }
         }
         Ok(())
+    }
+}
+
+/// An import in progress: each batch is written while the front reads and
+/// parses the next (two cores: one parses, one writes).
+pub struct Importer {
+    memories: MemoryService,
+    caller: Caller,
+    in_flight: Option<tokio::task::JoinHandle<Result<ImportReport, MemoryError>>>,
+    report: ImportReport,
+}
+
+impl Importer {
+    /// Admit the import (see [`MemoryService::admit_import`]) and start.
+    pub async fn start(memories: &MemoryService, caller: &Caller) -> Result<Importer, MemoryError> {
+        memories.admit_import(caller).await?;
+        Ok(Importer {
+            memories: memories.clone(),
+            caller: caller.clone(),
+            in_flight: None,
+            report: ImportReport::default(),
+        })
+    }
+
+    /// Hand over a batch; waits for the previous one first.
+    pub async fn push(
+        &mut self,
+        lines: Vec<(u64, Result<Line, String>)>,
+    ) -> Result<(), MemoryError> {
+        self.settle().await?;
+        let (memories, caller) = (self.memories.clone(), self.caller.clone());
+        self.in_flight = Some(tokio::spawn(async move {
+            let mut part = ImportReport::default();
+            memories.import_batch(&caller, lines, &mut part).await?;
+            Ok(part)
+        }));
+        Ok(())
+    }
+
+    async fn settle(&mut self) -> Result<(), MemoryError> {
+        if let Some(h) = self.in_flight.take() {
+            let part = h
+                .await
+                .map_err(|e| MemoryError::Unavailable(format!("an import batch failed: {e}")))??;
+            self.report.merge(part);
+        }
+        Ok(())
+    }
+
+    /// What was imported before this point (written batches only).
+    pub fn imported(&self) -> u64 {
+        self.report.imported
+    }
+
+    /// Wait for the last batch; the whole report.
+    pub async fn finish(mut self) -> Result<ImportReport, MemoryError> {
+        self.settle().await?;
+        Ok(self.report)
     }
 }

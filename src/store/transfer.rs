@@ -236,13 +236,6 @@ fn import_one(
     let id =
         l.id.clone()
             .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let exists: Option<i64> = conn
-        .prepare_cached("SELECT 1 FROM memories WHERE id = ?1")?
-        .query_row([&id], |x| x.get(0))
-        .optional()?;
-    if exists.is_some() {
-        return Ok(Outcome::Exists { id });
-    }
     // A vector of our model must have our dimensions.
     let our_model = target
         .model
@@ -261,27 +254,6 @@ fn import_one(
         }
     }
     let hash = content_hash(&l.content);
-    if !l.is_deleted {
-        let dup: Option<String> = conn
-            .prepare_cached(
-                "SELECT id FROM memories WHERE is_deleted = 0 AND content_hash = ?1
-                   AND COALESCE(project, '') = ?2 AND COALESCE(agent, '') = ?3
-                   AND COALESCE(user, '') = ?4",
-            )?
-            .query_row(
-                params![
-                    hash,
-                    l.project.as_deref().unwrap_or(""),
-                    l.agent.as_deref().unwrap_or(""),
-                    l.user.as_deref().unwrap_or("")
-                ],
-                |x| x.get(0),
-            )
-            .optional()?;
-        if let Some(of) = dup {
-            return Ok(Outcome::Duplicate { id, of });
-        }
-    }
     let created = l.created_at.clone().unwrap_or_else(|| now.to_string());
     let updated = l.updated_at.clone().unwrap_or_else(|| created.clone());
     let deleted_at = match (l.is_deleted, &l.deleted_at) {
@@ -289,7 +261,9 @@ fn import_one(
         (true, d) => d.clone(),
         (false, _) => None,
     };
-    // OR IGNORE: a live memory of the same source in the partition.
+    // One statement decides: OR IGNORE leaves out a line whose id exists
+    // or that duplicates a live memory (content or source, same partition:
+    // the partial unique indexes); only then is the reason looked up.
     let n = conn
         .prepare_cached(
             "INSERT OR IGNORE INTO memories(id, content, type, importance, tags, pinned, who, project,
@@ -323,25 +297,7 @@ fn import_one(
             l.extraction_status,
         ])?;
     if n == 0 {
-        let of: String = conn
-            .prepare_cached(
-                "SELECT id FROM memories WHERE is_deleted = 0 AND source_type IS ?1 AND source_id = ?2
-                   AND COALESCE(project, '') = ?3 AND COALESCE(agent, '') = ?4
-                   AND COALESCE(user, '') = ?5",
-            )?
-            .query_row(
-                params![
-                    l.source_type,
-                    l.source_id,
-                    l.project.as_deref().unwrap_or(""),
-                    l.agent.as_deref().unwrap_or(""),
-                    l.user.as_deref().unwrap_or("")
-                ],
-                |x| x.get(0),
-            )
-            .optional()?
-            .unwrap_or_default();
-        return Ok(Outcome::Duplicate { id, of });
+        return why_ignored(conn, id, l, &hash);
     }
     let rowid = conn.last_insert_rowid();
     for h in &l.history {
@@ -407,6 +363,38 @@ fn import_one(
         id,
         vector: None,
         queued,
+    })
+}
+
+/// Why an insert was ignored: the id exists, or a live duplicate.
+fn why_ignored(conn: &Connection, id: String, l: &Line, hash: &str) -> Result<Outcome, StoreError> {
+    let exists: Option<i64> = conn
+        .prepare_cached("SELECT 1 FROM memories WHERE id = ?1")?
+        .query_row([&id], |x| x.get(0))
+        .optional()?;
+    if exists.is_some() {
+        return Ok(Outcome::Exists { id });
+    }
+    let partition = [
+        l.project.as_deref().unwrap_or(""),
+        l.agent.as_deref().unwrap_or(""),
+        l.user.as_deref().unwrap_or(""),
+    ];
+    let of: Option<String> = conn
+        .prepare_cached(
+            "SELECT id FROM memories WHERE is_deleted = 0
+               AND (content_hash = ?1 OR (source_id IS NOT NULL AND source_type IS ?2 AND source_id IS ?3))
+               AND COALESCE(project, '') = ?4 AND COALESCE(agent, '') = ?5
+               AND COALESCE(user, '') = ?6",
+        )?
+        .query_row(
+            params![hash, l.source_type, l.source_id, partition[0], partition[1], partition[2]],
+            |x| x.get(0),
+        )
+        .optional()?;
+    Ok(Outcome::Duplicate {
+        id,
+        of: of.unwrap_or_default(),
     })
 }
 
