@@ -132,9 +132,16 @@ pub fn storage(conn: &Connection, integrity: &str) -> Result<Value, StoreError> 
     if integrity != "ok" {
         score -= 1.0;
     }
+    let free = scalar(conn, "PRAGMA freelist_count")?;
+    let auto_vacuum = match scalar(conn, "PRAGMA auto_vacuum")? {
+        0 => "none",
+        1 => "full",
+        _ => "incremental",
+    };
     Ok(json!({
         "score": clamp(score), "dbSizeBytes": pages * page_size, "memories": total,
         "tombstones": deleted, "tombstoneRatio": ratio, "integrity": integrity,
+        "freePages": free, "freeBytes": free * page_size, "autoVacuum": auto_vacuum,
     }))
 }
 

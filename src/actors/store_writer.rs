@@ -72,6 +72,12 @@ pub enum WriteOp {
         batch: i64,
         reply: Reply<usize>,
     },
+    /// Free up to `pages` pages of the file (incremental auto-vacuum);
+    /// replies with the pages freed and the free pages left.
+    Vacuum {
+        pages: i64,
+        reply: Reply<(i64, i64)>,
+    },
     /// Run a repair action (and write its audit row).
     Repair {
         action: RepairAction,
@@ -500,6 +506,7 @@ enum Outcome {
     Repaired(RepairOutcome),
     Session(Option<SummaryJob>),
     Imported(Vec<transfer::Outcome>),
+    Vacuumed((i64, i64)),
     Nothing,
 }
 
@@ -575,6 +582,9 @@ fn execute(conn: &Connection, op: &WriteOp, ctx: &BatchContext) -> Result<Outcom
             *batch,
             &ctx.now_iso,
         )?),
+        WriteOp::Vacuum { pages, .. } => {
+            Outcome::Vacuumed(maintenance::incremental_vacuum(conn, *pages)?)
+        }
         WriteOp::Repair { action, audit, .. } => {
             Outcome::Repaired(maintenance::repair(conn, *action, audit, ctx.now)?)
         }
@@ -814,6 +824,7 @@ fn run_batch(
                 | WriteOp::Feedback { .. }
                 | WriteOp::Session { .. }
                 | WriteOp::Job { .. }
+                | WriteOp::Vacuum { .. }
         )
     });
     let mut results: Vec<Result<Outcome, StoreError>> = Vec::with_capacity(ops.len());
@@ -969,6 +980,7 @@ fn events_of(o: &Outcome) -> Vec<Draft> {
         | Outcome::Swept(_)
         | Outcome::Embedded(_)
         | Outcome::Imported(_)
+        | Outcome::Vacuumed(_)
         | Outcome::Session(_) => Vec::new(),
         Outcome::Job(_, drafts) => drafts.clone(),
         Outcome::Mutated(list) => list.iter().filter_map(mutation_event).collect(),
@@ -1058,6 +1070,12 @@ fn reply(op: WriteOp, res: Result<Outcome, StoreError>) {
         WriteOp::Import { reply, .. } => {
             let _ = reply.send(res.and_then(|o| match o {
                 Outcome::Imported(r) => Ok(r),
+                _ => Err(mismatch()),
+            }));
+        }
+        WriteOp::Vacuum { reply, .. } => {
+            let _ = reply.send(res.and_then(|o| match o {
+                Outcome::Vacuumed(v) => Ok(v),
                 _ => Err(mismatch()),
             }));
         }

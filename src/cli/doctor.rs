@@ -211,6 +211,29 @@ fn check_database(config: &Config, out: &mut Vec<Finding>) {
             return;
         }
     }
+    let pragma = |p: &str| conn.query_row(&format!("PRAGMA {p}"), [], |r| r.get::<_, i64>(0));
+    match (pragma("auto_vacuum"), pragma("freelist_count"), pragma("page_size")) {
+        (Ok(mode), Ok(free), Ok(size)) if mode != 0 => out.push(finding(
+            Level::Ok,
+            "free space",
+            format!(
+                "{free} free pages ({:.1} MB); incremental auto-vacuum gives them back after each retention sweep",
+                (free * size) as f64 / 1e6
+            ),
+        )),
+        (Ok(_), Ok(free), Ok(size)) => out.push(finding(
+            Level::Warn,
+            "free space",
+            format!(
+                "{free} free pages ({:.1} MB) and no auto-vacuum: deleted rows never shrink the file; with the daemon stopped run: sqlite3 {} 'PRAGMA auto_vacuum=INCREMENTAL; VACUUM;' (databases up to 64 MB are converted when the daemon starts)",
+                (free * size) as f64 / 1e6,
+                db.display()
+            ),
+        )),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            out.push(finding(Level::Fail, "free space", e.to_string()))
+        }
+    }
     match store::vec::version(&conn) {
         Ok(v) => out.push(finding(Level::Ok, "sqlite-vec", format!("loaded {v}"))),
         Err(e) => out.push(finding(

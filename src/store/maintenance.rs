@@ -20,6 +20,19 @@ pub enum SweepStep {
     DeadJobs,
 }
 
+/// Give up to `pages` free pages back to the file system (incremental
+/// auto-vacuum); returns `(freed, left)`. Frees nothing on a database
+/// without auto-vacuum.
+pub fn incremental_vacuum(conn: &Connection, pages: i64) -> Result<(i64, i64), StoreError> {
+    let free = |c: &Connection| c.query_row("PRAGMA freelist_count", [], |r| r.get::<_, i64>(0));
+    let before = free(conn)?;
+    if before > 0 {
+        conn.execute_batch(&format!("PRAGMA incremental_vacuum({})", pages.max(1)))?;
+    }
+    let left = free(conn)?;
+    Ok(((before - left).max(0), left))
+}
+
 /// Cutoff timestamp `days` before `now` (Unix seconds).
 pub fn cutoff(now: i64, days: i64) -> String {
     to_iso(chrono::DateTime::from_timestamp(now - days * 86_400, 0).unwrap_or_default())

@@ -163,6 +163,39 @@ pub fn db_path(workspace: &Path) -> PathBuf {
     workspace.join("memory").join("memories.db")
 }
 
+/// A database without auto-vacuum at most this big is converted when the
+/// writer opens it (a full `VACUUM`, well under a second); a bigger one is
+/// left as it is and `signet doctor` says how to convert it.
+const CONVERT_AUTO_VACUUM_BYTES: i64 = 64 << 20;
+
+/// Deleted rows give their pages back to the file system: a new database
+/// is created with incremental auto-vacuum (the retention sweeper then
+/// frees pages in small steps, see `maintenance::incremental_vacuum`), and
+/// a small old one is converted once.
+fn prepare_auto_vacuum(conn: &Connection) -> Result<(), StoreError> {
+    let tables: i64 = conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))?;
+    if tables == 0 {
+        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;")?;
+        return Ok(());
+    }
+    let mode: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
+    let bytes: i64 = conn.query_row(
+        "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+        [],
+        |r| r.get(0),
+    )?;
+    if mode == 0 && bytes <= CONVERT_AUTO_VACUUM_BYTES {
+        tracing::info!(bytes, "converting the database to incremental auto-vacuum");
+        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;")?;
+    } else if mode == 0 {
+        tracing::warn!(
+            bytes,
+            "the database has no auto-vacuum, so deleted rows never shrink it; see `signet doctor`"
+        );
+    }
+    Ok(())
+}
+
 /// Open the single read-write connection, apply migrations and pragmas.
 pub fn open_writer(path: &Path, vector_dims: usize) -> Result<Connection, StoreError> {
     register_vec_extension();
@@ -172,6 +205,7 @@ pub fn open_writer(path: &Path, vector_dims: usize) -> Result<Connection, StoreE
     }
     let mut conn = Connection::open(path)?;
     conn.busy_handler(Some(busy_wait_5s))?;
+    prepare_auto_vacuum(&conn)?;
     // Checkpoints run on the checkpointer's own connection (see
     // `checkpoint`), never inside the writer's commits.
     conn.execute_batch(

@@ -24,5 +24,6 @@ mod pipeline;
 mod safety;
 mod selfhost;
 mod semantic;
+mod space;
 mod transfer;
 mod webhooks;
