@@ -24,6 +24,9 @@ pub struct SweepReport {
     pub dead_jobs: usize,
     /// Pages given back to the file system after the purge.
     pub vacuumed_pages: i64,
+    /// The longest vacuum step, as the writer's other callers waited for
+    /// it (milliseconds, queueing included).
+    pub vacuum_max_step_ms: u64,
 }
 
 /// Pages freed per writer call: each call is its own short transaction, so
@@ -90,6 +93,7 @@ pub async fn sweep(args: &SweeperArgs, now: i64) -> Result<SweepReport, String> 
     // Give the freed pages back in steps (incremental auto-vacuum); a
     // database without it frees nothing and the loop ends at once.
     loop {
+        let t0 = std::time::Instant::now();
         let (freed, left) = args
             .registry
             .call_writer(args.writer_timeout, |reply| {
@@ -102,6 +106,9 @@ pub async fn sweep(args: &SweeperArgs, now: i64) -> Result<SweepReport, String> 
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
         report.vacuumed_pages += freed;
+        report.vacuum_max_step_ms = report
+            .vacuum_max_step_ms
+            .max(t0.elapsed().as_millis() as u64);
         if freed == 0 || left == 0 {
             break;
         }
@@ -158,6 +165,8 @@ impl Actor for Sweeper {
                 history = r.history,
                 completed_jobs = r.completed_jobs,
                 dead_jobs = r.dead_jobs,
+                vacuumed_pages = r.vacuumed_pages,
+                vacuum_max_step_ms = r.vacuum_max_step_ms,
                 "retention sweep done"
             ),
             Err(e) => tracing::warn!(error = %e, "retention sweep failed"),
