@@ -124,12 +124,23 @@ fn skipped(config: &Config, report: &ImportReport, notes: Option<&SignetNotes>) 
     out
 }
 
+fn gzipped(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "gz")
+}
+
+/// The lines of a file (`.gz`: gzip, such as the tombstone archive), or
+/// stdin for `-`.
 fn open_lines(path: &Path) -> Result<Box<dyn BufRead + Send>, String> {
     if path == Path::new("-") {
         return Ok(Box::new(std::io::BufReader::new(std::io::stdin())));
     }
     let f =
         std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    if gzipped(path) {
+        return Ok(Box::new(std::io::BufReader::new(
+            flate2::read::MultiGzDecoder::new(f),
+        )));
+    }
     Ok(Box::new(std::io::BufReader::new(f)))
 }
 
@@ -152,6 +163,12 @@ pub async fn import(
         Err(LockError::Held { .. }) => {
             let body = match (&source, signet) {
                 (_, Some(lines)) => reqwest::Body::from(ndjson(&lines)?),
+                (Source::File(p), None) if gzipped(p) => {
+                    let mut all = Vec::new();
+                    std::io::Read::read_to_end(&mut open_lines(p)?, &mut all)
+                        .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+                    reqwest::Body::from(all)
+                }
                 (Source::File(p), None) if p != Path::new("-") => {
                     let f = tokio::fs::File::open(p)
                         .await

@@ -33,6 +33,18 @@ pub fn incremental_vacuum(conn: &Connection, pages: i64) -> Result<(i64, i64), S
     Ok(((before - left).max(0), left))
 }
 
+/// Where archived tombstones go: `archive/` beside the database file.
+pub fn archive_dir(conn: &Connection) -> Result<std::path::PathBuf, StoreError> {
+    let db = conn
+        .path()
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| StoreError::Invalid("an in-memory database has no archive".into()))?;
+    Ok(std::path::Path::new(db)
+        .parent()
+        .unwrap_or_else(|| std::path::Path::new("."))
+        .join("archive"))
+}
+
 /// Cutoff timestamp `days` before `now` (Unix seconds).
 pub fn cutoff(now: i64, days: i64) -> String {
     to_iso(chrono::DateTime::from_timestamp(now - days * 86_400, 0).unwrap_or_default())
@@ -85,13 +97,21 @@ pub fn sweep_batch(
                     Ok((rowid, rec))
                 })?
                 .collect::<Result<_, _>>()?;
-            let now = at;
+            if rows.is_empty() {
+                return Ok(0);
+            }
+            // Cold storage outside the database, so purging gives the
+            // space back: the records (with their history) as export lines,
+            // appended to this month's gzip file and synced before the rows
+            // go. A crash between the two archives a record twice, which an
+            // import of the file skips by id.
+            let mut lines = Vec::with_capacity(rows.len());
+            for (_, rec) in &rows {
+                let history = super::memories::history(conn, &rec.id, i64::MAX)?;
+                lines.push(super::transfer::archive_line(rec.clone(), history, at)?);
+            }
+            super::transfer::append_archive(&archive_dir(conn)?, at, &lines)?;
             for (rowid, rec) in &rows {
-                let json = serde_json::to_string(rec).map_err(|e| StoreError::Task(e.to_string()))?;
-                conn.prepare_cached(
-                    "INSERT OR REPLACE INTO memories_archive(id, record, deleted_at, archived_at) VALUES (?1, ?2, ?3, ?4)",
-                )?
-                .execute(params![rec.id, json, rec.deleted_at, now])?;
                 super::vec::remove(conn, *rowid)?;
                 conn.prepare_cached("DELETE FROM memory_jobs WHERE memory_id = ?1")?.execute([&rec.id])?;
                 conn.prepare_cached("DELETE FROM memory_feedback WHERE memory_id = ?1")?

@@ -398,6 +398,57 @@ fn why_ignored(conn: &Connection, id: String, l: &Line, hash: &str) -> Result<Ou
     })
 }
 
+/// An archived tombstone: its export line and when it was archived.
+#[derive(Serialize)]
+struct Archived {
+    #[serde(flatten)]
+    line: Line,
+    archived_at: String,
+}
+
+/// The archive line of a tombstone (an export line plus `archived_at`).
+pub fn archive_line(
+    rec: MemoryRecord,
+    history: Vec<HistoryEntry>,
+    at: &str,
+) -> Result<String, StoreError> {
+    serde_json::to_string(&Archived {
+        line: Line::from_record(rec, history, None),
+        archived_at: at.to_string(),
+    })
+    .map_err(|e| StoreError::Invalid(format!("cannot encode an archived memory: {e}")))
+}
+
+/// Append `lines` to `dir/tombstones-<YYYY-MM>.ndjson.gz` (one gzip
+/// member per call; `zcat` and `signet import` read them all) and sync it.
+pub fn append_archive(dir: &std::path::Path, at: &str, lines: &[String]) -> Result<(), StoreError> {
+    use std::io::Write;
+    let io = |e: std::io::Error| StoreError::Invalid(format!("archive {}: {e}", dir.display()));
+    let month = at.get(..7).unwrap_or("unknown");
+    let created = !dir.is_dir();
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let path = dir.join(format!("tombstones-{month}.ndjson.gz"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(io)?;
+    let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::default());
+    for l in lines {
+        gz.write_all(l.as_bytes()).map_err(io)?;
+        gz.write_all(b"\n").map_err(io)?;
+    }
+    gz.finish().map_err(io)?.sync_all().map_err(io)?;
+    if created {
+        if let Some(parent) = dir.parent() {
+            std::fs::File::open(parent)
+                .and_then(|d| d.sync_all())
+                .map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
 /// Write every memory (deleted ones too) as NDJSON to `out`, in creation
 /// order; returns how many.
 pub fn export(conn: &Connection, out: &mut dyn std::io::Write) -> Result<u64, StoreError> {

@@ -265,6 +265,31 @@ async fn tombstone(t: &TestApp, content: &str) -> String {
 }
 
 /// POST /api/repair/<action>; asserts 200 and the common answer shape.
+/// The tombstones the sweeps archived (`memory/archive/*.ndjson.gz`).
+fn archived(workspace: &std::path::Path) -> Vec<Value> {
+    use std::io::Read;
+    let dir = signet::store::db_path(workspace)
+        .parent()
+        .expect("memory dir")
+        .join("archive");
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return out;
+    };
+    for e in entries {
+        let path = e.expect("entry").path();
+        let mut text = String::new();
+        flate2::read::MultiGzDecoder::new(std::fs::File::open(&path).expect("open"))
+            .read_to_string(&mut text)
+            .expect("gzip");
+        out.extend(
+            text.lines()
+                .map(|l| serde_json::from_str::<Value>(l).expect("JSON line")),
+        );
+    }
+    out
+}
+
 /// A sweep's purge counts, without the pages it gave back afterwards
 /// (which depend on the page layout; checked in `tests/api/space.rs`).
 fn purged(counts: &Value) -> Value {
@@ -926,24 +951,22 @@ async fn with_the_clock_moved_a_month_on_old_tombstones_vanish_from_memories_fts
             "stored vector {i}"
         );
     }
-    // The cold table keeps the archived rows as they were.
-    let (record, archived_at): (String, String) =
-        db.0.query_row(
-            "SELECT record, archived_at FROM memories_archive WHERE id = ?1",
-            [&old1],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+    // The archive keeps the archived rows as they were.
+    let arch = archived(&t.workspace);
+    let rec = arch
+        .iter()
+        .find(|r| r["id"] == old1.as_str())
         .expect("old1 archived");
-    let rec: Value = serde_json::from_str(&record).expect("record is JSON");
     assert_eq!(rec["content"], "clocked retention harbor lights at dusk");
     assert_eq!(rec["deleted_at"], old1_at.as_str());
-    let archived = chrono::DateTime::parse_from_rfc3339(&archived_at).expect("archived_at");
+    let archived_at = rec["archived_at"].as_str().expect("archived_at");
+    let archived = chrono::DateTime::parse_from_rfc3339(archived_at).expect("archived_at");
     let deleted = chrono::DateTime::parse_from_rfc3339(&old1_at).expect("deleted_at");
     assert!(
         archived - deleted >= chrono::Duration::days(31),
         "archived on the daemon's day 31: {archived_at} vs {old1_at}"
     );
-    assert_eq!(db.count("SELECT COUNT(*) FROM memories_archive"), 2);
+    assert_eq!(arch.len(), 2);
 
     // Over HTTP: swept is gone for good, the 11-day tombstone recovers.
     assert_error_ctx(
@@ -1048,32 +1071,29 @@ async fn the_retention_sweep_archives_old_tombstones_purges_old_history_and_jobs
         "the swept tombstone's job is gone"
     );
 
-    // The cold table holds the archived rows, the young tombstones are not there.
+    // The archive holds the archived rows, the young tombstones are not there.
+    let arch = archived(&t.workspace);
     for (id, content, deleted_at) in [
         (&old1, "retention forty days gone", &old1_at),
         (&old2, "retention thirty one days gone", &old2_at),
     ] {
-        let (record, at, archived_at): (String, Option<String>, String) =
-            db.0.query_row(
-                "SELECT record, deleted_at, archived_at FROM memories_archive WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()
-            .expect("query")
+        let rec = arch
+            .iter()
+            .find(|r| r["id"] == id.as_str())
             .unwrap_or_else(|| panic!("{id} not archived"));
-        let rec: Value = serde_json::from_str(&record).expect("record is JSON");
-        assert_eq!(rec["id"], id.as_str());
         assert_eq!(rec["content"], content, "{rec:?}");
         assert_eq!(rec["deleted_at"], deleted_at.as_str(), "{rec:?}");
-        assert_eq!(at.as_deref(), Some(deleted_at.as_str()));
-        let archived = chrono::DateTime::parse_from_rfc3339(&archived_at).expect("archived_at");
+        assert_eq!(rec["is_deleted"], true, "{rec:?}");
+        let archived_at = rec["archived_at"].as_str().expect("archived_at");
+        let archived = chrono::DateTime::parse_from_rfc3339(archived_at).expect("archived_at");
         assert!(
             (now() - archived.timestamp()).abs() < 600,
             "archived just now"
         );
     }
-    assert_eq!(db.count("SELECT COUNT(*) FROM memories_archive"), 2);
+    assert_eq!(arch.len(), 2);
+    // Nothing goes to the old cold table any more.
+    assert_eq!(db.count("SELECT COUNT(*) FROM memories_archive"), 0);
 
     // History and jobs.
     assert_eq!(
@@ -1188,7 +1208,7 @@ async fn the_sweep_runs_in_batches_until_every_step_is_exhausted() {
         assert!(!db.exists(id), "{id} swept");
     }
     assert!(db.exists(&keep));
-    assert_eq!(db.count("SELECT COUNT(*) FROM memories_archive"), 5);
+    assert_eq!(archived(&t.workspace).len(), 5);
     assert_eq!(db.count("SELECT COUNT(*) FROM memory_jobs"), 0);
     t.stop().await;
 }
@@ -1212,10 +1232,10 @@ async fn the_start_up_sweep_archives_tombstones_left_from_before_a_restart() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(
-        db.count_p(
-            "SELECT COUNT(*) FROM memories_archive WHERE id = ?1",
-            [&old]
-        ),
+        archived(dir.path())
+            .iter()
+            .filter(|r| r["id"] == old.as_str())
+            .count(),
         1
     );
     t.stop().await;
@@ -1237,7 +1257,7 @@ async fn the_sweeper_runs_again_every_interval() {
         assert!(Instant::now() < deadline, "no timed sweep within 15 s");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(db.count("SELECT COUNT(*) FROM memories_archive"), 1);
+    assert_eq!(archived(&t.workspace).len(), 1);
     t.stop().await;
 }
 

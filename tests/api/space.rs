@@ -22,9 +22,19 @@ async fn a_sweep_that_purges_rows_shrinks_the_database() {
     let db = signet::store::db_path(&t.workspace);
     assert_eq!(pragma(&db, "auto_vacuum"), 2, "a new store is incremental");
     // 100 memories, each with 30 history rows (2 KB each) older than the
-    // history retention: the sweep deletes them outright.
+    // history retention, and 2,000 tombstones (2 KB each) past the recover
+    // window: the sweep archives the tombstones to a gzip file beside the
+    // database and deletes both.
     let big = "lorem ipsum dolor sit amet ".repeat(75);
     let mut body = String::new();
+    for i in 0..2_000 {
+        body.push_str(
+            &json!({"content": format!("forgotten {i}: {big}"), "is_deleted": true,
+                    "deleted_at": "2020-01-01T00:00:00.000Z"})
+            .to_string(),
+        );
+        body.push('\n');
+    }
     for i in 0..100 {
         let history: Vec<_> = (0..30)
             .map(|k| json!({"event": "updated", "oldContent": format!("{i}/{k} {big}"),
@@ -42,11 +52,12 @@ async fn a_sweep_that_purges_rows_shrinks_the_database() {
             .expect("import"),
     )
     .await;
-    assert_eq!(r.body["imported"], 100, "{}", r.body);
+    assert_eq!(r.body["imported"], 2_100, "{}", r.body);
     let before = pragma(&db, "page_count");
     let r = t.post("/api/repair/retention-sweep", json!({})).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["counts"]["history"], 3_000, "{}", r.body);
+    assert_eq!(r.body["counts"]["tombstones"], 2_000, "{}", r.body);
     let freed = r.body["counts"]["vacuumedPages"]
         .as_i64()
         .expect("vacuumedPages");
@@ -59,6 +70,29 @@ async fn a_sweep_that_purges_rows_shrinks_the_database() {
     assert_eq!(t.get("/api/memories?limit=1").await.body["count"], 100);
     let d = t.get("/api/diagnostics/storage").await.body;
     assert_eq!(d["autoVacuum"], "incremental", "{d}");
+
+    // The archive is export lines: `signet import` brings the tombstones
+    // back (into another workspace here), recoverable again.
+    let archive = db.parent().expect("dir").join("archive");
+    let files: Vec<_> = std::fs::read_dir(&archive)
+        .expect("archive dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let other = tempfile::tempdir().expect("dir");
+    std::fs::write(
+        other.path().join("agent.yaml"),
+        "embedding:\n  provider: none\n",
+    )
+    .expect("yaml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_signet"))
+        .args(["import", files[0].to_str().expect("utf-8")])
+        .env("SIGNET_PATH", other.path())
+        .env_remove("SIGNET_DAEMON_URL")
+        .output()
+        .expect("signet import");
+    let rep: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report");
+    assert_eq!(rep["report"]["imported"], 2_000, "{rep}");
     t.stop().await;
 }
 
