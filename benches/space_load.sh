@@ -4,22 +4,25 @@
 # "forget half, a month passes" leaves), then a retention sweep: the store's
 # size before and after, the longest vacuum step, and the size of a fresh
 # store holding only the survivors (exported and imported again).
-# usage: benches/space_load.sh [N]   (needs target/release/signet)
+# FORGET=alternate (default: every other memory, the worst case for page
+# fill) or FORGET=oldest (the older half).
+# usage: [FORGET=oldest] benches/space_load.sh [N]   (needs target/release/signet)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-200000}"
 BIN="${BIN:-target/release/signet}"
 PORT=39857
-TMP="$(mktemp -d)"
-trap 'rm -rf "$TMP"' EXIT
-python3 - "$N" > "$TMP/in.ndjson" <<'PY'
+TMP="$(mktemp -d)"; echo "workspace: $TMP"
+trap '[ -n "${KEEP:-}" ] || rm -rf "$TMP"' EXIT
+python3 - "$N" "${FORGET:-alternate}" > "$TMP/in.ndjson" <<'PY'
 import json, random, sys
 sys.path.insert(0, "benches")
 from recall_load import memory
 rng = random.Random(11)
 for i in range(int(sys.argv[1])):
     m = memory(rng, i, 10)
-    if i % 2:
+    n = int(sys.argv[1])
+    if (i % 2) if sys.argv[2] == "alternate" else (i < n // 2):
         m["is_deleted"] = True
         m["deleted_at"] = "2020-01-01T00:00:00.000Z"
     print(json.dumps(m))
