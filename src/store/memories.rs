@@ -499,12 +499,21 @@ pub fn history(
     memory_id: &str,
     limit: i64,
 ) -> Result<Vec<HistoryEntry>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, event, old_content, new_content, changed_by, actor_type, reason, metadata,
-                created_at, session_id, request_id
-         FROM memory_history WHERE memory_id = ?1 ORDER BY rowid LIMIT ?2",
-    )?;
-    let rows = stmt.query_map(params![memory_id, limit], |r| {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {HISTORY_COLUMNS} FROM memory_history WHERE memory_id = ?1 ORDER BY rowid LIMIT ?2"
+    ))?;
+    let rows = stmt.query_map(params![memory_id, limit], HistoryEntry::from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The history columns, in [`HistoryEntry::from_row`]'s order (Signet's
+/// `memory_history` has the same names).
+pub const HISTORY_COLUMNS: &str = "id, event, old_content, new_content, changed_by, actor_type, \
+    reason, metadata, created_at, session_id, request_id";
+
+impl HistoryEntry {
+    /// Build an entry from a row selected with [`HISTORY_COLUMNS`].
+    pub fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
         let meta: Option<String> = r.get(7)?;
         Ok(HistoryEntry {
             id: r.get(0)?,
@@ -519,8 +528,7 @@ pub fn history(
             session_id: r.get(9)?,
             request_id: r.get(10)?,
         })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    }
 }
 
 /// The outcome of a single-record mutation, named as on the wire.

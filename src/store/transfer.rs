@@ -20,7 +20,7 @@ use base64::Engine;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-use super::memories::{content_hash, HistoryEntry, MemoryRecord, RECORD_COLUMNS};
+use super::memories::{content_hash, HistoryEntry, MemoryRecord, HISTORY_COLUMNS, RECORD_COLUMNS};
 use super::{jobs, vec as vectors, StoreError};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -522,11 +522,10 @@ pub fn read_signet(path: &std::path::Path) -> Result<(Vec<Line>, SignetNotes), S
     let sql_err = |e: rusqlite::Error| format!("reading {}: {e}", path.display());
     let mut notes = SignetNotes::default();
     let mut hist = conn
-        .prepare(
-            "SELECT id, event, old_content, new_content, changed_by, actor_type, reason, metadata,
-                    created_at, session_id, request_id
-             FROM memory_history WHERE memory_id = ?1 ORDER BY created_at, rowid",
-        )
+        .prepare(&format!(
+            "SELECT {HISTORY_COLUMNS} FROM memory_history WHERE memory_id = ?1
+             ORDER BY created_at, rowid"
+        ))
         .map_err(sql_err)?;
     let mut vecs = if has("embeddings") {
         Some(
@@ -567,22 +566,7 @@ pub fn read_signet(path: &std::path::Path) -> Result<(Vec<Line>, SignetNotes), S
             *notes.dropped_fields.entry("confidence".into()).or_default() += 1;
         }
         let history = hist
-            .query_map([&id], |h| {
-                let meta: Option<String> = h.get(7)?;
-                Ok(HistoryEntry {
-                    id: h.get(0)?,
-                    event: h.get(1)?,
-                    old_content: h.get(2)?,
-                    new_content: h.get(3)?,
-                    changed_by: h.get(4)?,
-                    actor_type: h.get(5)?,
-                    reason: h.get(6)?,
-                    metadata: meta.and_then(|m| serde_json::from_str(&m).ok()),
-                    created_at: h.get(8)?,
-                    session_id: h.get(9)?,
-                    request_id: h.get(10)?,
-                })
-            })
+            .query_map([&id], HistoryEntry::from_row)
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(sql_err)?;
         let model: Option<String> = r.get(19).map_err(sql_err)?;

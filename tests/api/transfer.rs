@@ -12,7 +12,8 @@ use signet::config::Config;
 
 use crate::helpers::*;
 
-const FIXTURE: &str = "../shared/fixtures/signet-0.58.1";
+/// A database written by Signet 0.58.1 itself (see its README).
+const FIXTURE: &str = "tests/fixtures/signet-0.58.1";
 
 fn native(cfg: &mut Config) {
     cfg.settings.embedding.model_path = Some(model_dir().to_string_lossy().into_owned());
@@ -247,7 +248,11 @@ struct SignetRow {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signet_database_is_migrated_with_its_history_and_versions() {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE);
-    let db = fixture.join("memories.db");
+    // A copy (opening a WAL database, even read-only, leaves -shm and -wal
+    // files beside it; not in the source tree).
+    let copy = tempfile::tempdir().expect("dir");
+    let db = copy.path().join("memories.db");
+    std::fs::copy(fixture.join("memories.db"), &db).expect("copy the fixture");
     let before = std::fs::read(&db).expect("fixture");
     let summary: Value = serde_json::from_str(
         &std::fs::read_to_string(fixture.join("summary.json")).expect("summary"),
