@@ -77,7 +77,7 @@ export function render(root, ctx, [id]) {
       const body = { reason: reason.value.trim(), if_version: m.version };
       if (content.value !== m.content) body.content = content.value;
       if (tags.value !== (m.tags || '')) body.tags = tags.value;
-      if (Number(importance.value) !== m.importance) body.importance = Number(importance.value);
+      if (importance.value !== '' && Number(importance.value) !== m.importance) body.importance = Number(importance.value);
       if (pinned.checked !== Boolean(m.pinned)) body.pinned = pinned.checked;
       try {
         const r = await api(`/api/memory/${seg(id)}`, { method: 'PATCH', body });
