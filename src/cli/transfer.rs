@@ -181,7 +181,9 @@ pub async fn import(
                         .map_err(|e| format!("cannot read stdin: {e}"))?;
                     reqwest::Body::from(all)
                 }
-                (Source::Signet(_), None) => unreachable!("a Signet source is always read first"),
+                (Source::Signet(p), None) => {
+                    return Err(format!("{} was not read", p.display()));
+                }
             };
             let report = through_daemon(&endpoint, body).await?;
             return Ok(Imported {
