@@ -146,6 +146,8 @@ impl Engine {
                 db_path: config.db_path(),
                 vector_dims: config.settings.embedding.dimensions,
                 max_batch: s.max_batch,
+                max_batch_bytes: s.max_batch_bytes,
+                synchronous: s.synchronous,
                 access_flush: Duration::from_millis(s.access_flush_ms.max(10)),
                 access: access.clone(),
                 stats: writer_stats.clone(),

@@ -312,6 +312,28 @@ impl SearchSettings {
     }
 }
 
+/// How the store writer's commits reach the disk (`server.synchronous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// Every commit is synced before its writers get their replies.
+    #[default]
+    Full,
+    /// Commits are synced at checkpoints: safe against a crash of the
+    /// process, not against a power loss.
+    Normal,
+}
+
+impl Synchronous {
+    /// The SQLite pragma value.
+    pub fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        }
+    }
+}
+
 /// `server:` section (signet-rs tuning knobs).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -322,6 +344,13 @@ pub struct ServerSettings {
     pub actor_timeout_ms: u64,
     /// Most writes committed in one transaction.
     pub max_batch: usize,
+    /// Most bytes of content (approximate) committed in one transaction:
+    /// a batch is cut at whichever bound comes first.
+    pub max_batch_bytes: usize,
+    /// `full` (default): a reply means the write reached the disk. `normal`:
+    /// the WAL is synced at checkpoints only; nothing is lost when the
+    /// process dies, but a power loss may drop the last commits.
+    pub synchronous: Synchronous,
     /// Read-only connections in the pool.
     pub read_pool_size: usize,
     /// How often batched access counts are written.
@@ -356,6 +385,8 @@ impl Default for ServerSettings {
             max_body_bytes: 1024 * 1024,
             actor_timeout_ms: 5_000,
             max_batch: 256,
+            max_batch_bytes: 8 * 1024 * 1024,
+            synchronous: Synchronous::Full,
             read_pool_size: 4,
             access_flush_ms: 1_000,
             checkpoint_ms: 1_000,
@@ -731,9 +762,11 @@ impl Config {
                 "memory.pipelineV2: maxAttempts, pollMs and extraction.timeoutMs must be at least 1".into(),
             ));
         }
-        if s.server.max_batch == 0 || s.server.read_pool_size == 0 {
+        if s.server.max_batch == 0 || s.server.read_pool_size == 0 || s.server.max_batch_bytes == 0
+        {
             return Err(ConfigError::Invalid(
-                "server.maxBatch and server.readPoolSize must be at least 1".into(),
+                "server.maxBatch, server.maxBatchBytes and server.readPoolSize must be at least 1"
+                    .into(),
             ));
         }
         if s.memory.max_content_bytes == 0 {

@@ -120,6 +120,26 @@ pub enum WriteOp {
     },
 }
 
+impl WriteOp {
+    /// Roughly what the op writes, for the batch's byte bound: the text
+    /// and vectors it carries (other columns are small and bounded).
+    fn approx_bytes(&self) -> usize {
+        const ROW: usize = 256;
+        match self {
+            WriteOp::Remember { new, .. } => ROW + 2 * new.content.len(),
+            WriteOp::Modify { reqs, .. } => reqs.len() * ROW * 4,
+            WriteOp::Embed { items, .. } => items.iter().map(|v| ROW + 8 * v.vector.len()).sum(),
+            WriteOp::Import { batch, .. } => batch
+                .iter()
+                .map(|r| {
+                    ROW + 2 * r.line.content.len() + r.vector.as_ref().map_or(0, |v| 8 * v.len())
+                })
+                .sum(),
+            _ => ROW,
+        }
+    }
+}
+
 /// A write of the session records (see [`crate::store::sessions`]).
 #[derive(Debug, Clone)]
 pub enum SessionWrite {
@@ -272,6 +292,9 @@ pub struct WriterArgs {
     pub db_path: std::path::PathBuf,
     pub vector_dims: usize,
     pub max_batch: usize,
+    /// A batch is committed once its content reaches this many bytes.
+    pub max_batch_bytes: usize,
+    pub synchronous: crate::config::Synchronous,
     pub access_flush: Duration,
     pub access: Arc<AccessTracker>,
     pub stats: Arc<WriterStats>,
@@ -302,6 +325,8 @@ pub struct WriterState {
     /// the state is dropped (also when the writer fails).
     _checkpointer: Checkpointer,
     buffer: Vec<WriteOp>,
+    /// Approximate content bytes in `buffer`.
+    buffered_bytes: usize,
     flush_scheduled: bool,
     /// When the last batch committed.
     last_write: std::time::Instant,
@@ -327,7 +352,13 @@ impl Actor for StoreWriter {
     ) -> Result<WriterState, ActorProcessingErr> {
         let path = args.db_path.clone();
         let dims = args.vector_dims;
-        let conn = tokio::task::spawn_blocking(move || store::open_writer(&path, dims)).await??;
+        let sync = args.synchronous;
+        let conn = tokio::task::spawn_blocking(move || {
+            let conn = store::open_writer(&path, dims)?;
+            conn.pragma_update(None, "synchronous", sync.pragma())?;
+            Ok::<_, StoreError>(conn)
+        })
+        .await??;
         let checkpointer = Checkpointer::start(
             &args.db_path,
             args.checkpoint_every,
@@ -337,6 +368,7 @@ impl Actor for StoreWriter {
             conn: Some(conn),
             _checkpointer: checkpointer,
             buffer: Vec::with_capacity(args.max_batch),
+            buffered_bytes: 0,
             flush_scheduled: false,
             last_write: std::time::Instant::now(),
             index_dirty: true,
@@ -364,8 +396,11 @@ impl Actor for StoreWriter {
                 // Access counts never touch the keyword index.
                 state.last_write = std::time::Instant::now();
                 state.index_dirty = true;
+                state.buffered_bytes += op.approx_bytes();
                 state.buffer.push(op);
-                if state.buffer.len() >= state.args.max_batch {
+                if state.buffer.len() >= state.args.max_batch
+                    || state.buffered_bytes >= state.args.max_batch_bytes
+                {
                     commit(state).await?;
                 } else if !state.flush_scheduled {
                     state.flush_scheduled = true;
@@ -447,6 +482,7 @@ async fn commit(state: &mut WriterState) -> Result<(), ActorProcessingErr> {
         return Ok(());
     }
     let ops = std::mem::take(&mut state.buffer);
+    state.buffered_bytes = 0;
     let n = ops.len() as u64;
     let stats = state.args.stats.clone();
     let generation = state.args.generation.clone();

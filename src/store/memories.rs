@@ -187,6 +187,48 @@ pub struct RememberOutcome {
     pub deduped: bool,
 }
 
+/// What a new live row adds to the keyword index and the live counts.
+pub(crate) struct Indexed<'a> {
+    pub content: &'a str,
+    pub who: Option<&'a str>,
+    pub project: Option<&'a str>,
+    pub agent: Option<&'a str>,
+    pub user: Option<&'a str>,
+    /// It has a vector (`embedding_model` set).
+    pub embedded: bool,
+    /// Pinned or importance ≥ 0.9.
+    pub critical: bool,
+}
+
+/// Add a newly inserted live memory to the keyword index and to
+/// `memory_counts`. Every insert into `memories` calls this in its
+/// transaction; updates and deletes are kept by triggers. Schema
+/// migration 9 says why inserts have no trigger: both statements here are
+/// single-row `VALUES` inserts, which need no statement journal, so FTS5
+/// keeps a group commit's terms in memory and writes one segment for it.
+pub(crate) fn index_new(
+    conn: &Connection,
+    rowid: i64,
+    row: &Indexed<'_>,
+) -> Result<(), StoreError> {
+    conn.prepare_cached("INSERT INTO memories_fts(rowid, content, who) VALUES (?1, ?2, ?3)")?
+        .execute(params![rowid, row.content, row.who])?;
+    conn.prepare_cached(
+        "INSERT INTO memory_counts(k, project, agent, user, live, embedded, critical)
+         VALUES (quote(?1) || ',' || quote(?2) || ',' || quote(?3), ?1, ?2, ?3, 1, ?4, ?5)
+         ON CONFLICT(k) DO UPDATE SET live = live + 1, embedded = embedded + excluded.embedded,
+             critical = critical + excluded.critical",
+    )?
+    .execute(params![
+        row.project,
+        row.agent,
+        row.user,
+        row.embedded,
+        row.critical
+    ])?;
+    Ok(())
+}
+
 /// Insert a memory unless a live duplicate (same content hash, or same
 /// source) exists; writes the `created` history row.
 pub fn insert(
@@ -267,6 +309,19 @@ pub fn insert(
             ))),
         };
     }
+    index_new(
+        conn,
+        conn.last_insert_rowid(),
+        &Indexed {
+            content: &new.content,
+            who: Some(&new.who),
+            project: new.project.as_deref(),
+            agent: new.agent.as_deref(),
+            user: new.user.as_deref(),
+            embedded: false,
+            critical: new.pinned || new.importance >= 0.9,
+        },
+    )?;
     write_history(
         conn,
         &new.id,
@@ -1141,7 +1196,7 @@ mod tests {
     }
 
     #[test]
-    fn live_counts_kept_by_triggers_match_a_full_count_under_random_writes() {
+    fn live_counts_kept_by_inserts_and_triggers_match_a_full_count_under_random_writes() {
         use rand::{Rng, SeedableRng};
         let dir = tempfile::tempdir().expect("tmp");
         let mut c = Connection::open(dir.path().join("t.db")).expect("open");
@@ -1154,20 +1209,38 @@ mod tests {
             let id = rng.gen_range(1..=i.max(1));
             let op = rng.gen_range(0..10);
             let res = match op {
-                0..=3 => c.execute(
-                    "INSERT INTO memories(id, content, content_hash, created_at, updated_at,
-                        project, agent, user, pinned, importance, embedding_model)
-                     VALUES (?1, 'x', ?1, 't', 't', ?2, ?3, ?4, ?5, ?6, ?7)",
-                    rusqlite::params![
-                        i.to_string(),
-                        pick(&mut rng),
-                        pick(&mut rng),
-                        pick(&mut rng),
-                        rng.gen_range(0..2),
-                        rng.gen::<f64>(),
-                        rng.gen_bool(0.5).then_some("m"),
-                    ],
-                ),
+                0..=3 => {
+                    let (project, agent, user) = (pick(&mut rng), pick(&mut rng), pick(&mut rng));
+                    let (pinned, importance) = (rng.gen_range(0..2), rng.gen::<f64>());
+                    let model = rng.gen_bool(0.5).then_some("m");
+                    c.execute(
+                        "INSERT INTO memories(id, content, content_hash, created_at, updated_at,
+                            project, agent, user, pinned, importance, embedding_model)
+                         VALUES (?1, 'x', ?1, 't', 't', ?2, ?3, ?4, ?5, ?6, ?7)",
+                        rusqlite::params![
+                            i.to_string(),
+                            project,
+                            agent,
+                            user,
+                            pinned,
+                            importance,
+                            model
+                        ],
+                    )
+                    .and_then(|n| {
+                        let row = Indexed {
+                            content: "x",
+                            who: None,
+                            project,
+                            agent,
+                            user,
+                            embedded: model.is_some(),
+                            critical: pinned == 1 || importance >= 0.9,
+                        };
+                        index_new(&c, c.last_insert_rowid(), &row).expect("index");
+                        Ok(n)
+                    })
+                }
                 4 | 5 => c.execute(
                     "UPDATE memories SET is_deleted = ?1 WHERE id = ?2",
                     rusqlite::params![rng.gen_range(0..2), id.to_string()],

@@ -356,6 +356,21 @@ CREATE INDEX idx_session_summaries_latest ON session_summaries(latest_at);
 CREATE INDEX idx_session_summaries_parent ON session_summaries(parent_id);
 "#,
     },
+    Migration {
+        version: 9,
+        name: "keyword index and counts written by the inserts",
+        sql: r#"
+-- An insert trigger makes every INSERT a multi-table statement with a
+-- statement journal, and FTS5 flushes its pending terms to disk at each
+-- statement savepoint once it is part of the transaction: one index
+-- segment per remember instead of one per group commit (half the
+-- writer's time under load). The inserts now write the keyword index and
+-- the live counts themselves (`store::memories::index_new`) with
+-- single-row statements; updates and deletes keep their triggers.
+DROP TRIGGER memories_fts_insert;
+DROP TRIGGER memory_counts_insert;
+"#,
+    },
 ];
 
 /// Hex sha256 of a migration's SQL text.

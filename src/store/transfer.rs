@@ -300,6 +300,21 @@ fn import_one(
         return why_ignored(conn, id, l, &hash);
     }
     let rowid = conn.last_insert_rowid();
+    if !l.is_deleted {
+        super::memories::index_new(
+            conn,
+            rowid,
+            &super::memories::Indexed {
+                content: &l.content,
+                who: l.who.as_deref(),
+                project: l.project.as_deref(),
+                agent: l.agent.as_deref(),
+                user: l.user.as_deref(),
+                embedded: false,
+                critical: l.pinned || l.importance >= 0.9,
+            },
+        )?;
+    }
     for h in &l.history {
         conn.prepare_cached(
             "INSERT INTO memory_history(id, memory_id, event, old_content, new_content, changed_by,
