@@ -1227,7 +1227,7 @@ mod tests {
                             model
                         ],
                     )
-                    .map(|n| {
+                    .inspect(|_| {
                         let row = Indexed {
                             content: "x",
                             who: None,
@@ -1238,7 +1238,6 @@ mod tests {
                             critical: pinned == 1 || importance >= 0.9,
                         };
                         index_new(&c, c.last_insert_rowid(), &row).expect("index");
-                        n
                     })
                 }
                 4 | 5 => c.execute(
