@@ -12,7 +12,8 @@
 # real model embeds the questions). Needs target/release/signet, wrk,
 # numpy (a venv in target/bench-venv is made if python3 lacks it), the
 # model in target/models/all-MiniLM-L6-v2, and ~12 GB of disk.
-# usage: benches/scale_load.sh [N]   (KEEP=1 keeps the workspaces in target/scale)
+# usage: benches/scale_load.sh [N]   (KEEP=1 keeps the stores in target/scale,
+#   REUSE=1 measures kept stores again without importing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-1000000}"
@@ -39,9 +40,15 @@ conf() { # provider
 }
 
 HY="$DIR/hybrid"; KW="$DIR/keyword"
-rm -rf "$HY" "$KW"; mkdir -p "$HY" "$KW"
+if [ "${REUSE:-0}" = 1 ] && [ -s "$HY/import.json" ] && [ -s "$KW/import.json" ]; then
+  echo "reusing the stores in $DIR (REUSE=1)"
+  STORES=""
+else
+  rm -rf "$HY" "$KW"; mkdir -p "$HY" "$KW"
+  STORES="$KW $HY"
+fi
 conf native > "$HY/agent.yaml"; conf none > "$KW/agent.yaml"
-for ws in "$KW" "$HY"; do
+for ws in $STORES; do
   t0=$(date +%s.%N)
   SIGNET_PATH="$ws" SIGNET_OFFLINE=1 SIGNET_LOG=warn "$BIN" import "$DATA" > "$ws/import.json"
   t1=$(date +%s.%N)
@@ -58,11 +65,11 @@ start() { # workspace
   echo "start to /health: $(secs "$t0" "$t1") s"
 }
 stop() { kill -TERM "$PID"; wait "$PID" || true; }
-rss() { grep VmRSS "/proc/$PID/status" | awk '{printf "%.0f MB", $2/1024}'; }
+rss() { awk '/^(VmRSS|RssAnon|RssFile)/ {printf "%s %.0f MB  ", $1, $2/1024}' "/proc/$PID/status"; }
 
 echo "--- hybrid (native model, $N vectors)"
 start "$HY"
-until curl -sf "localhost:$PORT/api/embeddings/status" | python3 -c "import json,sys; s=json.load(sys.stdin); sys.exit(0 if s['index']['vectors'] >= $N else 1)"; do sleep 0.1; done
+until curl -sf "localhost:$PORT/api/embeddings/status" | python3 -c "import json,sys; s=json.load(sys.stdin); sys.exit(0 if not s['index']['loading'] else 1)"; do sleep 0.1; done
 echo "start to full vector index: $(secs "$t0" "$(date +%s.%N)") s; RSS $(rss)"
 python3 benches/recall_load.py latency "http://127.0.0.1:$PORT" --queries 300
 echo "RSS after the questions: $(rss)"

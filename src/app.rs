@@ -201,14 +201,29 @@ impl Engine {
             .await
             .map_err(|e| anyhow::anyhow!("cannot start the store: {e}"))?;
         let reads = ReadPool::new(&config.db_path(), s.read_pool_size);
-        let loaded = {
+        // The vector index loads while the daemon serves (~8 s at a million
+        // vectors); until it is complete the vector leg asks vec0. Without
+        // a provider no query is embedded, so it is not loaded at all (a
+        // "similar memories" search, which uses a stored vector, then
+        // stays on vec0).
+        index.begin_loading();
+        if e.provider != "none" {
             let index = index.clone();
-            reads
-                .read(move |c| index.fill(c))
-                .await
-                .context("cannot load the vector index")?
-        };
-        tracing::info!(vectors = loaded, "vector index loaded");
+            let reads = reads.clone();
+            tokio::spawn(async move {
+                let t = std::time::Instant::now();
+                match reads.read(move |c| index.fill(c)).await {
+                    Ok(n) => tracing::info!(
+                        vectors = n,
+                        ms = t.elapsed().as_millis() as u64,
+                        "vector index loaded"
+                    ),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot load the vector index; the vector leg stays on vec0")
+                    }
+                }
+            });
+        }
         let embed = Arc::new(EmbedService::new(e));
         embed.start(&config.workspace);
         let webhooks = crate::webhooks::start(registry.clone(), config.settings.webhooks.clone());

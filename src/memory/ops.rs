@@ -551,6 +551,7 @@ impl Ops {
             "vectorTableRows": vec_rows,
             "index": {
                 "vectors": index.len(),
+                "loading": p.provider != "none" && !index.is_complete(),
                 "dimensions": index.dims(),
                 "bytes": index.bytes(),
                 "encoding": "int8",

@@ -265,7 +265,7 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     // The page cache only holds what mmap cannot serve (pages whose newest
     // version is in the WAL): 2 MB each keeps the pool's heap small.
     conn.execute_batch(
-        "PRAGMA cache_size = -2000; PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 268435456;",
+        "PRAGMA cache_size = -2000; PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 67108864;",
     )?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)

@@ -816,15 +816,56 @@ pub fn vector(
     };
     // Twice the limit at first: the exact scores may reorder the
     // quantised ones near the cut. Usually this first batch is enough.
-    let first = (limit * 2).max(32);
-    check(index.top(q, first).iter().map(|c| c.1).collect(), &mut out)?;
-    if out.len() < limit && index.len() > first {
-        // A selective scope or filter: walk on through the full ranking.
+    let mut n = (limit * 2).max(32);
+    let mut checked: std::collections::HashSet<i64> = std::collections::HashSet::new();
+    let fresh = |ids: &[(f32, i64)], checked: &mut std::collections::HashSet<i64>| -> Vec<i64> {
+        ids.iter()
+            .map(|c| c.1)
+            .filter(|r| checked.insert(*r))
+            .collect()
+    };
+    if !index.is_complete() {
+        // The daemon is still loading the index: ask vec0 (exact, slower).
+        loop {
+            let got = super::vec::knn(conn, q, n)?;
+            let all = got.len() < n || n >= super::vec::KNN_MAX;
+            check(fresh(&got, &mut checked), &mut out)?;
+            if out.len() >= limit || all {
+                break;
+            }
+            n = n.saturating_mul(4).min(super::vec::KNN_MAX);
+        }
+        out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.rowid.cmp(&b.0.rowid)));
+        out.truncate(limit);
+        return Ok(out);
+    }
+    check(fresh(&index.top(q, n), &mut checked), &mut out)?;
+    // A selective scope or filter: ask a large index for four times more
+    // while its two-stage search stays cheap, then walk the full ranking.
+    while out.len() < limit && index.len() > n && index.prefilters(n * 4) {
+        n *= 4;
+        if !index.is_complete() {
+            // The daemon is still loading the index: ask vec0 (exact, slower).
+            loop {
+                let got = super::vec::knn(conn, q, n)?;
+                let all = got.len() < n || n >= super::vec::KNN_MAX;
+                check(fresh(&got, &mut checked), &mut out)?;
+                if out.len() >= limit || all {
+                    break;
+                }
+                n = n.saturating_mul(4).min(super::vec::KNN_MAX);
+            }
+            out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.rowid.cmp(&b.0.rowid)));
+            out.truncate(limit);
+            return Ok(out);
+        }
+        check(fresh(&index.top(q, n), &mut checked), &mut out)?;
+    }
+    if out.len() < limit && index.len() > n {
         let mut ranked = super::vec::Ranked::new(index.scores(q));
-        ranked.take(first);
-        let mut batch = first.saturating_mul(4);
+        let mut batch = n.saturating_mul(4);
         while out.len() < limit && !ranked.is_exhausted() {
-            let ids = ranked.take(batch).iter().map(|c| c.1).collect();
+            let ids = fresh(ranked.take(batch), &mut checked);
             check(ids, &mut out)?;
             batch = batch.saturating_mul(4);
         }

@@ -12,6 +12,7 @@
 //! so a stale entry costs scan time, never a wrong result.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::RwLock;
 
 use rusqlite::{params, Connection};
@@ -100,6 +101,24 @@ pub fn store(
     Ok(out)
 }
 
+/// The `k` nearest stored vectors to `q` by an exact `vec0` search, as
+/// `(cosine similarity, rowid)`, best first (`k` at most 4096, sqlite-vec's
+/// bound). Slow on a large store; the vector leg uses it only while the
+/// in-memory index is still loading.
+pub fn knn(conn: &Connection, q: &[f32], k: usize) -> Result<Vec<(f32, i64)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT rowid, distance FROM memory_vectors WHERE embedding MATCH ?1 AND k = ?2
+         ORDER BY distance",
+    )?;
+    let rows = stmt.query_map(params![to_blob(q), k.clamp(1, KNN_MAX) as i64], |r| {
+        Ok((1.0 - r.get::<_, f64>(1)? as f32, r.get::<_, i64>(0)?))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// sqlite-vec's largest `k`.
+pub const KNN_MAX: usize = 4_096;
+
 /// Drop a memory's vector (its content changed or it is gone).
 pub fn remove(conn: &Connection, rowid: i64) -> Result<(), StoreError> {
     conn.prepare_cached("DELETE FROM memory_embeddings WHERE memory_rowid = ?1")?
@@ -133,8 +152,42 @@ struct Slots {
     codes: Vec<i8>,
     /// Per vector: the value of one code step.
     scales: Vec<f32>,
+    /// `rowids.len() × words` sign bits (bit set: component > 0), the
+    /// first stage of a search in a large index.
+    bits: Vec<u64>,
     slot: HashMap<i64, usize>,
 }
+
+impl Slots {
+    /// Append a vector that has no slot yet.
+    fn push(&mut self, rowid: i64, codes: &[i8], scale: f32) {
+        let i = self.rowids.len();
+        self.rowids.push(rowid);
+        self.codes.extend_from_slice(codes);
+        self.scales.push(scale);
+        self.bits.extend(sign_bits(codes));
+        self.slot.insert(rowid, i);
+    }
+}
+
+/// Sign bits of a vector's int8 codes, `dims.div_ceil(64)` words.
+fn sign_bits(codes: &[i8]) -> Vec<u64> {
+    codes
+        .chunks(64)
+        .map(|c| {
+            c.iter()
+                .enumerate()
+                .fold(0_u64, |w, (i, x)| if *x > 0 { w | 1 << i } else { w })
+        })
+        .collect()
+}
+
+/// Rows from which `top` ranks by sign bits first (below this, one int8
+/// scan is fast enough: ~3 ms at 100k).
+pub const PREFILTER_ROWS: usize = 200_000;
+/// Rows kept by the sign-bit stage per row asked for, and at least.
+const PREFILTER_FACTOR: usize = 64;
+const PREFILTER_MIN: usize = 4_096;
 
 /// Scalar-quantise a vector to int8: `v ≈ code · scale`.
 pub fn quantise(v: &[f32]) -> (Vec<i8>, f32) {
@@ -159,6 +212,9 @@ pub fn quantise(v: &[f32]) -> (Vec<i8>, f32) {
 pub struct VectorIndex {
     dims: usize,
     inner: RwLock<Slots>,
+    /// False while the daemon loads the stored vectors in the background
+    /// (the vector leg then asks `vec0` instead, see `search::vector`).
+    complete: AtomicBool,
 }
 
 impl VectorIndex {
@@ -170,30 +226,63 @@ impl VectorIndex {
                 rowids: Vec::new(),
                 codes: Vec::new(),
                 scales: Vec::new(),
+                bits: Vec::new(),
                 slot: HashMap::new(),
             }),
+            complete: AtomicBool::new(true),
         }
     }
 
-    /// Load every current vector of live memories (at start).
+    /// Whether the index holds every stored vector (false from
+    /// [`VectorIndex::begin_loading`] until [`VectorIndex::fill`] ends).
+    pub fn is_complete(&self) -> bool {
+        self.complete.load(Ordering::Acquire)
+    }
+
+    /// Mark the index incomplete until a `fill` finishes.
+    pub fn begin_loading(&self) {
+        self.complete.store(false, Ordering::Release);
+    }
+
+    /// Load every current vector of live memories (at start, while the
+    /// daemon already serves), in chunks: each is quantised outside the
+    /// lock and added under one write lock, and a vector the store writer
+    /// added meanwhile (newer) is kept. Marks the index complete.
     pub fn fill(&self, conn: &Connection) -> Result<usize, StoreError> {
-        let dims = self.dims;
+        const CHUNK: usize = 8_192;
         let mut n = 0;
         let mut stmt = conn.prepare(
             "SELECT e.memory_rowid, e.vector FROM memory_embeddings e
              JOIN memories m ON m.rowid = e.memory_rowid
              WHERE m.is_deleted = 0 AND m.content_hash = e.content_hash AND e.dims = ?1",
         )?;
-        let rows = stmt.query_map([dims as i64], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
-        })?;
-        for row in rows {
-            let (rowid, blob) = row?;
-            if let Some(v) = from_blob(&blob) {
-                self.upsert(rowid, &v);
-                n += 1;
+        let mut rows = stmt.query([self.dims as i64])?;
+        let mut chunk: Vec<(i64, Vec<i8>, f32)> = Vec::with_capacity(CHUNK);
+        loop {
+            let row = rows.next()?;
+            if let Some(r) = row {
+                let blob: Vec<u8> = r.get(1)?;
+                if let Some(v) = from_blob(&blob).filter(|v| v.len() == self.dims) {
+                    let (codes, scale) = quantise(&v);
+                    chunk.push((r.get(0)?, codes, scale));
+                }
+            }
+            if chunk.len() == CHUNK || (row.is_none() && !chunk.is_empty()) {
+                n += chunk.len();
+                let Ok(mut s) = self.inner.write() else {
+                    return Err(StoreError::Task("vector index lock poisoned".into()));
+                };
+                for (rowid, codes, scale) in chunk.drain(..) {
+                    if !s.slot.contains_key(&rowid) {
+                        s.push(rowid, &codes, scale);
+                    }
+                }
+            }
+            if row.is_none() {
+                break;
             }
         }
+        self.complete.store(true, Ordering::Release);
         Ok(n)
     }
 
@@ -216,7 +305,12 @@ impl VectorIndex {
     pub fn bytes(&self) -> usize {
         self.inner
             .read()
-            .map(|s| s.codes.capacity() + s.scales.capacity() * 4 + s.rowids.capacity() * 8)
+            .map(|s| {
+                s.codes.capacity()
+                    + s.scales.capacity() * 4
+                    + s.rowids.capacity() * 8
+                    + s.bits.capacity() * 8
+            })
             .unwrap_or(0)
     }
 
@@ -227,6 +321,8 @@ impl VectorIndex {
             return;
         }
         let (codes, scale) = quantise(v);
+        let bits = sign_bits(&codes);
+        let w = bits.len();
         let Ok(mut s) = self.inner.write() else {
             return;
         };
@@ -234,14 +330,9 @@ impl VectorIndex {
             Some(i) => {
                 s.codes[i * self.dims..(i + 1) * self.dims].copy_from_slice(&codes);
                 s.scales[i] = scale;
+                s.bits[i * w..(i + 1) * w].copy_from_slice(&bits);
             }
-            None => {
-                let i = s.rowids.len();
-                s.rowids.push(rowid);
-                s.codes.extend_from_slice(&codes);
-                s.scales.push(scale);
-                s.slot.insert(rowid, i);
-            }
+            None => s.push(rowid, &codes, scale),
         }
     }
 
@@ -255,16 +346,19 @@ impl VectorIndex {
         };
         let last = s.rowids.len() - 1;
         let d = self.dims;
+        let w = self.dims.div_ceil(64);
         if i != last {
             let moved = s.rowids[last];
             s.rowids[i] = moved;
             s.scales[i] = s.scales[last];
             s.codes.copy_within(last * d..(last + 1) * d, i * d);
+            s.bits.copy_within(last * w..(last + 1) * w, i * w);
             s.slot.insert(moved, i);
         }
         s.rowids.pop();
         s.scales.pop();
         s.codes.truncate(last * d);
+        s.bits.truncate(last * w);
     }
 
     /// Whether a memory's vector is held.
@@ -296,12 +390,21 @@ impl VectorIndex {
 }
 
 impl VectorIndex {
-    /// The `n` best approximate scores, best first: one scan and a bounded
-    /// heap, without materialising every score (the common case: the
-    /// first batch of candidates is enough).
+    /// Whether `top(q, n)` ranks by sign bits first (a large index and an
+    /// `n` small beside it); otherwise it scans every int8 code.
+    pub fn prefilters(&self, n: usize) -> bool {
+        let len = self.len();
+        len >= PREFILTER_ROWS && prefilter_pool(n) < len / 4
+    }
+
+    /// The `n` best approximate scores, best first, without materialising
+    /// every score. A small index is scanned whole (int8 dot products). A
+    /// large one is searched in two stages: the Hamming distance of sign
+    /// bits (48 bytes a vector at 384 dims, an eighth of the codes) keeps
+    /// the `max(64·n, 4096)` nearest, and only those are scored from their
+    /// codes. Recall of the stages against an exact search is measured by
+    /// `examples/vector_recall.rs` (`benches/README.md`).
     pub fn top(&self, q: &[f32], n: usize) -> Vec<(f32, i64)> {
-        use std::cmp::Reverse;
-        use std::collections::BinaryHeap;
         if q.len() != self.dims || n == 0 {
             return Vec::new();
         }
@@ -309,26 +412,143 @@ impl VectorIndex {
         let Ok(s) = self.inner.read() else {
             return Vec::new();
         };
-        let mut raw = vec![0_i32; s.rowids.len()];
-        scan(&s.codes, self.dims, &qc, &mut raw);
-        // A min-heap of the best n so far: most rows lose one comparison.
-        let mut heap: BinaryHeap<Reverse<(OrdF32, usize)>> = BinaryHeap::with_capacity(n + 1);
-        for (i, (r, vs)) in raw.iter().zip(&s.scales).enumerate() {
-            let score = OrdF32(*r as f32 * qs * vs);
-            if heap.len() < n {
-                heap.push(Reverse((score, i)));
-            } else if heap.peek().is_some_and(|Reverse((min, _))| score > *min) {
-                heap.pop();
-                heap.push(Reverse((score, i)));
-            }
-        }
-        let mut out: Vec<(f32, i64)> = heap
+        let len = s.rowids.len();
+        let scored: Vec<(f32, usize)> = if len >= PREFILTER_ROWS && prefilter_pool(n) < len / 4 {
+            let qb = sign_bits(&qc);
+            let near = nearest_by_bits(&s.bits, &qb, prefilter_pool(n));
+            near.into_iter()
+                .map(|i| {
+                    let row = &s.codes[i * self.dims..(i + 1) * self.dims];
+                    (dot_i8(row, &qc) as f32 * qs * s.scales[i], i)
+                })
+                .collect()
+        } else {
+            let mut raw = vec![0_i32; len];
+            scan(&s.codes, self.dims, &qc, &mut raw);
+            raw.iter()
+                .zip(&s.scales)
+                .enumerate()
+                .map(|(i, (r, vs))| (*r as f32 * qs * vs, i))
+                .collect()
+        };
+        let mut out: Vec<(f32, i64)> = best(scored, n)
             .into_iter()
-            .map(|Reverse((sc, i))| (sc.0, s.rowids[i]))
+            .map(|(sc, i)| (sc, s.rowids[i]))
             .collect();
         out.sort_by(|a, b| b.0.total_cmp(&a.0));
         out
     }
+}
+
+/// Rows the sign-bit stage keeps for `n` results.
+fn prefilter_pool(n: usize) -> usize {
+    n.saturating_mul(PREFILTER_FACTOR).max(PREFILTER_MIN)
+}
+
+/// The best `n` of `scored`, unordered: a bounded min-heap, so most rows
+/// lose one comparison.
+fn best(scored: Vec<(f32, usize)>, n: usize) -> Vec<(f32, usize)> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let mut heap: BinaryHeap<Reverse<(OrdF32, usize)>> = BinaryHeap::with_capacity(n + 1);
+    for (score, i) in scored {
+        let score = OrdF32(score);
+        if heap.len() < n {
+            heap.push(Reverse((score, i)));
+        } else if heap.peek().is_some_and(|Reverse((min, _))| score > *min) {
+            heap.pop();
+            heap.push(Reverse((score, i)));
+        }
+    }
+    heap.into_iter().map(|Reverse((sc, i))| (sc.0, i)).collect()
+}
+
+/// Slots of the `k` rows whose sign bits are nearest `q` (Hamming), ties
+/// at the cut broken by slot. Distances are counted into a histogram, so
+/// finding the cut costs one pass, not a sort.
+fn nearest_by_bits(bits: &[u64], q: &[u64], k: usize) -> Vec<usize> {
+    let w = q.len();
+    let rows = bits.len() / w.max(1);
+    let mut dist = vec![0_u16; rows];
+    hamming(bits, q, &mut dist);
+    let mut hist = vec![0_usize; w * 64 + 1];
+    for d in &dist {
+        hist[usize::from(*d)] += 1;
+    }
+    let (mut cut, mut below) = (0, 0);
+    for (d, c) in hist.iter().enumerate() {
+        if below + c >= k {
+            cut = d;
+            break;
+        }
+        below += c;
+    }
+    let mut at_cut = k.saturating_sub(below);
+    let mut out = Vec::with_capacity(k);
+    for (i, d) in dist.iter().enumerate() {
+        let d = usize::from(*d);
+        if d < cut {
+            out.push(i);
+        } else if d == cut && at_cut > 0 {
+            out.push(i);
+            at_cut -= 1;
+        }
+    }
+    out
+}
+
+/// Hamming distance of `q` to each `q.len()`-word row of `bits`, in two
+/// halves at once like [`scan`].
+fn hamming(bits: &[u64], q: &[u64], out: &mut [u16]) {
+    let w = q.len();
+    let body = |b: &[u64], o: &mut [u16]| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("popcnt") {
+                // SAFETY: the CPU has POPCNT (checked just above).
+                unsafe { hamming_popcnt(b, q, o) };
+                return;
+            }
+        }
+        hamming_body(b, q, o);
+    };
+    if out.len() >= PARALLEL_ROWS {
+        let half = out.len() / 2;
+        let (b1, b2) = bits.split_at(half * w);
+        let (o1, o2) = out.split_at_mut(half);
+        std::thread::scope(|s| {
+            s.spawn(|| body(b2, o2));
+            body(b1, o1);
+        });
+    } else {
+        body(bits, out);
+    }
+}
+
+/// The Hamming loop compiled with the POPCNT instruction.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "popcnt")]
+unsafe fn hamming_popcnt(bits: &[u64], q: &[u64], out: &mut [u16]) {
+    hamming_body(bits, q, out)
+}
+
+#[inline(always)]
+fn hamming_body(bits: &[u64], q: &[u64], out: &mut [u16]) {
+    for (row, d) in bits.chunks_exact(q.len()).zip(out.iter_mut()) {
+        *d = row
+            .iter()
+            .zip(q)
+            .map(|(a, b)| (a ^ b).count_ones() as u16)
+            .sum();
+    }
+}
+
+/// Integer dot product of two code rows.
+fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| i32::from(*x) * i32::from(*y))
+        .sum()
 }
 
 /// An f32 with a total order (for the heap).
@@ -534,6 +754,58 @@ mod tests {
         assert_eq!(top.iter().map(|x| x.1).collect::<Vec<_>>(), want);
         assert_eq!(ix.top(&q, 500).len(), 100);
         assert!(ix.top(&q, 0).is_empty());
+    }
+
+    #[test]
+    fn sign_bits_and_the_nearest_rows_by_hamming_distance() {
+        assert_eq!(sign_bits(&[1, -1, 0, 5]), vec![0b1001]);
+        let long: Vec<i8> = (0..70).map(|i| if i == 65 { 1 } else { -1 }).collect();
+        assert_eq!(sign_bits(&long), vec![0, 0b10]);
+        // Rows at distance 3, 0, 2, 0, 1 from the query.
+        let q = [0b1111_u64];
+        let bits = [0b1000, 0b1111, 0b1100, 0b1111, 0b1110];
+        assert_eq!(nearest_by_bits(&bits, &q, 2), vec![1, 3]);
+        assert_eq!(nearest_by_bits(&bits, &q, 3), vec![1, 3, 4]);
+        // A tie at the cut keeps the first rows only.
+        let tied = [0b1110, 0b1101, 0b1011];
+        assert_eq!(nearest_by_bits(&tied, &q, 2), vec![0, 1]);
+        assert_eq!(nearest_by_bits(&bits, &q, 10).len(), 5);
+    }
+
+    #[test]
+    fn a_large_index_searched_in_two_stages_finds_the_best_rows() {
+        let dims = 16;
+        let ix = VectorIndex::new(dims);
+        let mut seed = 1_u64;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+        };
+        let unit = |v: Vec<f32>| {
+            let n = dot(&v, &v).sqrt();
+            v.into_iter().map(|x| x / n).collect::<Vec<f32>>()
+        };
+        for i in 0..PREFILTER_ROWS as i64 {
+            ix.upsert(i, &unit((0..dims).map(|_| next()).collect()));
+        }
+        assert!(ix.prefilters(32));
+        assert!(!ix.prefilters(PREFILTER_ROWS));
+        let mut found = 0;
+        for _ in 0..10 {
+            let q = unit((0..dims).map(|_| next()).collect());
+            let want: Vec<i64> = Ranked::new(ix.scores(&q))
+                .take(10)
+                .iter()
+                .map(|x| x.1)
+                .collect();
+            let got = ix.top(&q, 10);
+            assert_eq!(got.len(), 10);
+            assert!(got.windows(2).all(|w| w[0].0 >= w[1].0));
+            found += got.iter().filter(|x| want.contains(&x.1)).count();
+        }
+        assert!(found >= 95, "two-stage recall@10 {found}/100");
     }
 
     #[test]
