@@ -263,25 +263,153 @@ pub fn keyword_any(
         return Ok((Vec::new(), 0.0));
     }
     let (rows, avg_len) = index_totals(conn)?;
+    let mut by_df: Vec<(usize, &str)> = Vec::with_capacity(operands.len());
+    for op in operands {
+        by_df.push((doc_freq(conn, op)?, op.as_str()));
+    }
+    by_df.sort_by_key(|(df, _)| *df);
+    // Max-score pruning: the rarest operands are read out in full; a
+    // common one is only looked up for the rows the rare ones found (one
+    // FTS5 AND, which seeks through the long doclist). A row outside that
+    // set matches common operands only, so it scores at most the sum of
+    // their IDFs: if the cut is above that sum, the answer is exactly the
+    // one reading every doclist would give; if not, more operands become
+    // "rare" and the leg runs again (at the end: every doclist read).
+    let mut want = depth.saturating_mul(4).max(64);
+    let mut k = 0;
+    let taken = loop {
+        let mut pool = by_df[..k].iter().map(|(df, _)| *df).sum::<usize>();
+        while k < by_df.len() && (k == 0 || pool < want) {
+            pool += by_df[k].0;
+            k += 1;
+        }
+        let (rare, common) = by_df.split_at(k);
+        let scores = candidate_scores(conn, rare, common, rows)?;
+        let bound: f64 = common.iter().map(|(df, _)| idf(rows, *df)).sum();
+        let taken = take_best(conn, scores, filter, depth, min_matched)?;
+        if common.is_empty() || (taken.len() >= depth && taken[depth - 1].1 > bound) {
+            break taken;
+        }
+        want = want.saturating_mul(4).max(pool.saturating_add(1));
+    };
+    let mut out: Vec<(Hit, f64, u32)> = taken
+        .into_iter()
+        .map(|(h, idf_sum, n)| {
+            let len = token_count(&h) as f64;
+            let score = idf_sum * (K1 + 1.0) / (1.0 + K1 * (1.0 - B + B * len / avg_len));
+            (h, score, n)
+        })
+        .collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.rowid.cmp(&a.0.rowid)));
+    out.truncate(depth);
+    let matched_best = out.iter().map(|x| x.2).max().unwrap_or(0);
+    let confidence = f64::from(matched_best) / operands.len() as f64;
+    Ok((
+        out.into_iter()
+            .map(|(mut h, score, _)| {
+                h.raw = -score;
+                h
+            })
+            .collect(),
+        confidence,
+    ))
+}
+
+/// Rows an operand matches. Counting a doclist costs a fraction of
+/// reading it out, but a word on a third of a million rows still takes
+/// ~15 ms to count: such counts (≥ `CACHED_FROM`) are kept per store file
+/// for a minute, when a few hundred more or fewer rows barely move the
+/// word's IDF. Smaller counts are cheap and always exact.
+fn doc_freq(conn: &Connection, op: &str) -> Result<usize, StoreError> {
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, Mutex};
+    use std::time::{Duration, Instant};
+    const CACHED_FROM: usize = 5_000;
+    const TTL: Duration = Duration::from_secs(60);
+    const MOST: usize = 10_000;
+    type Counts = HashMap<(String, String), (usize, Instant)>;
+    static COUNTS: LazyLock<Mutex<Counts>> = LazyLock::new(Default::default);
+    let key = (conn.path().unwrap_or_default().to_string(), op.to_string());
+    if let Ok(c) = COUNTS.lock() {
+        if let Some((n, at)) = c.get(&key) {
+            if at.elapsed() < TTL {
+                return Ok(*n);
+            }
+        }
+    }
+    let n: i64 = conn
+        .prepare_cached("SELECT count(*) FROM memories_fts WHERE memories_fts MATCH ?1")?
+        .query_row([op], |r| r.get(0))?;
+    let n = usize::try_from(n).unwrap_or(0);
+    if n >= CACHED_FROM {
+        if let Ok(mut c) = COUNTS.lock() {
+            if c.len() >= MOST {
+                c.retain(|_, (_, at)| at.elapsed() < TTL);
+                if c.len() >= MOST {
+                    c.clear();
+                }
+            }
+            c.insert(key, (n, Instant::now()));
+        }
+    }
+    Ok(n)
+}
+
+/// IDF sums and matched-operand counts of the rows matching any `rare`
+/// operand (`(df, expression)`), the `common` ones counted for those rows
+/// only.
+fn candidate_scores(
+    conn: &Connection,
+    rare: &[(usize, &str)],
+    common: &[(usize, &str)],
+    rows: i64,
+) -> Result<rustc_hash::FxHashMap<i64, (f64, u32)>, StoreError> {
     let mut stmt =
         conn.prepare_cached("SELECT rowid FROM memories_fts WHERE memories_fts MATCH ?1")?;
     // Rowids are small integers: a fast non-keyed hash (no input here is
     // chosen per bucket by a client: rowids are the store's own).
     let mut scores: rustc_hash::FxHashMap<i64, (f64, u32)> = Default::default();
-    let mut ids: Vec<i64> = Vec::new();
-    for op in operands {
-        ids.clear();
-        for id in stmt.query_map([op], |r| r.get(0))? {
-            ids.push(id?);
-        }
-        let w = idf(rows, ids.len());
-        scores.reserve(ids.len());
-        for &id in &ids {
-            let e = scores.entry(id).or_insert((0.0, 0));
+    scores.reserve(rare.iter().map(|(df, _)| *df).sum());
+    for (df, op) in rare {
+        let w = idf(rows, *df);
+        for id in stmt.query_map([op], |r| r.get::<_, i64>(0))? {
+            let e = scores.entry(id?).or_insert((0.0, 0));
             e.0 += w;
             e.1 += 1;
         }
     }
+    if scores.is_empty() || common.is_empty() {
+        return Ok(scores);
+    }
+    let any_rare = rare
+        .iter()
+        .map(|(_, op)| *op)
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    for (df, op) in common {
+        let w = idf(rows, *df);
+        let expr = format!("({any_rare}) AND {op}");
+        for id in stmt.query_map([expr], |r| r.get::<_, i64>(0))? {
+            if let Some(e) = scores.get_mut(&id?) {
+                e.0 += w;
+                e.1 += 1;
+            }
+        }
+    }
+    Ok(scores)
+}
+
+/// The best `depth` rows of `scores` (IDF sum, ties newest first) that
+/// pass `filter` and match at least `min_matched` operands, checked in
+/// SQLite in growing batches, with up to `2·depth` of a tie at the cut;
+/// best first, with their IDF sums and matched counts.
+fn take_best(
+    conn: &Connection,
+    scores: rustc_hash::FxHashMap<i64, (f64, u32)>,
+    filter: &RecallFilter,
+    depth: usize,
+    min_matched: u32,
+) -> Result<Vec<(Hit, f64, u32)>, StoreError> {
     let mut ranked: Vec<(i64, f64, u32)> = scores
         .into_iter()
         .filter(|(_, (_, n))| *n >= min_matched)
@@ -333,27 +461,7 @@ pub fn keyword_any(
         next = end;
         batch = batch.saturating_mul(4);
     }
-    let mut out: Vec<(Hit, f64, u32)> = taken
-        .into_iter()
-        .map(|(h, idf_sum, n)| {
-            let len = token_count(&h) as f64;
-            let score = idf_sum * (K1 + 1.0) / (1.0 + K1 * (1.0 - B + B * len / avg_len));
-            (h, score, n)
-        })
-        .collect();
-    out.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.rowid.cmp(&a.0.rowid)));
-    out.truncate(depth);
-    let matched_best = out.iter().map(|x| x.2).max().unwrap_or(0);
-    let confidence = f64::from(matched_best) / operands.len() as f64;
-    Ok((
-        out.into_iter()
-            .map(|(mut h, score, _)| {
-                h.raw = -score;
-                h
-            })
-            .collect(),
-        confidence,
-    ))
+    Ok(taken)
 }
 
 /// One scored recall result, as the API returns it.

@@ -471,11 +471,14 @@ fn nearest_by_bits(bits: &[u64], q: &[u64], k: usize) -> Vec<usize> {
     let rows = bits.len() / w.max(1);
     let mut dist = vec![0_u16; rows];
     hamming(bits, q, &mut dist);
+    if k >= rows {
+        return (0..rows).collect();
+    }
     let mut hist = vec![0_usize; w * 64 + 1];
     for d in &dist {
         hist[usize::from(*d)] += 1;
     }
-    let (mut cut, mut below) = (0, 0);
+    let (mut cut, mut below) = (hist.len(), 0);
     for (d, c) in hist.iter().enumerate() {
         if below + c >= k {
             cut = d;
@@ -774,7 +777,9 @@ mod tests {
 
     #[test]
     fn a_large_index_searched_in_two_stages_finds_the_best_rows() {
-        let dims = 16;
+        // Clustered like text embeddings (500 centres, each vector a centre
+        // plus noise): the sign-bit stage must keep every true neighbour.
+        let dims = 64;
         let ix = VectorIndex::new(dims);
         let mut seed = 1_u64;
         let mut next = move || {
@@ -787,14 +792,18 @@ mod tests {
             let n = dot(&v, &v).sqrt();
             v.into_iter().map(|x| x / n).collect::<Vec<f32>>()
         };
-        for i in 0..PREFILTER_ROWS as i64 {
-            ix.upsert(i, &unit((0..dims).map(|_| next()).collect()));
+        let centres: Vec<Vec<f32>> = (0..500)
+            .map(|_| unit((0..dims).map(|_| next()).collect()))
+            .collect();
+        let mut near = |c: &[f32], noise: f32| unit(c.iter().map(|x| x + noise * next()).collect());
+        for i in 0..PREFILTER_ROWS {
+            ix.upsert(i as i64, &near(&centres[i % centres.len()], 0.3));
         }
         assert!(ix.prefilters(32));
         assert!(!ix.prefilters(PREFILTER_ROWS));
         let mut found = 0;
-        for _ in 0..10 {
-            let q = unit((0..dims).map(|_| next()).collect());
+        for c in 0..10 {
+            let q = near(&centres[c * 37], 0.3);
             let want: Vec<i64> = Ranked::new(ix.scores(&q))
                 .take(10)
                 .iter()
