@@ -212,7 +212,17 @@ impl Engine {
             let reads = reads.clone();
             tokio::spawn(async move {
                 let t = std::time::Instant::now();
-                match reads.read(move |c| index.fill(c)).await {
+                let filled = reads.read(move |c| index.fill(c)).await;
+                // The load's transient buffers go back to the system now,
+                // not at the next minute's trim.
+                #[cfg(all(target_os = "linux", target_env = "gnu"))]
+                let _ = tokio::task::spawn_blocking(|| {
+                    // SAFETY: malloc_trim only releases free memory of the
+                    // allocator's own arenas; it is safe to call at any time.
+                    unsafe { libc::malloc_trim(0) }
+                })
+                .await;
+                match filled {
                     Ok(n) => tracing::info!(
                         vectors = n,
                         ms = t.elapsed().as_millis() as u64,

@@ -256,6 +256,21 @@ impl VectorIndex {
              JOIN memories m ON m.rowid = e.memory_rowid
              WHERE m.is_deleted = 0 AND m.content_hash = e.content_hash AND e.dims = ?1",
         )?;
+        // Room for every vector at once (the live counts say how many),
+        // so a million do not grow the arrays step by step.
+        let expected: i64 = conn.query_row(
+            "SELECT COALESCE(SUM(embedded), 0) FROM memory_counts",
+            [],
+            |r| r.get(0),
+        )?;
+        if let (Ok(more), Ok(mut s)) = (usize::try_from(expected), self.inner.write()) {
+            let w = self.dims.div_ceil(64);
+            s.rowids.reserve(more);
+            s.scales.reserve(more);
+            s.codes.reserve(more.saturating_mul(self.dims));
+            s.bits.reserve(more.saturating_mul(w));
+            s.slot.reserve(more);
+        }
         let mut rows = stmt.query([self.dims as i64])?;
         let mut chunk: Vec<(i64, Vec<i8>, f32)> = Vec::with_capacity(CHUNK);
         loop {
