@@ -135,6 +135,15 @@ pub fn gaps_after(
     cursor: i64,
     limit: usize,
 ) -> Result<Vec<(i64, String, String, String)>, StoreError> {
+    // The live counts know whether any live memory lacks a vector; when
+    // none does, no scan (at a million memories a scan that finds nothing
+    // reads the whole table, and the backfill asks every few seconds).
+    let pending: i64 = conn
+        .prepare_cached("SELECT COALESCE(SUM(live) - SUM(embedded), 0) FROM memory_counts")?
+        .query_row([], |r| r.get(0))?;
+    if pending <= 0 {
+        return Ok(Vec::new());
+    }
     let mut stmt = conn.prepare_cached(
         "SELECT rowid, id, content, content_hash FROM memories
          WHERE rowid > ?1 AND is_deleted = 0 AND embedding_model IS NULL
@@ -431,11 +440,11 @@ impl VectorIndex {
         let scored: Vec<(f32, usize)> = if len >= PREFILTER_ROWS && prefilter_pool(n) < len / 4 {
             let qb = sign_bits(&qc);
             let near = nearest_by_bits(&s.bits, &qb, prefilter_pool(n));
+            let mut raw = vec![0_i32; near.len()];
+            dot_rows(&s.codes, self.dims, &near, &qc, &mut raw);
             near.into_iter()
-                .map(|i| {
-                    let row = &s.codes[i * self.dims..(i + 1) * self.dims];
-                    (dot_i8(row, &qc) as f32 * qs * s.scales[i], i)
-                })
+                .zip(raw)
+                .map(|(i, r)| (r as f32 * qs * s.scales[i], i))
                 .collect()
         } else {
             let mut raw = vec![0_i32; len];
@@ -552,6 +561,18 @@ unsafe fn hamming_popcnt(bits: &[u64], q: &[u64], out: &mut [u16]) {
 
 #[inline(always)]
 fn hamming_body(bits: &[u64], q: &[u64], out: &mut [u16]) {
+    // 384 dimensions (the default model) are six words: a fixed-length
+    // row the compiler unrolls.
+    if let Ok(q6) = <&[u64; 6]>::try_from(q) {
+        for (row, d) in bits.chunks_exact(6).zip(out.iter_mut()) {
+            let mut n = 0;
+            for i in 0..6 {
+                n += (row[i] ^ q6[i]).count_ones();
+            }
+            *d = n as u16;
+        }
+        return;
+    }
     for (row, d) in bits.chunks_exact(q.len()).zip(out.iter_mut()) {
         *d = row
             .iter()
@@ -561,12 +582,35 @@ fn hamming_body(bits: &[u64], q: &[u64], out: &mut [u16]) {
     }
 }
 
-/// Integer dot product of two code rows.
-fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| i32::from(*x) * i32::from(*y))
-        .sum()
+/// Integer dot products of `q` with the code rows at `rows` (AVX2 when
+/// the CPU has it, like [`scan`]).
+fn dot_rows(codes: &[i8], dims: usize, rows: &[usize], q: &[i8], out: &mut [i32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            unsafe { dot_rows_avx2(codes, dims, rows, q, out) };
+            return;
+        }
+    }
+    dot_rows_body(codes, dims, rows, q, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn dot_rows_avx2(codes: &[i8], dims: usize, rows: &[usize], q: &[i8], out: &mut [i32]) {
+    dot_rows_body(codes, dims, rows, q, out)
+}
+
+#[inline(always)]
+fn dot_rows_body(codes: &[i8], dims: usize, rows: &[usize], q: &[i8], out: &mut [i32]) {
+    for (&i, o) in rows.iter().zip(out.iter_mut()) {
+        *o = codes[i * dims..(i + 1) * dims]
+            .iter()
+            .zip(q)
+            .map(|(a, b)| i32::from(*a) * i32::from(*b))
+            .sum();
+    }
 }
 
 /// An f32 with a total order (for the heap).
