@@ -952,21 +952,6 @@ pub fn vector(
     // while its two-stage search stays cheap, then walk the full ranking.
     while out.len() < limit && index.len() > n && index.prefilters(n * 4) {
         n *= 4;
-        if !index.is_complete() {
-            // The daemon is still loading the index: ask vec0 (exact, slower).
-            loop {
-                let got = super::vec::knn(conn, q, n)?;
-                let all = got.len() < n || n >= super::vec::KNN_MAX;
-                check(fresh(&got, &mut checked), &mut out)?;
-                if out.len() >= limit || all {
-                    break;
-                }
-                n = n.saturating_mul(4).min(super::vec::KNN_MAX);
-            }
-            out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.rowid.cmp(&b.0.rowid)));
-            out.truncate(limit);
-            return Ok(out);
-        }
         check(fresh(&index.top(q, n), &mut checked), &mut out)?;
     }
     if out.len() < limit && index.len() > n {
@@ -1051,6 +1036,63 @@ pub fn distinct_who(conn: &Connection, scope: &Scope) -> Result<Vec<String>, Sto
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_vector_leg_asks_vec0_until_the_index_is_loaded() {
+        use crate::store::vec::{NewVector, VectorIndex};
+        let dir = tempfile::tempdir().expect("tmp");
+        let c = crate::store::open_writer(&dir.path().join("t.db"), 4).expect("open");
+        let rows: [(&str, [f32; 4]); 4] = [
+            ("east", [1.0, 0.0, 0.0, 0.0]),
+            ("north-east", [0.8, 0.6, 0.0, 0.0]),
+            ("north", [0.0, 1.0, 0.0, 0.0]),
+            ("west", [-1.0, 0.0, 0.0, 0.0]),
+        ];
+        for (id, _) in &rows {
+            c.execute(
+                "INSERT INTO memories(id, content, content_hash, created_at, updated_at)
+                 VALUES (?1, ?1, ?1, 't', 't')",
+                [id],
+            )
+            .expect("row");
+            let row = crate::store::memories::Indexed {
+                content: id,
+                who: None,
+                project: None,
+                agent: None,
+                user: None,
+                embedded: false,
+                critical: false,
+            };
+            crate::store::memories::index_new(&c, c.last_insert_rowid(), &row).expect("index");
+        }
+        let items: Vec<NewVector> = rows
+            .iter()
+            .map(|(id, v)| NewVector {
+                memory_id: id.to_string(),
+                content_hash: id.to_string(),
+                vector: v.to_vec(),
+            })
+            .collect();
+        crate::store::vec::store(&c, &items, "m", 4, "t").expect("vectors");
+        let q = [0.9_f32, 0.1, 0.0, 0.0];
+        let q: Vec<f32> = q.iter().map(|x| x / (0.82_f32).sqrt()).collect();
+        let ids = |hits: &[(Hit, f64)]| hits.iter().map(|h| h.0.id.clone()).collect::<Vec<_>>();
+
+        let index = VectorIndex::new(4);
+        index.begin_loading();
+        let early = vector(&c, &index, &q, &RecallFilter::default(), 2, None).expect("vec0");
+        assert_eq!(ids(&early), vec!["east", "north-east"], "answered by vec0");
+        assert!(index.is_empty() && !index.is_complete());
+
+        assert_eq!(index.fill(&c).expect("fill"), 4);
+        assert!(index.is_complete());
+        let loaded = vector(&c, &index, &q, &RecallFilter::default(), 2, None).expect("index");
+        assert_eq!(ids(&loaded), ids(&early));
+        for (a, b) in early.iter().zip(&loaded) {
+            assert!((a.1 - b.1).abs() < 1e-6, "exact scores either way");
+        }
+    }
 
     #[test]
     fn bm25_normalises_against_the_best_raw_score() {

@@ -272,6 +272,8 @@ impl VectorIndex {
             [],
             |r| r.get(0),
         )?;
+        // (Bounded: a damaged counts table must not ask for terabytes.)
+        let expected = expected.clamp(0, 1 << 26);
         if let (Ok(more), Ok(mut s)) = (usize::try_from(expected), self.inner.write()) {
             let w = self.dims.div_ceil(64);
             s.rowids.reserve(more);
