@@ -215,13 +215,7 @@ impl Engine {
                 let filled = reads.read(move |c| index.fill(c)).await;
                 // The load's transient buffers go back to the system now,
                 // not at the next minute's trim.
-                #[cfg(all(target_os = "linux", target_env = "gnu"))]
-                let _ = tokio::task::spawn_blocking(|| {
-                    // SAFETY: malloc_trim only releases free memory of the
-                    // allocator's own arenas; it is safe to call at any time.
-                    unsafe { libc::malloc_trim(0) }
-                })
-                .await;
+                trim_heap().await;
                 match filled {
                     Ok(n) => tracing::info!(
                         vectors = n,
@@ -449,14 +443,19 @@ async fn return_freed_memory(mut stop: watch::Receiver<bool>) {
             _ = tick.tick() => {}
             _ = stop.wait_for(|s| *s) => return,
         }
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        let _ = tokio::task::spawn_blocking(|| {
-            // SAFETY: malloc_trim only releases free memory of the
-            // allocator's own arenas; it is safe to call at any time.
-            unsafe { libc::malloc_trim(0) }
-        })
-        .await;
+        trim_heap().await;
     }
+}
+
+/// Hand the allocator's free pages back to the system (glibc only).
+async fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    let _ = tokio::task::spawn_blocking(|| {
+        // SAFETY: malloc_trim only releases free memory of the
+        // allocator's own arenas; it is safe to call at any time.
+        unsafe { libc::malloc_trim(0) }
+    })
+    .await;
 }
 
 /// How long shutdown waits for in-flight requests.
