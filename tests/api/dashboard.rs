@@ -83,9 +83,16 @@ async fn the_dashboard_works_in_a_real_browser() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}");
+    // The whole log was printed above; the failure names only what failed,
+    // so it survives a CI log that keeps just the tail.
+    let failed: Vec<&str> = stdout.lines().filter(|l| !l.starts_with("ok ")).collect();
+    let stderr_lines: Vec<&str> = stderr.lines().collect();
+    let stderr_tail = stderr_lines[stderr_lines.len().saturating_sub(20)..].join("\n");
     assert!(
         out.status.success() && stdout.contains("all checks passed"),
-        "browser checks failed:\n{stdout}\n{stderr}"
+        "browser checks failed ({}):\n{}\nstderr (last lines):\n{stderr_tail}",
+        out.status,
+        failed.join("\n")
     );
     for view in [
         "memories",

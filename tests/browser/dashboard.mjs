@@ -70,7 +70,7 @@ async function openPage(base, viewport = { width: 1280, height: 800 }) {
 }
 
 // Wait for a selector; on a timeout, show what the page says instead.
-async function see(page, selector, timeout = 10_000) {
+async function see(page, selector, timeout = 30_000) {
   try {
     return await page.waitForSelector(selector, { timeout });
   } catch (e) {
@@ -222,7 +222,7 @@ async function local() {
   await see(page, '.stream-state[data-state=open]');
   await http(LOCAL, 'POST', '/api/memory/remember', { content: 'an atlas event the filter hides', project: 'atlas' });
   await http(LOCAL, 'POST', '/api/memory/remember', { content: 'a zephyr event the filter keeps', project: 'zephyr' });
-  await page.waitForSelector('.events li:has-text("a zephyr event the filter keeps")', { timeout: 2000 });
+  await see(page, '.events li:has-text("a zephyr event the filter keeps")');
   check(await page.locator('.events li:has-text("an atlas event the filter hides")').count() === 0, 'the project filter hides other projects');
   await shot(page, 'live');
 
@@ -317,7 +317,7 @@ async function team() {
   await page.goto(`${TEAM}/#/live`);
   await see(page, '.stream-state[data-state=open]');
   await http(TEAM, 'POST', '/api/memory/remember', { content: 'team live event', project: 'alpha' }, ADMIN);
-  await page.waitForSelector('.events li:has-text("team live event")', { timeout: 2000 });
+  await see(page, '.events li:has-text("team live event")');
   check(true, 'the live view streams with the bearer token');
 
   // Revoked mid-session: back to the prompt on the next call.
