@@ -863,6 +863,23 @@ fn run_batch(
                 | WriteOp::Vacuum { .. }
         )
     });
+    // Of those, only a remember (an insert, or nothing when it dedupes)
+    // and an embedding leave every indexed row as it was: anything else
+    // may change or remove some (the keyword doclists kept in memory are
+    // dropped after it).
+    let rewrites = ops.iter().any(|op| {
+        !matches!(
+            op,
+            WriteOp::Remember { .. }
+                | WriteOp::Embed { .. }
+                | WriteOp::Access { .. }
+                | WriteOp::Feedback { .. }
+                | WriteOp::Session { .. }
+                | WriteOp::Job { .. }
+                | WriteOp::Vacuum { .. }
+                | WriteOp::Revoke { .. }
+        )
+    });
     let mut results: Vec<Result<Outcome, StoreError>> = Vec::with_capacity(ops.len());
     for op in &ops {
         match execute(conn, op, ctx) {
@@ -922,7 +939,12 @@ fn run_batch(
     match &commit {
         // Before any reply: a caller that reads after its write must never
         // be served a cached recall from before it.
-        Ok(()) if moves_data => generation.bump(),
+        Ok(()) if moves_data => {
+            if rewrites {
+                generation.bump_rewrites();
+            }
+            generation.bump();
+        }
         Ok(()) => {}
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK");

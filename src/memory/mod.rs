@@ -420,6 +420,8 @@ pub struct MemoryService {
     reads: ReadPool,
     access: Arc<AccessTracker>,
     cache: Arc<cache::RecallCache>,
+    /// The keyword leg's doclists, kept between recalls.
+    postings: Arc<crate::store::postings::Postings>,
     timeout: Duration,
     embed: Arc<EmbedService>,
     index: Arc<VectorIndex>,
@@ -442,6 +444,7 @@ impl MemoryService {
         index: Arc<VectorIndex>,
     ) -> Self {
         let timeout = Duration::from_millis(config.settings.server.actor_timeout_ms);
+        let postings = Arc::new(crate::store::postings::Postings::new(generation.clone()));
         let cache = Arc::new(cache::RecallCache::new(
             config.settings.server.recall_cache_entries,
             generation,
@@ -452,6 +455,7 @@ impl MemoryService {
             reads,
             access,
             cache,
+            postings,
             timeout,
             embed,
             index,
@@ -1020,12 +1024,13 @@ impl MemoryService {
             };
             let q = query.clone();
             let leg_filter = filter.clone();
+            let postings = self.postings.clone();
             let scored = self
                 .reads
                 .read(move |c| {
                     let (kw, confidence) = match &keyword {
                         KeywordQuery::Any(ops) => {
-                            search::keyword_any(c, ops, &leg_filter, ranking.depth, 1)?
+                            search::keyword_any(c, &postings, ops, &leg_filter, ranking.depth, 1)?
                         }
                         KeywordQuery::Expr(e) => (
                             search::keyword(c, e, &leg_filter, ranking.depth as i64)?,
@@ -1058,9 +1063,10 @@ impl MemoryService {
         let leg = |min: u32| {
             let keyword = keyword.clone();
             let filter = filter.clone();
+            let postings = self.postings.clone();
             self.reads.read(move |c| match &keyword {
                 Some(KeywordQuery::Any(ops)) => {
-                    search::keyword_any(c, ops, &filter, ranking.depth, min)
+                    search::keyword_any(c, &postings, ops, &filter, ranking.depth, min)
                 }
                 Some(KeywordQuery::Expr(e)) => {
                     Ok((search::keyword(c, e, &filter, ranking.depth as i64)?, 1.0))
@@ -1117,6 +1123,7 @@ impl MemoryService {
         let index = self.index.clone();
         let q = query.clone();
         let leg_filter = filter.clone();
+        let postings = self.postings.clone();
         let scored = self
             .reads
             .read(move |c| {
@@ -1128,7 +1135,7 @@ impl MemoryService {
                     // The gate is for beside the vector leg: when it found
                     // nothing (no vectors yet), one-word matches count.
                     (Some(KeywordQuery::Any(ops)), true) => {
-                        search::keyword_any(c, ops, &leg_filter, ranking.depth, 1)?
+                        search::keyword_any(c, &postings, ops, &leg_filter, ranking.depth, 1)?
                     }
                     // Found in an earlier read: what a write changed or
                     // removed since is dropped or refreshed here.

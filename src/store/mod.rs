@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod lock;
 pub mod maintenance;
 pub mod memories;
+pub mod postings;
 pub mod schema;
 pub mod search;
 pub mod sessions;
@@ -323,18 +324,35 @@ impl ReadPool {
         .map_err(|e| StoreError::Task(e.to_string()))?
     }
 }
-/// The write generation of the store: bumped after every commit.
+/// The write generation of the store: bumped after every commit that
+/// changes memories; and a second counter, bumped after every commit that
+/// changes the keyword index other than by adding rows (see
+/// [`postings`]).
 #[derive(Debug, Default)]
-pub struct Generation(std::sync::atomic::AtomicU64);
+pub struct Generation {
+    data: std::sync::atomic::AtomicU64,
+    rewrites: std::sync::atomic::AtomicU64,
+}
 
 impl Generation {
     /// The current generation.
     pub fn current(&self) -> u64 {
-        self.0.load(std::sync::atomic::Ordering::Acquire)
+        self.data.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Mark that the store changed.
     pub fn bump(&self) {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.data.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Commits that changed or removed indexed rows so far.
+    pub fn rewrites(&self) -> u64 {
+        self.rewrites.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Mark that indexed rows were changed or removed (not only added).
+    pub fn bump_rewrites(&self) {
+        self.rewrites
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 }

@@ -6,6 +6,7 @@ use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::memories::{push_tags_sql, Scope};
+use super::postings::{Doclist, Postings};
 use super::StoreError;
 
 /// Structured filters of a recall, applied inside each leg.
@@ -252,6 +253,7 @@ fn idf(rows: i64, matching: usize) -> f64 {
 /// matching fewer than `min_matched` operands are left out.
 pub fn keyword_any(
     conn: &Connection,
+    postings: &Postings,
     operands: &[String],
     filter: &RecallFilter,
     depth: usize,
@@ -263,11 +265,12 @@ pub fn keyword_any(
         return Ok((Vec::new(), 0.0));
     }
     let (rows, avg_len) = index_totals(conn)?;
-    let mut by_df: Vec<(usize, &str)> = Vec::with_capacity(operands.len());
+    let mut by_df: Vec<(usize, &str, Doclist)> = Vec::with_capacity(operands.len());
     for op in operands {
-        by_df.push((doc_freq(conn, op)?, op.as_str()));
+        let list = postings.get(conn, op, doc_freq)?;
+        by_df.push((list.len(), op.as_str(), list));
     }
-    by_df.sort_by_key(|(df, _)| *df);
+    by_df.sort_by_key(|(df, _, _)| *df);
     // Max-score pruning: the rarest operands are read out in full; a
     // common one is only looked up for the rows the rare ones found (one
     // FTS5 AND, which seeks through the long doclist). A row outside that
@@ -278,14 +281,14 @@ pub fn keyword_any(
     let mut want = depth.saturating_mul(4).max(64);
     let mut k = 0;
     let taken = loop {
-        let mut pool = by_df[..k].iter().map(|(df, _)| *df).sum::<usize>();
+        let mut pool = by_df[..k].iter().map(|(df, _, _)| *df).sum::<usize>();
         while k < by_df.len() && (k == 0 || pool < want) {
             pool += by_df[k].0;
             k += 1;
         }
         let (rare, common) = by_df.split_at(k);
         let scores = candidate_scores(conn, rare, common, rows)?;
-        let bound: f64 = common.iter().map(|(df, _)| idf(rows, *df)).sum();
+        let bound: f64 = common.iter().map(|(df, _, _)| idf(rows, *df)).sum();
         let taken = take_best(conn, scores, filter, depth, min_matched)?;
         if common.is_empty() || (taken.len() >= depth && taken[depth - 1].1 > bound) {
             break taken;
@@ -356,12 +359,14 @@ fn doc_freq(conn: &Connection, op: &str) -> Result<usize, StoreError> {
 }
 
 /// IDF sums and matched-operand counts of the rows matching any `rare`
-/// operand (`(df, expression)`), the `common` ones counted for those rows
-/// only.
+/// operand (`(df, expression, doclist)`), the `common` ones counted for
+/// those rows only. Doclists in memory are walked; one too long to keep is
+/// read from FTS5 (a rare one) or looked up with one FTS5 AND that seeks
+/// through it (a common one).
 fn candidate_scores(
     conn: &Connection,
-    rare: &[(usize, &str)],
-    common: &[(usize, &str)],
+    rare: &[(usize, &str, Doclist)],
+    common: &[(usize, &str, Doclist)],
     rows: i64,
 ) -> Result<rustc_hash::FxHashMap<i64, (f64, u32)>, StoreError> {
     let mut stmt =
@@ -369,13 +374,21 @@ fn candidate_scores(
     // Rowids are small integers: a fast non-keyed hash (no input here is
     // chosen per bucket by a client: rowids are the store's own).
     let mut scores: rustc_hash::FxHashMap<i64, (f64, u32)> = Default::default();
-    scores.reserve(rare.iter().map(|(df, _)| *df).sum());
-    for (df, op) in rare {
+    scores.reserve(rare.iter().map(|(df, _, _)| *df).sum());
+    let mut add = |id: i64, w: f64| {
+        let e = scores.entry(id).or_insert((0.0, 0));
+        e.0 += w;
+        e.1 += 1;
+    };
+    for (df, op, list) in rare {
         let w = idf(rows, *df);
-        for id in stmt.query_map([op], |r| r.get::<_, i64>(0))? {
-            let e = scores.entry(id?).or_insert((0.0, 0));
-            e.0 += w;
-            e.1 += 1;
+        match list {
+            Doclist::Rows(ids) => ids.iter().for_each(|&id| add(id, w)),
+            Doclist::Long(_) => {
+                for id in stmt.query_map([op], |r| r.get::<_, i64>(0))? {
+                    add(id?, w);
+                }
+            }
         }
     }
     if scores.is_empty() || common.is_empty() {
@@ -383,16 +396,38 @@ fn candidate_scores(
     }
     let any_rare = rare
         .iter()
-        .map(|(_, op)| *op)
+        .map(|(_, op, _)| *op)
         .collect::<Vec<_>>()
         .join(" OR ");
-    for (df, op) in common {
+    for (df, op, list) in common {
         let w = idf(rows, *df);
-        let expr = format!("({any_rare}) AND {op}");
-        for id in stmt.query_map([expr], |r| r.get::<_, i64>(0))? {
-            if let Some(e) = scores.get_mut(&id?) {
-                e.0 += w;
-                e.1 += 1;
+        let credit = |e: &mut (f64, u32)| {
+            e.0 += w;
+            e.1 += 1;
+        };
+        match list {
+            // Walk the shorter side.
+            Doclist::Rows(ids) if ids.len() <= scores.len() => {
+                for id in ids.iter() {
+                    if let Some(e) = scores.get_mut(id) {
+                        credit(e);
+                    }
+                }
+            }
+            Doclist::Rows(ids) => {
+                for (id, e) in scores.iter_mut() {
+                    if ids.binary_search(id).is_ok() {
+                        credit(e);
+                    }
+                }
+            }
+            Doclist::Long(_) => {
+                let expr = format!("({any_rare}) AND {op}");
+                for id in stmt.query_map([expr], |r| r.get::<_, i64>(0))? {
+                    if let Some(e) = scores.get_mut(&id?) {
+                        credit(e);
+                    }
+                }
             }
         }
     }
@@ -435,7 +470,7 @@ fn take_best(
     let most = depth.saturating_mul(2);
     let mut taken: Vec<(Hit, f64, u32)> = Vec::with_capacity(depth);
     let mut next = 0;
-    let mut batch = depth.saturating_mul(2).max(32);
+    let mut batch = depth.max(16);
     while next < ranked.len() && taken.len() < most {
         if taken.len() >= depth {
             sort_upto(&mut ranked, next + 1);
@@ -1244,13 +1279,29 @@ mod tests {
             "tokens of both columns: {avg}"
         );
         let ops = vec!["\"heron\"".to_string(), "\"river\"".to_string()];
-        let (hits, conf) = keyword_any(&c, &ops, &RecallFilter::default(), 10, 1).expect("leg");
+        let (hits, conf) = keyword_any(
+            &c,
+            &Postings::new(Default::default()),
+            &ops,
+            &RecallFilter::default(),
+            10,
+            1,
+        )
+        .expect("leg");
         let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
         // Both words beat one; between one-word matches the shorter first.
         assert_eq!(ids, vec!["a", "c", "b"]);
         assert_eq!(conf, 1.0);
         let ops = vec!["\"crane\"".to_string(), "\"galaxy\"".to_string()];
-        let (hits, conf) = keyword_any(&c, &ops, &RecallFilter::default(), 10, 1).expect("leg");
+        let (hits, conf) = keyword_any(
+            &c,
+            &Postings::new(Default::default()),
+            &ops,
+            &RecallFilter::default(),
+            10,
+            1,
+        )
+        .expect("leg");
         assert_eq!(hits.len(), 1);
         assert_eq!(conf, 0.5, "the best row matches half the words");
         let only_ann = RecallFilter {
@@ -1258,14 +1309,30 @@ mod tests {
             ..RecallFilter::default()
         };
         let ops = vec!["\"heron\"".to_string()];
-        let (hits, _) = keyword_any(&c, &ops, &only_ann, 10, 1).expect("leg");
+        let (hits, _) = keyword_any(
+            &c,
+            &Postings::new(Default::default()),
+            &ops,
+            &only_ann,
+            10,
+            1,
+        )
+        .expect("leg");
         assert_eq!(
             hits.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(),
             vec!["a"]
         );
         // Asked for two matched words, a one-word match is left out.
         let ops = vec!["\"heron\"".to_string(), "\"river\"".to_string()];
-        let (hits, _) = keyword_any(&c, &ops, &RecallFilter::default(), 10, 2).expect("leg");
+        let (hits, _) = keyword_any(
+            &c,
+            &Postings::new(Default::default()),
+            &ops,
+            &RecallFilter::default(),
+            10,
+            2,
+        )
+        .expect("leg");
         assert_eq!(
             hits.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(),
             vec!["a"]

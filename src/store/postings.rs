@@ -1,0 +1,404 @@
+//! Doclists of the keyword leg's operands, kept in memory.
+//!
+//! A natural question's words come back query after query (a store's
+//! vocabulary is small next to the questions asked of it), and reading a
+//! word's doclist out of FTS5 is most of an uncached keyword recall. A
+//! doclist read once is kept here as sorted rowids and brought up to date
+//! cheaply:
+//! - an insert only adds rowids above every one seen, so an entry knows the
+//!   largest rowid it covers and reads only the rows above it
+//!   (`rowid > covered`, a seek in FTS5);
+//! - any other change to the keyword index (a content edit, a forget, a
+//!   recover, a purge, a repair, an import) bumps the store's rewrite
+//!   counter ([`Generation::rewrites`]) after its commit, and every entry
+//!   read before it is dropped.
+//!
+//! A reader takes the rewrite counter before it reads, so an entry is
+//! never filed under a counter newer than its data. Doclists longer than
+//! [`ENTRY_MOST`] stay in FTS5 (the keyword leg seeks through those), and
+//! the whole cache holds at most [`TOTAL_MOST`] rowids (8 bytes each), the
+//! least recently used dropped first.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+
+use super::{Generation, StoreError};
+
+/// The longest doclist kept (rowids).
+pub const ENTRY_MOST: usize = 100_000;
+/// Rowids kept in all (16 MB).
+pub const TOTAL_MOST: usize = 2_000_000;
+
+struct Entry {
+    rows: Arc<Vec<i64>>,
+    /// Every rowid up to this one is in `rows` if it matches.
+    covered: i64,
+    used: u64,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// The rewrite counter the entries were read under.
+    rewrites: u64,
+    entries: HashMap<String, Entry>,
+    total: usize,
+    tick: u64,
+}
+
+/// The cache, one per store.
+pub struct Postings {
+    generation: Arc<Generation>,
+    inner: Mutex<Inner>,
+    entry_most: usize,
+    total_most: usize,
+}
+
+/// What the cache knows of one operand.
+pub enum Doclist {
+    /// Every matching rowid, ascending.
+    Rows(Arc<Vec<i64>>),
+    /// Too long to keep: only its length.
+    Long(usize),
+}
+
+impl Doclist {
+    /// Rows the operand matches.
+    pub fn len(&self) -> usize {
+        match self {
+            Doclist::Rows(r) => r.len(),
+            Doclist::Long(n) => *n,
+        }
+    }
+
+    /// True when the operand matches no row.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Postings {
+    /// An empty cache following `generation`'s rewrite counter.
+    pub fn new(generation: Arc<Generation>) -> Self {
+        Self::with_limits(generation, ENTRY_MOST, TOTAL_MOST)
+    }
+
+    /// An empty cache keeping doclists of at most `entry_most` rowids and
+    /// `total_most` in all.
+    pub fn with_limits(generation: Arc<Generation>, entry_most: usize, total_most: usize) -> Self {
+        Postings {
+            generation,
+            inner: Mutex::new(Inner::default()),
+            entry_most,
+            total_most,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // The guarded maps stay consistent whatever panicked: every
+        // mutation below completes before the guard drops.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The doclist of the FTS5 expression `op` as of now, read through
+    /// `conn` where the cache does not have it. `count` gives the number
+    /// of rows `op` matches when it has to be read (so a long doclist is
+    /// counted, not read out).
+    pub fn get(
+        &self,
+        conn: &Connection,
+        op: &str,
+        count: impl FnOnce(&Connection, &str) -> Result<usize, StoreError>,
+    ) -> Result<Doclist, StoreError> {
+        // First the counter, then the reads: data read after a rewrite is
+        // never filed under the counter from before it.
+        let rewrites = self.generation.rewrites();
+        let top: i64 = conn
+            .prepare_cached("SELECT coalesce(max(rowid), 0) FROM memories")?
+            .query_row([], |r| r.get(0))?;
+        let known = {
+            let mut inner = self.lock();
+            if inner.rewrites != rewrites {
+                if inner.rewrites > rewrites {
+                    // This reader started before a rewrite another one
+                    // has already seen: read, but keep nothing.
+                    None
+                } else {
+                    inner.entries.clear();
+                    inner.total = 0;
+                    inner.rewrites = rewrites;
+                    Some(None)
+                }
+            } else {
+                inner.tick += 1;
+                let tick = inner.tick;
+                Some(inner.entries.get_mut(op).map(|e| {
+                    e.used = tick;
+                    (e.rows.clone(), e.covered)
+                }))
+            }
+        };
+        let keep = known.is_some();
+        let (rows, covered) = match known.flatten() {
+            Some((rows, covered)) if covered >= top => return Ok(Doclist::Rows(rows)),
+            Some((rows, covered)) => {
+                let mut more = read(conn, op, covered, top)?;
+                if more.is_empty() {
+                    (rows, covered)
+                } else {
+                    let mut all = Vec::with_capacity(rows.len() + more.len());
+                    all.extend_from_slice(&rows);
+                    all.append(&mut more);
+                    (Arc::new(all), covered)
+                }
+            }
+            None => {
+                let n = count(conn, op)?;
+                if n > self.entry_most {
+                    return Ok(Doclist::Long(n));
+                }
+                (Arc::new(read(conn, op, 0, top)?), 0)
+            }
+        };
+        if keep && rows.len() <= self.entry_most {
+            self.file(op, rows.clone(), covered, top, rewrites);
+        }
+        Ok(Doclist::Rows(rows))
+    }
+
+    /// Keep `rows` (covering up to `top`) unless the cache has moved past
+    /// `rewrites` or holds a newer copy.
+    fn file(&self, op: &str, rows: Arc<Vec<i64>>, was: i64, top: i64, rewrites: u64) {
+        let mut inner = self.lock();
+        if inner.rewrites != rewrites {
+            return;
+        }
+        inner.tick += 1;
+        let tick = inner.tick;
+        let len = rows.len();
+        let old = match inner.entries.get(op) {
+            Some(e) if e.covered > was => return,
+            Some(e) => e.rows.len(),
+            None => 0,
+        };
+        inner.entries.insert(
+            op.to_string(),
+            Entry {
+                rows,
+                covered: top,
+                used: tick,
+            },
+        );
+        inner.total = inner.total - old + len;
+        if inner.total > self.total_most {
+            // Least recently used first, down to three quarters.
+            let mut by_use: Vec<(u64, String, usize)> = inner
+                .entries
+                .iter()
+                .map(|(k, e)| (e.used, k.clone(), e.rows.len()))
+                .collect();
+            by_use.sort_unstable();
+            for (_, k, n) in by_use {
+                if inner.total <= self.total_most / 4 * 3 {
+                    break;
+                }
+                inner.entries.remove(&k);
+                inner.total -= n;
+            }
+        }
+    }
+
+    /// Operands kept and the rowids they hold (for tests and status).
+    pub fn size(&self) -> (usize, usize) {
+        let inner = self.lock();
+        (inner.entries.len(), inner.total)
+    }
+}
+
+/// The rowids in `(after, upto]` that `op` matches, ascending.
+fn read(conn: &Connection, op: &str, after: i64, upto: i64) -> Result<Vec<i64>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT rowid FROM memories_fts WHERE memories_fts MATCH ?1 AND rowid > ?2 AND rowid <= ?3 ORDER BY rowid",
+    )?;
+    let rows = stmt
+        .query_map(rusqlite::params![op, after, upto], |r| r.get::<_, i64>(0))?
+        .collect::<Result<Vec<i64>, _>>()?;
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let c = crate::store::open_writer(&dir.path().join("t.db"), 4).expect("open");
+        (dir, c)
+    }
+
+    fn add(c: &Connection, content: &str) -> i64 {
+        c.execute(
+            "INSERT INTO memories(id, content, content_hash, created_at, updated_at)
+             VALUES (?1, ?1, ?1, 't', 't')",
+            [content],
+        )
+        .expect("row");
+        let rowid = c.last_insert_rowid();
+        let row = crate::store::memories::Indexed {
+            content,
+            who: None,
+            project: None,
+            agent: None,
+            user: None,
+            embedded: false,
+            critical: false,
+        };
+        crate::store::memories::index_new(c, rowid, &row).expect("index");
+        rowid
+    }
+
+    /// Counts the reads that reach FTS5 for a doclist's length.
+    fn counted(
+        n: &std::cell::Cell<usize>,
+    ) -> impl Fn(&Connection, &str) -> Result<usize, StoreError> + '_ {
+        move |c, op| {
+            n.set(n.get() + 1);
+            let k: i64 = c.query_row(
+                "SELECT count(*) FROM memories_fts WHERE memories_fts MATCH ?1",
+                [op],
+                |r| r.get(0),
+            )?;
+            Ok(k as usize)
+        }
+    }
+
+    fn rows(d: Doclist) -> Vec<i64> {
+        match d {
+            Doclist::Rows(r) => r.to_vec(),
+            Doclist::Long(n) => panic!("a long doclist of {n}"),
+        }
+    }
+
+    #[test]
+    fn a_doclist_is_read_once_and_follows_inserts() {
+        let (_d, c) = store();
+        let a = add(&c, "heron by the river");
+        add(&c, "crane at dusk");
+        let g = Arc::new(Generation::default());
+        let p = Postings::new(g.clone());
+        let reads = std::cell::Cell::new(0);
+        assert_eq!(
+            rows(p.get(&c, "heron", counted(&reads)).expect("get")),
+            vec![a]
+        );
+        assert_eq!(
+            rows(p.get(&c, "heron", counted(&reads)).expect("get")),
+            vec![a]
+        );
+        assert_eq!(reads.get(), 1, "the second answer came from memory");
+        // An insert is picked up from above the covered rowid (no recount).
+        let b = add(&c, "a grey heron again");
+        add(&c, "no bird here");
+        assert_eq!(
+            rows(p.get(&c, "heron", counted(&reads)).expect("get")),
+            vec![a, b]
+        );
+        assert_eq!(reads.get(), 1);
+        assert_eq!(p.size(), (1, 2));
+        // An operand matching nothing is kept too (and stays right).
+        assert!(rows(p.get(&c, "galaxy", counted(&reads)).expect("get")).is_empty());
+        let g2 = add(&c, "the galaxy");
+        assert_eq!(
+            rows(p.get(&c, "galaxy", counted(&reads)).expect("get")),
+            vec![g2]
+        );
+    }
+
+    #[test]
+    fn a_rewrite_drops_every_doclist_read_before_it() {
+        let (_d, c) = store();
+        let a = add(&c, "heron by the river");
+        let b = add(&c, "heron in the reeds");
+        let g = Arc::new(Generation::default());
+        let p = Postings::new(g.clone());
+        let reads = std::cell::Cell::new(0);
+        assert_eq!(
+            rows(p.get(&c, "heron", counted(&reads)).expect("get")),
+            vec![a, b]
+        );
+        // A content edit and a forget (the update trigger rewrites the
+        // index rows); until the writer bumps the counter the cache still
+        // answers from before, as a cached recall would.
+        c.execute(
+            "UPDATE memories SET content = 'crane by the river' WHERE rowid = ?1",
+            [a],
+        )
+        .expect("edit");
+        c.execute("UPDATE memories SET is_deleted = 1 WHERE rowid = ?1", [b])
+            .expect("forget");
+        g.bump_rewrites();
+        assert!(rows(p.get(&c, "heron", counted(&reads)).expect("get")).is_empty());
+        assert_eq!(
+            rows(p.get(&c, "crane", counted(&reads)).expect("get")),
+            vec![a]
+        );
+        assert_eq!(reads.get(), 3);
+    }
+
+    #[test]
+    fn long_doclists_stay_in_fts5_and_the_total_is_bounded() {
+        let (_d, c) = store();
+        for i in 0..6 {
+            add(&c, &format!("common word {i} rare{}", i % 3));
+        }
+        let g = Arc::new(Generation::default());
+        let p = Postings::with_limits(g, 4, 4);
+        let reads = std::cell::Cell::new(0);
+        match p.get(&c, "common", counted(&reads)).expect("get") {
+            Doclist::Long(n) => assert_eq!(n, 6),
+            Doclist::Rows(r) => panic!("kept {r:?}"),
+        }
+        assert_eq!(p.size(), (0, 0), "a long doclist is not kept");
+        // rare0, rare1, rare2 hold two rows each: the third pushes the
+        // total past 4 and the least recently used goes.
+        assert_eq!(
+            rows(p.get(&c, "rare0", counted(&reads)).expect("get")).len(),
+            2
+        );
+        assert_eq!(
+            rows(p.get(&c, "rare1", counted(&reads)).expect("get")).len(),
+            2
+        );
+        assert_eq!(
+            rows(p.get(&c, "rare0", counted(&reads)).expect("get")).len(),
+            2
+        );
+        assert_eq!(
+            rows(p.get(&c, "rare2", counted(&reads)).expect("get")).len(),
+            2
+        );
+        assert_eq!(p.size(), (1, 2));
+        let before = reads.get();
+        assert_eq!(
+            rows(p.get(&c, "rare2", counted(&reads)).expect("get")).len(),
+            2
+        );
+        assert_eq!(reads.get(), before, "the newest stayed");
+    }
+
+    #[test]
+    fn a_reader_behind_a_rewrite_keeps_nothing() {
+        let (_d, c) = store();
+        add(&c, "heron");
+        let g = Arc::new(Generation::default());
+        let p = Postings::new(g.clone());
+        g.bump_rewrites();
+        let reads = std::cell::Cell::new(0);
+        p.get(&c, "heron", counted(&reads)).expect("get");
+        assert_eq!(p.size(), (1, 1));
+        // Filing under an older counter than the cache's is refused.
+        p.file("crane", Arc::new(vec![1]), 0, 1, 0);
+        assert_eq!(p.size(), (1, 1));
+    }
+}
