@@ -470,7 +470,7 @@ fn take_best(
     let most = depth.saturating_mul(2);
     let mut taken: Vec<(Hit, f64, u32)> = Vec::with_capacity(depth);
     let mut next = 0;
-    let mut batch = depth.max(16);
+    let mut batch = depth.saturating_mul(2).max(32);
     while next < ranked.len() && taken.len() < most {
         if taken.len() >= depth {
             sort_upto(&mut ranked, next + 1);
