@@ -1039,6 +1039,7 @@ impl MemoryService {
                     };
                     search::rank(
                         c,
+                        Some(&postings),
                         kw,
                         confidence,
                         Vec::new(),
@@ -1139,10 +1140,14 @@ impl MemoryService {
                     }
                     // Found in an earlier read: what a write changed or
                     // removed since is dropped or refreshed here.
-                    _ => (search::still_live(c, kw, &leg_filter)?, confidence),
+                    _ => (
+                        search::still_live(c, kw, &leg_filter, Some(&postings))?,
+                        confidence,
+                    ),
                 };
                 search::rank(
                     c,
+                    Some(&postings),
                     kw,
                     confidence,
                     vec,

@@ -13,23 +13,32 @@
 //!   counter ([`Generation::rewrites`]) after its commit, and every entry
 //!   read before it is dropped.
 //!
+//! The memory rows those reads return (and the neighbour reads after
+//! them) are kept the same way: an insert never changes a row, anything
+//! that does is a rewrite. Rows are only served for reads without a filter
+//! (scope and filters are always checked in SQLite).
+//!
 //! A reader takes the rewrite counter before it reads, so an entry is
 //! never filed under a counter newer than its data. Doclists longer than
 //! [`ENTRY_MOST`] stay in FTS5 (the keyword leg seeks through those), and
 //! the whole cache holds at most [`TOTAL_MOST`] rowids (8 bytes each), the
-//! least recently used dropped first.
+//! least recently used dropped first, and [`ROWS_MOST`] rows (all dropped
+//! when full).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 
+use super::search::Hit;
 use super::{Generation, StoreError};
 
 /// The longest doclist kept (rowids).
 pub const ENTRY_MOST: usize = 100_000;
 /// Rowids kept in all (16 MB).
 pub const TOTAL_MOST: usize = 2_000_000;
+/// Memory rows kept (a few hundred bytes each).
+pub const ROWS_MOST: usize = 20_000;
 
 struct Entry {
     rows: Arc<Vec<i64>>,
@@ -45,6 +54,24 @@ struct Inner {
     entries: HashMap<String, Entry>,
     total: usize,
     tick: u64,
+    /// Memory rows as the keyword and neighbour reads return them, by
+    /// rowid (an insert never changes a row; anything that does is a
+    /// rewrite).
+    rows: HashMap<i64, Hit>,
+}
+
+impl Inner {
+    /// Follow the counter a reader took: a newer one drops everything;
+    /// false when the reader is behind (it reads, but keeps nothing).
+    fn follow(&mut self, rewrites: u64) -> bool {
+        if self.rewrites < rewrites {
+            self.entries.clear();
+            self.rows.clear();
+            self.total = 0;
+            self.rewrites = rewrites;
+        }
+        self.rewrites == rewrites
+    }
 }
 
 /// The cache, one per store.
@@ -53,6 +80,7 @@ pub struct Postings {
     inner: Mutex<Inner>,
     entry_most: usize,
     total_most: usize,
+    rows_most: usize,
 }
 
 /// What the cache knows of one operand.
@@ -92,6 +120,7 @@ impl Postings {
             inner: Mutex::new(Inner::default()),
             entry_most,
             total_most,
+            rows_most: ROWS_MOST,
         }
     }
 
@@ -119,24 +148,15 @@ impl Postings {
             .query_row([], |r| r.get(0))?;
         let known = {
             let mut inner = self.lock();
-            if inner.rewrites != rewrites {
-                if inner.rewrites > rewrites {
-                    // This reader started before a rewrite another one
-                    // has already seen: read, but keep nothing.
-                    None
-                } else {
-                    inner.entries.clear();
-                    inner.total = 0;
-                    inner.rewrites = rewrites;
-                    Some(None)
-                }
-            } else {
+            if inner.follow(rewrites) {
                 inner.tick += 1;
                 let tick = inner.tick;
                 Some(inner.entries.get_mut(op).map(|e| {
                     e.used = tick;
                     (e.rows.clone(), e.covered)
                 }))
+            } else {
+                None
             }
         };
         let keep = known.is_some();
@@ -171,7 +191,7 @@ impl Postings {
     /// `rewrites` or holds a newer copy.
     fn file(&self, op: &str, rows: Arc<Vec<i64>>, was: i64, top: i64, rewrites: u64) {
         let mut inner = self.lock();
-        if inner.rewrites != rewrites {
+        if !inner.follow(rewrites) {
             return;
         }
         inner.tick += 1;
@@ -206,6 +226,39 @@ impl Postings {
                 inner.entries.remove(&k);
                 inner.total -= n;
             }
+        }
+    }
+
+    /// Of `rowids`, the rows kept (live: a forget is a rewrite), and the
+    /// rowids to read; with the counter to file what is read under.
+    pub fn rows(&self, rowids: &[i64]) -> (Vec<Hit>, Vec<i64>, u64) {
+        let rewrites = self.generation.rewrites();
+        let mut inner = self.lock();
+        if !inner.follow(rewrites) {
+            return (Vec::new(), rowids.to_vec(), rewrites);
+        }
+        let mut kept = Vec::with_capacity(rowids.len());
+        let mut missing = Vec::new();
+        for r in rowids {
+            match inner.rows.get(r) {
+                Some(h) => kept.push(h.clone()),
+                None => missing.push(*r),
+            }
+        }
+        (kept, missing, rewrites)
+    }
+
+    /// Keep rows read after the counter was `rewrites`.
+    pub fn file_rows(&self, hits: &[Hit], rewrites: u64) {
+        let mut inner = self.lock();
+        if !inner.follow(rewrites) {
+            return;
+        }
+        if inner.rows.len() + hits.len() > self.rows_most {
+            inner.rows.clear();
+        }
+        for h in hits.iter().take(self.rows_most) {
+            inner.rows.insert(h.rowid, h.clone());
         }
     }
 
@@ -385,6 +438,52 @@ mod tests {
             2
         );
         assert_eq!(reads.get(), before, "the newest stayed");
+    }
+
+    #[test]
+    fn rows_are_read_once_until_a_rewrite_and_never_past_a_filter() {
+        use crate::store::search::{hits_by_rowid, RecallFilter};
+        let (_d, c) = store();
+        let a = add(&c, "heron by the river");
+        let b = add(&c, "crane at dusk");
+        let g = Arc::new(Generation::default());
+        let p = Postings::new(g.clone());
+        let all = RecallFilter::default();
+        let read = |ids: &[i64], f: &RecallFilter| {
+            hits_by_rowid(&c, ids, f, Some(&p))
+                .expect("rows")
+                .into_iter()
+                .map(|h| (h.rowid, h.content))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(read(&[b, a], &all).len(), 2);
+        assert_eq!(p.rows(&[a, b]).1, Vec::<i64>::new(), "both kept");
+        // Changed behind the cache's back: still the kept copy, until the
+        // writer's counter moves (it does after every such commit).
+        c.execute(
+            "UPDATE memories SET content = 'egret by the river' WHERE rowid = ?1",
+            [a],
+        )
+        .expect("edit");
+        assert_eq!(
+            read(&[a], &all),
+            vec![(a, "heron by the river".to_string())]
+        );
+        g.bump_rewrites();
+        assert_eq!(
+            read(&[a], &all),
+            vec![(a, "egret by the river".to_string())]
+        );
+        c.execute("UPDATE memories SET is_deleted = 1 WHERE rowid = ?1", [b])
+            .expect("forget");
+        g.bump_rewrites();
+        assert_eq!(read(&[a, b], &all).len(), 1, "a forgotten row is gone");
+        // A filter always goes to SQLite.
+        let only = RecallFilter {
+            project: Some("elsewhere".into()),
+            ..RecallFilter::default()
+        };
+        assert!(read(&[a], &only).is_empty());
     }
 
     #[test]

@@ -289,7 +289,7 @@ pub fn keyword_any(
         let (rare, common) = by_df.split_at(k);
         let scores = candidate_scores(conn, rare, common, rows)?;
         let bound: f64 = common.iter().map(|(df, _, _)| idf(rows, *df)).sum();
-        let taken = take_best(conn, scores, filter, depth, min_matched)?;
+        let taken = take_best(conn, postings, scores, filter, depth, min_matched)?;
         if common.is_empty() || (taken.len() >= depth && taken[depth - 1].1 > bound) {
             break taken;
         }
@@ -440,6 +440,7 @@ fn candidate_scores(
 /// best first, with their IDF sums and matched counts.
 fn take_best(
     conn: &Connection,
+    postings: &Postings,
     scores: rustc_hash::FxHashMap<i64, (f64, u32)>,
     filter: &RecallFilter,
     depth: usize,
@@ -484,10 +485,11 @@ fn take_best(
         sort_upto(&mut ranked, end);
         let part = &ranked[next..end];
         let ids: Vec<i64> = part.iter().map(|c| c.0).collect();
-        let mut found: std::collections::HashMap<i64, Hit> = hits_by_rowid(conn, &ids, filter)?
-            .into_iter()
-            .map(|h| (h.rowid, h))
-            .collect();
+        let mut found: std::collections::HashMap<i64, Hit> =
+            hits_by_rowid(conn, &ids, filter, Some(postings))?
+                .into_iter()
+                .map(|h| (h.rowid, h))
+                .collect();
         for &(rowid, score, n) in part {
             if let Some(h) = found.remove(&rowid) {
                 taken.push((h, score, n));
@@ -735,9 +737,10 @@ pub fn still_live(
     conn: &Connection,
     hits: Vec<Hit>,
     filter: &RecallFilter,
+    cache: Option<&Postings>,
 ) -> Result<Vec<Hit>, StoreError> {
     let ids: Vec<i64> = hits.iter().map(|h| h.rowid).collect();
-    let mut now: std::collections::HashMap<i64, Hit> = hits_by_rowid(conn, &ids, filter)?
+    let mut now: std::collections::HashMap<i64, Hit> = hits_by_rowid(conn, &ids, filter, cache)?
         .into_iter()
         .map(|h| (h.rowid, h))
         .collect();
@@ -752,15 +755,35 @@ pub fn still_live(
         .collect())
 }
 
-/// Of `rowids`, the live rows that pass `filter`, as hits.
+/// Of `rowids`, the live rows that pass `filter`, as hits, in rowid
+/// order. Without a filter, rows kept in `cache` are not read again.
 pub fn hits_by_rowid(
     conn: &Connection,
     rowids: &[i64],
     filter: &RecallFilter,
+    cache: Option<&Postings>,
 ) -> Result<Vec<Hit>, StoreError> {
     if rowids.is_empty() {
         return Ok(Vec::new());
     }
+    let Some(cache) = cache.filter(|_| filter.is_empty()) else {
+        return read_hits(conn, rowids, filter);
+    };
+    let (mut kept, missing, rewrites) = cache.rows(rowids);
+    if !missing.is_empty() {
+        let read = read_hits(conn, &missing, filter)?;
+        cache.file_rows(&read, rewrites);
+        kept.extend(read);
+    }
+    kept.sort_unstable_by_key(|h| h.rowid);
+    Ok(kept)
+}
+
+fn read_hits(
+    conn: &Connection,
+    rowids: &[i64],
+    filter: &RecallFilter,
+) -> Result<Vec<Hit>, StoreError> {
     let list = serde_json::to_string(rowids).map_err(|e| StoreError::Task(e.to_string()))?;
     let mut args: Vec<Box<dyn ToSql>> = vec![Box::new(list)];
     let mut sql = format!(
@@ -770,7 +793,9 @@ pub fn hits_by_rowid(
     filter.push_sql(&mut sql, &mut args);
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), hit_from_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let mut hits: Vec<Hit> = rows.collect::<Result<_, _>>()?;
+    hits.sort_unstable_by_key(|h| h.rowid);
+    Ok(hits)
 }
 
 /// Neighbour context: each candidate, and each neighbour of a candidate
@@ -782,6 +807,7 @@ pub fn hits_by_rowid(
 /// candidate that brought it.
 pub fn add_neighbours(
     conn: &Connection,
+    cache: Option<&Postings>,
     candidates: Vec<Candidate>,
     filter: &RecallFilter,
     weight: f64,
@@ -808,7 +834,7 @@ pub fn add_neighbours(
         .collect();
     let found = candidates.len();
     let mut all = candidates;
-    for hit in hits_by_rowid(conn, &missing, filter)? {
+    for hit in hits_by_rowid(conn, &missing, filter, cache)? {
         by_rowid.insert(hit.rowid, all.len());
         // Its own neighbours matter only where they are candidates, and a
         // candidate next to it already names it: no lookup needed.
@@ -876,6 +902,7 @@ pub fn boost_named(candidates: &mut [Candidate], query: &str, boost: f64) {
 #[allow(clippy::too_many_arguments)]
 pub fn rank(
     conn: &Connection,
+    cache: Option<&Postings>,
     keyword: Vec<Hit>,
     keyword_confidence: f64,
     vector: Vec<(Hit, f64)>,
@@ -887,6 +914,7 @@ pub fn rank(
     let fused = fuse(keyword, keyword_confidence, vector, ranking);
     let mut all = add_neighbours(
         conn,
+        cache,
         fused,
         filter,
         ranking.neighbour_weight,
