@@ -58,6 +58,33 @@ struct Inner {
     /// rowid (an insert never changes a row; anything that does is a
     /// rewrite).
     rows: HashMap<i64, Hit>,
+    /// Rows' neighbours in their projects.
+    neighbours: HashMap<i64, Neighbours>,
+}
+
+/// The live memory stored next to a row in its project.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Neighbour {
+    pub rowid: i64,
+    pub who: Option<String>,
+    pub created_at: String,
+}
+
+/// A row's neighbours before and after it, read when the largest rowid
+/// was `top`. The one before never changes by an insert (inserts come
+/// after every row); the one after does only while there is none, so a
+/// missing one is only good while nothing was inserted since.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Neighbours {
+    pub sides: [Option<Neighbour>; 2],
+    pub top: i64,
+}
+
+impl Neighbours {
+    /// Still true when the largest rowid is `top`.
+    pub fn current(&self, top: i64) -> bool {
+        self.sides[1].is_some() || self.top >= top
+    }
 }
 
 impl Inner {
@@ -67,6 +94,7 @@ impl Inner {
         if self.rewrites < rewrites {
             self.entries.clear();
             self.rows.clear();
+            self.neighbours.clear();
             self.total = 0;
             self.rewrites = rewrites;
         }
@@ -140,12 +168,22 @@ impl Postings {
         op: &str,
         count: impl FnOnce(&Connection, &str) -> Result<usize, StoreError>,
     ) -> Result<Doclist, StoreError> {
+        self.get_upto(conn, op, top(conn)?, count)
+    }
+
+    /// [`Postings::get`] as of the largest rowid `top`, read by the
+    /// caller once for all its operands (an older `top` only means more
+    /// rows are read next time).
+    pub fn get_upto(
+        &self,
+        conn: &Connection,
+        op: &str,
+        top: i64,
+        count: impl FnOnce(&Connection, &str) -> Result<usize, StoreError>,
+    ) -> Result<Doclist, StoreError> {
         // First the counter, then the reads: data read after a rewrite is
         // never filed under the counter from before it.
         let rewrites = self.generation.rewrites();
-        let top: i64 = conn
-            .prepare_cached("SELECT coalesce(max(rowid), 0) FROM memories")?
-            .query_row([], |r| r.get(0))?;
         let known = {
             let mut inner = self.lock();
             if inner.follow(rewrites) {
@@ -262,11 +300,50 @@ impl Postings {
         }
     }
 
+    /// The rewrite counter, taken before a read whose result is filed.
+    pub fn rewrites(&self) -> u64 {
+        self.generation.rewrites()
+    }
+
+    /// The kept neighbours of `rowids` (`None` where not kept), as of
+    /// the counter `rewrites`.
+    pub fn neighbours(&self, rowids: &[i64], rewrites: u64) -> Vec<Option<Neighbours>> {
+        let mut inner = self.lock();
+        if !inner.follow(rewrites) {
+            return vec![None; rowids.len()];
+        }
+        rowids
+            .iter()
+            .map(|r| inner.neighbours.get(r).cloned())
+            .collect()
+    }
+
+    /// Keep neighbours read after the counter was `rewrites`.
+    pub fn file_neighbours(&self, read: Vec<(i64, Neighbours)>, rewrites: u64) {
+        let mut inner = self.lock();
+        if !inner.follow(rewrites) {
+            return;
+        }
+        if inner.neighbours.len() + read.len() > self.rows_most {
+            inner.neighbours.clear();
+        }
+        inner
+            .neighbours
+            .extend(read.into_iter().take(self.rows_most));
+    }
+
     /// Operands kept and the rowids they hold (for tests and status).
     pub fn size(&self) -> (usize, usize) {
         let inner = self.lock();
         (inner.entries.len(), inner.total)
     }
+}
+
+/// The largest rowid of the store (0 when empty).
+pub fn top(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT coalesce(max(rowid), 0) FROM memories")?
+        .query_row([], |r| r.get(0))?)
 }
 
 /// The rowids in `(after, upto]` that `op` matches, ascending.
@@ -484,6 +561,55 @@ mod tests {
             ..RecallFilter::default()
         };
         assert!(read(&[a], &only).is_empty());
+    }
+
+    #[test]
+    fn neighbours_follow_inserts_after_a_projects_last_row_and_rewrites() {
+        use crate::store::search::{adjacent, hits_by_rowid, RecallFilter};
+        let (_d, c) = store();
+        let turn = |who: &str, text: &str, minute: u32| -> i64 {
+            c.execute(
+                "INSERT INTO memories(id, content, content_hash, created_at, updated_at, who, project)
+                 VALUES (?1, ?1, ?1, ?2, ?2, ?3, 'talk')",
+                rusqlite::params![text, format!("2026-01-01T10:{minute:02}:00.000Z"), who],
+            )
+            .expect("row");
+            let rowid = c.last_insert_rowid();
+            let row = crate::store::memories::Indexed {
+                content: text,
+                who: Some(who),
+                project: Some("talk"),
+                agent: None,
+                user: None,
+                embedded: false,
+                critical: false,
+            };
+            crate::store::memories::index_new(&c, rowid, &row).expect("index");
+            rowid
+        };
+        let a = turn("ann", "did you go", 0);
+        let b = turn("bob", "yes last week", 1);
+        let g = Arc::new(Generation::default());
+        let p = Postings::new(g.clone());
+        let window = chrono::Duration::minutes(30);
+        let sides = |rowid: i64| {
+            let hits = hits_by_rowid(&c, &[rowid], &RecallFilter::default(), None).expect("hit");
+            let refs: Vec<&Hit> = hits.iter().collect();
+            adjacent(&c, &refs, window, Some(&p)).expect("adjacent")[0]
+        };
+        assert_eq!(sides(b), [Some(a), None]);
+        assert_eq!(sides(a), [None, Some(b)]);
+        // Kept: the same answer without a read, until an insert after the
+        // project's last row gives it a next neighbour.
+        let c2 = turn("ann", "how was it", 2);
+        assert_eq!(sides(b), [Some(a), Some(c2)]);
+        // A forget in between is a rewrite: the neighbours are read again.
+        c.execute("UPDATE memories SET is_deleted = 1 WHERE rowid = ?1", [b])
+            .expect("forget");
+        assert_eq!(sides(a), [None, Some(b)], "kept until the counter moves");
+        g.bump_rewrites();
+        assert_eq!(sides(a), [None, None], "ann's own next turn is no dialogue");
+        assert_eq!(sides(c2), [None, None]);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::memories::{push_tags_sql, Scope};
-use super::postings::{Doclist, Postings};
+use super::postings::{Doclist, Neighbour, Neighbours, Postings};
 use super::StoreError;
 
 /// Structured filters of a recall, applied inside each leg.
@@ -266,8 +266,9 @@ pub fn keyword_any(
     }
     let (rows, avg_len) = index_totals(conn)?;
     let mut by_df: Vec<(usize, &str, Doclist)> = Vec::with_capacity(operands.len());
+    let top = super::postings::top(conn)?;
     for op in operands {
-        let list = postings.get(conn, op, doc_freq)?;
+        let list = postings.get_upto(conn, op, top, doc_freq)?;
         by_df.push((list.len(), op.as_str(), list));
     }
     by_df.sort_by_key(|(df, _, _)| *df);
@@ -677,54 +678,104 @@ fn in_dialogue(a: (Option<&str>, &str), b: (Option<&str>, &str), window: chrono:
 
 /// For each of `hits`, the rowids of the live memories stored just before
 /// and after it in its project, each only when it forms a dialogue with the
-/// hit (another speaker, within `window`). One statement for all of them.
+/// hit (another speaker, within `window`). One statement for those `cache`
+/// does not hold (a project's order changes only by a rewrite, or by an
+/// insert after its last row).
 pub fn adjacent(
     conn: &Connection,
     hits: &[&Hit],
     window: chrono::Duration,
+    cache: Option<&Postings>,
 ) -> Result<Vec<[Option<i64>; 2]>, StoreError> {
     let mut out = vec![[None, None]; hits.len()];
-    let asked: Vec<i64> = hits
-        .iter()
-        .filter(|h| speaker(h.who.as_deref()).is_some())
-        .map(|h| h.rowid)
+    let asked: Vec<usize> = (0..hits.len())
+        .filter(|&i| speaker(hits[i].who.as_deref()).is_some())
         .collect();
     if asked.is_empty() {
         return Ok(out);
     }
-    let at: rustc_hash::FxHashMap<i64, usize> =
-        hits.iter().enumerate().map(|(i, h)| (h.rowid, i)).collect();
-    let list = serde_json::to_string(&asked).map_err(|e| StoreError::Task(e.to_string()))?;
-    let mut stmt = conn.prepare_cached(
-        "SELECT c.rowid, 0, n.rowid, n.who, n.created_at FROM json_each(?1) j
-           JOIN memories c ON c.rowid = j.value
-           JOIN memories n ON n.rowid =
-             (SELECT MAX(rowid) FROM memories WHERE project IS c.project AND rowid < c.rowid AND is_deleted = 0)
-         UNION ALL
-         SELECT c.rowid, 1, n.rowid, n.who, n.created_at FROM json_each(?1) j
-           JOIN memories c ON c.rowid = j.value
-           JOIN memories n ON n.rowid =
-             (SELECT MIN(rowid) FROM memories WHERE project IS c.project AND rowid > c.rowid AND is_deleted = 0)",
-    )?;
-    let rows = stmt.query_map([list], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, i64>(2)?,
-            r.get::<_, Option<String>>(3)?,
-            r.get::<_, String>(4)?,
-        ))
-    })?;
-    for row in rows {
-        let (of, side, rowid, who, created) = row?;
-        let Some(&i) = at.get(&of) else { continue };
+    let rowids: Vec<i64> = asked.iter().map(|&i| hits[i].rowid).collect();
+    // The counter, then the top, then the read (see `postings`).
+    let rewrites = cache.map(Postings::rewrites);
+    let top = super::postings::top(conn)?;
+    let mut known: Vec<Option<Neighbours>> = match (cache, rewrites) {
+        (Some(c), Some(r)) => c
+            .neighbours(&rowids, r)
+            .into_iter()
+            .map(|n| n.filter(|n| n.current(top)))
+            .collect(),
+        _ => vec![None; rowids.len()],
+    };
+    let missing: Vec<i64> = rowids
+        .iter()
+        .zip(&known)
+        .filter(|(_, k)| k.is_none())
+        .map(|(r, _)| *r)
+        .collect();
+    if !missing.is_empty() {
+        let mut read: rustc_hash::FxHashMap<i64, Neighbours> = missing
+            .iter()
+            .map(|r| {
+                (
+                    *r,
+                    Neighbours {
+                        sides: [None, None],
+                        top,
+                    },
+                )
+            })
+            .collect();
+        let list = serde_json::to_string(&missing).map_err(|e| StoreError::Task(e.to_string()))?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT c.rowid, 0, n.rowid, n.who, n.created_at FROM json_each(?1) j
+               JOIN memories c ON c.rowid = j.value
+               JOIN memories n ON n.rowid =
+                 (SELECT MAX(rowid) FROM memories WHERE project IS c.project AND rowid < c.rowid AND is_deleted = 0)
+             UNION ALL
+             SELECT c.rowid, 1, n.rowid, n.who, n.created_at FROM json_each(?1) j
+               JOIN memories c ON c.rowid = j.value
+               JOIN memories n ON n.rowid =
+                 (SELECT MIN(rowid) FROM memories WHERE project IS c.project AND rowid > c.rowid AND is_deleted = 0)",
+        )?;
+        let rows = stmt.query_map([list], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                Neighbour {
+                    rowid: r.get(2)?,
+                    who: r.get(3)?,
+                    created_at: r.get(4)?,
+                },
+            ))
+        })?;
+        for row in rows {
+            let (of, side, n) = row?;
+            if let Some(e) = read.get_mut(&of) {
+                e.sides[side as usize & 1] = Some(n);
+            }
+        }
+        for (r, k) in rowids.iter().zip(known.iter_mut()) {
+            if k.is_none() {
+                *k = read.get(r).cloned();
+            }
+        }
+        if let (Some(c), Some(at)) = (cache, rewrites) {
+            c.file_neighbours(read.into_iter().collect(), at);
+        }
+    }
+    for (&i, k) in asked.iter().zip(&known) {
+        let Some(k) = k else { continue };
         let hit = hits[i];
-        if in_dialogue(
-            (hit.who.as_deref(), &hit.created_at),
-            (who.as_deref(), &created),
-            window,
-        ) {
-            out[i][side as usize & 1] = Some(rowid);
+        for (side, n) in k.sides.iter().enumerate() {
+            if let Some(n) = n {
+                if in_dialogue(
+                    (hit.who.as_deref(), &hit.created_at),
+                    (n.who.as_deref(), &n.created_at),
+                    window,
+                ) {
+                    out[i][side] = Some(n.rowid);
+                }
+            }
         }
     }
     Ok(out)
@@ -822,7 +873,7 @@ pub fn add_neighbours(
         .map(|(i, c)| (c.hit.rowid, i))
         .collect();
     let hits: Vec<&Hit> = candidates.iter().map(|c| &c.hit).collect();
-    let mut adj = adjacent(conn, &hits, window)?;
+    let mut adj = adjacent(conn, &hits, window, cache)?;
     let missing: Vec<i64> = adj
         .iter()
         .flatten()
