@@ -34,7 +34,7 @@ use super::search::Hit;
 use super::{Generation, StoreError};
 
 /// The longest doclist kept (rowids).
-pub const ENTRY_MOST: usize = 100_000;
+pub const ENTRY_MOST: usize = 20_000;
 /// Rowids kept in all (16 MB).
 pub const TOTAL_MOST: usize = 2_000_000;
 /// Memory rows kept (a few hundred bytes each).
