@@ -1357,30 +1357,19 @@ mod tests {
             (avg - 22.0 / 4.0).abs() < 1e-9,
             "tokens of both columns: {avg}"
         );
+        // One cache for every call, as the daemon keeps it.
+        let postings = Postings::new(Default::default());
+        let leg = |ops: &[String], filter: &RecallFilter, min: u32| {
+            keyword_any(&c, &postings, ops, filter, 10, min).expect("leg")
+        };
         let ops = vec!["\"heron\"".to_string(), "\"river\"".to_string()];
-        let (hits, conf) = keyword_any(
-            &c,
-            &Postings::new(Default::default()),
-            &ops,
-            &RecallFilter::default(),
-            10,
-            1,
-        )
-        .expect("leg");
+        let (hits, conf) = leg(&ops, &RecallFilter::default(), 1);
         let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
         // Both words beat one; between one-word matches the shorter first.
         assert_eq!(ids, vec!["a", "c", "b"]);
         assert_eq!(conf, 1.0);
         let ops = vec!["\"crane\"".to_string(), "\"galaxy\"".to_string()];
-        let (hits, conf) = keyword_any(
-            &c,
-            &Postings::new(Default::default()),
-            &ops,
-            &RecallFilter::default(),
-            10,
-            1,
-        )
-        .expect("leg");
+        let (hits, conf) = leg(&ops, &RecallFilter::default(), 1);
         assert_eq!(hits.len(), 1);
         assert_eq!(conf, 0.5, "the best row matches half the words");
         let only_ann = RecallFilter {
@@ -1388,30 +1377,14 @@ mod tests {
             ..RecallFilter::default()
         };
         let ops = vec!["\"heron\"".to_string()];
-        let (hits, _) = keyword_any(
-            &c,
-            &Postings::new(Default::default()),
-            &ops,
-            &only_ann,
-            10,
-            1,
-        )
-        .expect("leg");
+        let (hits, _) = leg(&ops, &only_ann, 1);
         assert_eq!(
             hits.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(),
             vec!["a"]
         );
         // Asked for two matched words, a one-word match is left out.
         let ops = vec!["\"heron\"".to_string(), "\"river\"".to_string()];
-        let (hits, _) = keyword_any(
-            &c,
-            &Postings::new(Default::default()),
-            &ops,
-            &RecallFilter::default(),
-            10,
-            2,
-        )
-        .expect("leg");
+        let (hits, _) = leg(&ops, &RecallFilter::default(), 2);
         assert_eq!(
             hits.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(),
             vec!["a"]
