@@ -219,17 +219,24 @@ impl Postings {
                 (Arc::new(read(conn, op, 0, top)?), 0)
             }
         };
-        if keep && rows.len() <= self.entry_most {
+        if keep {
             self.file(op, rows.clone(), covered, top, rewrites);
         }
         Ok(Doclist::Rows(rows))
     }
 
     /// Keep `rows` (covering up to `top`) unless the cache has moved past
-    /// `rewrites` or holds a newer copy.
+    /// `rewrites` or holds a newer copy; a doclist that grew past
+    /// `entry_most` is dropped.
     fn file(&self, op: &str, rows: Arc<Vec<i64>>, was: i64, top: i64, rewrites: u64) {
         let mut inner = self.lock();
         if !inner.follow(rewrites) {
+            return;
+        }
+        if rows.len() > self.entry_most {
+            if let Some(e) = inner.entries.remove(op) {
+                inner.total -= e.rows.len();
+            }
             return;
         }
         inner.tick += 1;
@@ -515,6 +522,19 @@ mod tests {
             2
         );
         assert_eq!(reads.get(), before, "the newest stayed");
+        // One kept at the limit and grown past it by inserts is dropped.
+        let q = Postings::with_limits(Arc::new(Generation::default()), 2, 100);
+        assert_eq!(
+            rows(q.get(&c, "rare0", counted(&reads)).expect("get")).len(),
+            2
+        );
+        assert_eq!(q.size(), (1, 2));
+        add(&c, "rare0 once more");
+        assert_eq!(
+            rows(q.get(&c, "rare0", counted(&reads)).expect("get")).len(),
+            3
+        );
+        assert_eq!(q.size(), (0, 0));
     }
 
     #[test]
