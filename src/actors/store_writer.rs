@@ -832,6 +832,34 @@ fn sql(conn: &Connection, text: &str) -> Result<(), StoreError> {
 /// the batch re-run with a savepoint per op, so only the failing op fails.
 /// Savepoints on the fast path would copy every page an op touches into the
 /// statement journal, a large share of the writer's time.
+/// Whether `op` can change a recall result. Access counts and feedback do
+/// not (usage never bends relevance), nor do job-queue steps (the pipeline
+/// leases on every poll; what a job changes in memories comes as its own
+/// remember or modify) or session records, so a batch of only those leaves
+/// cached recalls valid.
+fn moves_data(op: &WriteOp) -> bool {
+    !matches!(
+        op,
+        WriteOp::Access { .. }
+            | WriteOp::Feedback { .. }
+            | WriteOp::Session { .. }
+            | WriteOp::Job { .. }
+            | WriteOp::Vacuum { .. }
+    )
+}
+
+/// Whether `op` may change or remove indexed rows (the keyword doclists,
+/// rows and neighbours kept in memory are dropped after it). Of the ops
+/// that move data, a remember (an insert, or nothing when it dedupes), an
+/// embedding and a revocation leave every indexed row as it was.
+fn rewrites_index(op: &WriteOp) -> bool {
+    moves_data(op)
+        && !matches!(
+            op,
+            WriteOp::Remember { .. } | WriteOp::Embed { .. } | WriteOp::Revoke { .. }
+        )
+}
+
 fn run_batch(
     conn: &Connection,
     ops: Vec<WriteOp>,
@@ -848,38 +876,8 @@ fn run_batch(
         }
         return;
     }
-    // Access counts and feedback do not move any recall result (usage
-    // never bends relevance), nor do job-queue steps (the pipeline leases
-    // on every poll; what a job changes in memories comes as its own
-    // remember or modify) or session records, so a batch of only those
-    // leaves cached recalls valid.
-    let moves_data = ops.iter().any(|op| {
-        !matches!(
-            op,
-            WriteOp::Access { .. }
-                | WriteOp::Feedback { .. }
-                | WriteOp::Session { .. }
-                | WriteOp::Job { .. }
-                | WriteOp::Vacuum { .. }
-        )
-    });
-    // Of those, only a remember (an insert, or nothing when it dedupes)
-    // and an embedding leave every indexed row as it was: anything else
-    // may change or remove some (the keyword doclists kept in memory are
-    // dropped after it).
-    let rewrites = ops.iter().any(|op| {
-        !matches!(
-            op,
-            WriteOp::Remember { .. }
-                | WriteOp::Embed { .. }
-                | WriteOp::Access { .. }
-                | WriteOp::Feedback { .. }
-                | WriteOp::Session { .. }
-                | WriteOp::Job { .. }
-                | WriteOp::Vacuum { .. }
-                | WriteOp::Revoke { .. }
-        )
-    });
+    let moves_data = ops.iter().any(moves_data);
+    let rewrites = ops.iter().any(rewrites_index);
     let mut results: Vec<Result<Outcome, StoreError>> = Vec::with_capacity(ops.len());
     for op in &ops {
         match execute(conn, op, ctx) {

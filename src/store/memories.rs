@@ -1179,6 +1179,31 @@ pub fn record_feedback(
     Ok(())
 }
 
+/// A bare live memory whose id, content and hash are `content`, indexed
+/// like an insert (for store tests that need rows without the full
+/// remember path).
+#[cfg(test)]
+pub(crate) fn insert_bare(conn: &Connection, content: &str) -> i64 {
+    conn.execute(
+        "INSERT INTO memories(id, content, content_hash, created_at, updated_at)
+         VALUES (?1, ?1, ?1, 't', 't')",
+        [content],
+    )
+    .expect("row");
+    let rowid = conn.last_insert_rowid();
+    let row = Indexed {
+        content,
+        who: None,
+        project: None,
+        agent: None,
+        user: None,
+        embedded: false,
+        critical: false,
+    };
+    index_new(conn, rowid, &row).expect("index");
+    rowid
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

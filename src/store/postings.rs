@@ -375,24 +375,7 @@ mod tests {
     }
 
     fn add(c: &Connection, content: &str) -> i64 {
-        c.execute(
-            "INSERT INTO memories(id, content, content_hash, created_at, updated_at)
-             VALUES (?1, ?1, ?1, 't', 't')",
-            [content],
-        )
-        .expect("row");
-        let rowid = c.last_insert_rowid();
-        let row = crate::store::memories::Indexed {
-            content,
-            who: None,
-            project: None,
-            agent: None,
-            user: None,
-            embedded: false,
-            critical: false,
-        };
-        crate::store::memories::index_new(c, rowid, &row).expect("index");
-        rowid
+        crate::store::memories::insert_bare(c, content)
     }
 
     /// Counts the reads that reach FTS5 for a doclist's length.

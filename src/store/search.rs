@@ -1163,22 +1163,7 @@ mod tests {
             ("west", [-1.0, 0.0, 0.0, 0.0]),
         ];
         for (id, _) in &rows {
-            c.execute(
-                "INSERT INTO memories(id, content, content_hash, created_at, updated_at)
-                 VALUES (?1, ?1, ?1, 't', 't')",
-                [id],
-            )
-            .expect("row");
-            let row = crate::store::memories::Indexed {
-                content: id,
-                who: None,
-                project: None,
-                agent: None,
-                user: None,
-                embedded: false,
-                critical: false,
-            };
-            crate::store::memories::index_new(&c, c.last_insert_rowid(), &row).expect("index");
+            crate::store::memories::insert_bare(&c, id);
         }
         let items: Vec<NewVector> = rows
             .iter()
