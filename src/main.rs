@@ -6,6 +6,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use signet::config::{Config, ProcessEnv, EXIT_CONFIG};
 
+/// mimalloc: a recall allocates and frees many small strings and maps
+/// across the runtime's threads, where it is much cheaper than the system
+/// allocator (measured in `benches/README.md`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "signet",
