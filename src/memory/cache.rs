@@ -32,6 +32,11 @@ impl RecallCache {
         }
     }
 
+    /// Whether results are kept at all (a disabled cache needs no key).
+    pub fn enabled(&self) -> bool {
+        self.entries.is_some()
+    }
+
     /// The generation to tag a result computed from now on.
     pub fn generation(&self) -> u64 {
         self.generation.current()

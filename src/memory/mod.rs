@@ -873,7 +873,7 @@ impl MemoryService {
                     return None;
                 }
                 Some(Candidate {
-                    id: h.id,
+                    id: h.id.clone(),
                     score: search::round2(score),
                     pinned: rec.pinned,
                     version: rec.version,
@@ -998,12 +998,15 @@ impl MemoryService {
             .filter(|v| !v.is_empty())
             .unwrap_or_else(|| query.clone());
         // The query text is part of the key: speaker awareness reads it.
+        // No key is made for a disabled cache.
         let key_for = |method: &str| {
-            format!("{query}\u{1}{vector_text}\u{1}{method}\u{1}{limit}\u{1}{filter:?}")
+            self.cache.enabled().then(|| {
+                format!("{query}\u{1}{vector_text}\u{1}{method}\u{1}{limit}\u{1}{filter:?}")
+            })
         };
         let hybrid = self.embed.usable_for_query();
         let expected = if hybrid { "hybrid" } else { "keyword" };
-        if let Some(hit) = self.cache.get(&key_for(expected)) {
+        if let Some(hit) = key_for(expected).and_then(|k| self.cache.get(&k)) {
             self.access.record(hit.iter().map(|r| r.id.as_str()));
             return Ok(Recalled {
                 results: hit.to_vec(),
@@ -1051,7 +1054,9 @@ impl MemoryService {
                 })
                 .await?;
             let results = Arc::new(scored);
-            self.cache.put(key_for("keyword"), at, results.clone());
+            if let Some(key) = key_for("keyword") {
+                self.cache.put(key, at, results.clone());
+            }
             self.access.record(results.iter().map(|r| r.id.as_str()));
             return Ok(Recalled {
                 results: results.to_vec(),
@@ -1159,7 +1164,9 @@ impl MemoryService {
             })
             .await?;
         let results = Arc::new(scored);
-        self.cache.put(key_for(method), at, results.clone());
+        if let Some(key) = key_for(method) {
+            self.cache.put(key, at, results.clone());
+        }
         self.access.record(results.iter().map(|r| r.id.as_str()));
         Ok(Recalled {
             results: results.to_vec(),
@@ -1270,7 +1277,7 @@ impl MemoryService {
                     .into_iter()
                     .filter(|h| Some(&h.id) != exclude.as_ref())
                     .take(k)
-                    .map(|h| (h.id, h.content))
+                    .map(|h| (h.id.clone(), h.content.clone()))
                     .collect())
             })
             .await?)

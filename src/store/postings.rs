@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 
-use super::search::Hit;
+use super::search::{Hit, Row};
 use super::{Generation, StoreError};
 
 /// The longest doclist kept (rowids).
@@ -57,9 +57,9 @@ struct Inner {
     /// Memory rows as the keyword and neighbour reads return them, by
     /// rowid (an insert never changes a row; anything that does is a
     /// rewrite).
-    rows: HashMap<i64, Hit>,
+    rows: HashMap<i64, Arc<Row>>,
     /// Rows' neighbours in their projects.
-    neighbours: HashMap<i64, Neighbours>,
+    neighbours: HashMap<i64, Arc<Neighbours>>,
 }
 
 /// The live memory stored next to a row in its project.
@@ -286,7 +286,10 @@ impl Postings {
         let mut missing = Vec::new();
         for r in rowids {
             match inner.rows.get(r) {
-                Some(h) => kept.push(h.clone()),
+                Some(row) => kept.push(Hit {
+                    row: row.clone(),
+                    raw: 0.0,
+                }),
                 None => missing.push(*r),
             }
         }
@@ -303,7 +306,7 @@ impl Postings {
             inner.rows.clear();
         }
         for h in hits.iter().take(self.rows_most) {
-            inner.rows.insert(h.rowid, h.clone());
+            inner.rows.insert(h.rowid, h.row.clone());
         }
     }
 
@@ -314,7 +317,7 @@ impl Postings {
 
     /// The kept neighbours of `rowids` (`None` where not kept), as of
     /// the counter `rewrites`.
-    pub fn neighbours(&self, rowids: &[i64], rewrites: u64) -> Vec<Option<Neighbours>> {
+    pub fn neighbours(&self, rowids: &[i64], rewrites: u64) -> Vec<Option<Arc<Neighbours>>> {
         let mut inner = self.lock();
         if !inner.follow(rewrites) {
             return vec![None; rowids.len()];
@@ -326,7 +329,7 @@ impl Postings {
     }
 
     /// Keep neighbours read after the counter was `rewrites`.
-    pub fn file_neighbours(&self, read: Vec<(i64, Neighbours)>, rewrites: u64) {
+    pub fn file_neighbours(&self, read: Vec<(i64, Arc<Neighbours>)>, rewrites: u64) {
         let mut inner = self.lock();
         if !inner.follow(rewrites) {
             return;
@@ -533,7 +536,7 @@ mod tests {
             hits_by_rowid(&c, ids, f, Some(&p))
                 .expect("rows")
                 .into_iter()
-                .map(|h| (h.rowid, h.content))
+                .map(|h| (h.rowid, h.content.clone()))
                 .collect::<Vec<_>>()
         };
         assert_eq!(read(&[b, a], &all).len(), 2);

@@ -1,6 +1,8 @@
 //! Keyword search over the FTS5 index, with filters and scope applied
 //! inside the query (before the limit), and the scoring rules of recall.
 
+use std::sync::Arc;
+
 use rusqlite::types::ToSql;
 use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
@@ -89,9 +91,10 @@ impl RecallFilter {
     }
 }
 
-/// A row found by a search leg, before scoring.
-#[derive(Debug, Clone)]
-pub struct Hit {
+/// A memory row as the search legs read it. Shared: a row kept by the
+/// doclist cache is handed to every search that finds it without a copy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
     pub id: String,
     pub content: String,
     pub kind: String,
@@ -102,25 +105,59 @@ pub struct Hit {
     pub project: Option<String>,
     pub created_at: String,
     pub rowid: i64,
+    /// Tokens as the keyword index counts them (runs of letters and
+    /// digits in content and who), for the any-term leg's length norm.
+    pub tokens: u32,
+}
+
+/// Tokens as the keyword index counts them: runs of letters and digits
+/// in content and who.
+fn token_count(content: &str, who: Option<&str>) -> u32 {
+    let count = |s: &str| {
+        s.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .count()
+    };
+    u32::try_from(count(content) + who.map_or(0, count)).unwrap_or(u32::MAX)
+}
+
+/// A row found by a search leg, before scoring: the shared row and this
+/// search's raw score.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub row: Arc<Row>,
     /// Raw BM25 (negative: lower is better).
     pub raw: f64,
+}
+
+impl std::ops::Deref for Hit {
+    type Target = Row;
+    fn deref(&self) -> &Row {
+        &self.row
+    }
 }
 
 const HIT_COLUMNS: &str = "m.id, m.content, m.type, m.tags, m.pinned, m.importance, m.who, \
     m.project, m.created_at, m.rowid";
 
 fn hit_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Hit> {
+    let content: String = r.get(1)?;
+    let who: Option<String> = r.get(6)?;
+    let tokens = token_count(&content, who.as_deref());
     Ok(Hit {
-        id: r.get(0)?,
-        content: r.get(1)?,
-        kind: r.get(2)?,
-        tags: r.get(3)?,
-        pinned: r.get::<_, i64>(4)? != 0,
-        importance: r.get(5)?,
-        who: r.get(6)?,
-        project: r.get(7)?,
-        created_at: r.get(8)?,
-        rowid: r.get(9)?,
+        row: Arc::new(Row {
+            id: r.get(0)?,
+            content,
+            kind: r.get(2)?,
+            tags: r.get(3)?,
+            pinned: r.get::<_, i64>(4)? != 0,
+            importance: r.get(5)?,
+            who,
+            project: r.get(7)?,
+            created_at: r.get(8)?,
+            rowid: r.get(9)?,
+            tokens,
+        }),
         raw: r.get(10)?,
     })
 }
@@ -214,17 +251,6 @@ fn read_varint(b: &[u8]) -> Option<(u64, usize)> {
     None
 }
 
-/// Tokens of a row as the keyword index counts them (runs of letters and
-/// digits in content and who).
-fn token_count(hit: &Hit) -> usize {
-    let count = |s: &str| {
-        s.split(|c: char| !c.is_alphanumeric())
-            .filter(|w| !w.is_empty())
-            .count()
-    };
-    count(&hit.content) + hit.who.as_deref().map_or(0, count)
-}
-
 /// FTS5's inverse document frequency: `ln((N - n + 0.5) / (n + 0.5))`,
 /// and a tiny positive weight for a term on half the rows or more.
 fn idf(rows: i64, matching: usize) -> f64 {
@@ -299,7 +325,7 @@ pub fn keyword_any(
     let mut out: Vec<(Hit, f64, u32)> = taken
         .into_iter()
         .map(|(h, idf_sum, n)| {
-            let len = token_count(&h) as f64;
+            let len = f64::from(h.tokens);
             let score = idf_sum * (K1 + 1.0) / (1.0 + K1 * (1.0 - B + B * len / avg_len));
             (h, score, n)
         })
@@ -698,7 +724,7 @@ pub fn adjacent(
     // The counter, then the top, then the read (see `postings`).
     let rewrites = cache.map(Postings::rewrites);
     let top = super::postings::top(conn)?;
-    let mut known: Vec<Option<Neighbours>> = match (cache, rewrites) {
+    let mut known: Vec<Option<Arc<Neighbours>>> = match (cache, rewrites) {
         (Some(c), Some(r)) => c
             .neighbours(&rowids, r)
             .into_iter()
@@ -713,15 +739,15 @@ pub fn adjacent(
         .map(|(r, _)| *r)
         .collect();
     if !missing.is_empty() {
-        let mut read: rustc_hash::FxHashMap<i64, Neighbours> = missing
+        let mut read: rustc_hash::FxHashMap<i64, Arc<Neighbours>> = missing
             .iter()
             .map(|r| {
                 (
                     *r,
-                    Neighbours {
+                    Arc::new(Neighbours {
                         sides: [None, None],
                         top,
-                    },
+                    }),
                 )
             })
             .collect();
@@ -751,7 +777,7 @@ pub fn adjacent(
         for row in rows {
             let (of, side, n) = row?;
             if let Some(e) = read.get_mut(&of) {
-                e.sides[side as usize & 1] = Some(n);
+                Arc::make_mut(e).sides[side as usize & 1] = Some(n);
             }
         }
         for (r, k) in rowids.iter().zip(known.iter_mut()) {
@@ -993,19 +1019,19 @@ pub fn finish(candidates: Vec<Candidate>, min_score: f64, limit: usize) -> Vec<S
     kept.truncate(limit);
     kept.into_iter()
         .map(|c| {
-            let h = c.hit;
+            let h = &c.hit;
             Scored {
                 score: c.score,
                 source: c.source,
                 content: truncate_content(&h.content),
-                id: h.id,
-                kind: h.kind,
-                tags: h.tags,
+                id: h.id.clone(),
+                kind: h.kind.clone(),
+                tags: h.tags.clone(),
                 pinned: h.pinned,
                 importance: h.importance,
-                who: h.who,
-                project: h.project,
-                created_at: h.created_at,
+                who: h.who.clone(),
+                project: h.project.clone(),
+                created_at: h.created_at.clone(),
             }
         })
         .collect()
@@ -1201,17 +1227,21 @@ mod tests {
     }
 
     fn hit(id: &str, raw: f64) -> Hit {
+        let content = format!("content {id}");
         Hit {
-            id: id.into(),
-            content: format!("content {id}"),
-            kind: "fact".into(),
-            tags: None,
-            pinned: false,
-            importance: 0.8,
-            who: None,
-            project: None,
-            created_at: "2026-01-01T00:00:00.000Z".into(),
-            rowid: 0,
+            row: Arc::new(Row {
+                id: id.into(),
+                tokens: token_count(&content, None),
+                content,
+                kind: "fact".into(),
+                tags: None,
+                pinned: false,
+                importance: 0.8,
+                who: None,
+                project: None,
+                created_at: "2026-01-01T00:00:00.000Z".into(),
+                rowid: 0,
+            }),
             raw,
         }
     }
@@ -1379,11 +1409,11 @@ mod tests {
     #[test]
     fn a_named_speaker_is_boosted() {
         let mut a = hit("a", 0.0);
-        a.who = Some("Caroline".into());
+        Arc::make_mut(&mut a.row).who = Some("Caroline".into());
         let mut b = hit("b", 0.0);
-        b.who = Some("Mel Gibson".into());
+        Arc::make_mut(&mut b.row).who = Some("Mel Gibson".into());
         let mut c = hit("c", 0.0);
-        c.who = Some("claude-code".into());
+        Arc::make_mut(&mut c.row).who = Some("claude-code".into());
         let mut cands: Vec<Candidate> = [a, b, c]
             .into_iter()
             .map(|hit| Candidate {
@@ -1403,7 +1433,7 @@ mod tests {
     fn finish_drops_below_min_score_and_orders_on_full_precision() {
         let cand = |id: &str, score: f64, created: &str| {
             let mut h = hit(id, 0.0);
-            h.created_at = created.into();
+            Arc::make_mut(&mut h.row).created_at = created.into();
             Candidate {
                 hit: h,
                 score,
