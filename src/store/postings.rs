@@ -29,6 +29,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
+// Rowids are the store's own small integers: a fast unkeyed hash.
+use rustc_hash::FxHashMap;
 
 use super::search::{Hit, Row};
 use super::{Generation, StoreError};
@@ -57,9 +59,9 @@ struct Inner {
     /// Memory rows as the keyword and neighbour reads return them, by
     /// rowid (an insert never changes a row; anything that does is a
     /// rewrite).
-    rows: HashMap<i64, Arc<Row>>,
+    rows: FxHashMap<i64, Arc<Row>>,
     /// Rows' neighbours in their projects.
-    neighbours: HashMap<i64, Arc<Neighbours>>,
+    neighbours: FxHashMap<i64, Arc<Neighbours>>,
 }
 
 /// The live memory stored next to a row in its project.

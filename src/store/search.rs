@@ -385,38 +385,47 @@ fn doc_freq(conn: &Connection, op: &str) -> Result<usize, StoreError> {
     Ok(n)
 }
 
+/// A candidate row of the any-term leg: rowid, IDF sum of the operands
+/// it matches, how many it matches.
+type Scoring = (i64, f64, u32);
+
 /// IDF sums and matched-operand counts of the rows matching any `rare`
 /// operand (`(df, expression, doclist)`), the `common` ones counted for
-/// those rows only. Doclists in memory are walked; one too long to keep is
-/// read from FTS5 (a rare one) or looked up with one FTS5 AND that seeks
-/// through it (a common one).
+/// those rows only; ascending by rowid. Doclists are sorted rowids, so the
+/// rare ones are merged and each common one is walked against the
+/// candidates from the smaller side (a seek forward in the larger one):
+/// no hashing, and memory is read in order. A doclist in memory is walked;
+/// one too long to keep is read from FTS5 (a rare one) or looked up with
+/// one FTS5 AND that seeks through it (a common one).
 fn candidate_scores(
     conn: &Connection,
     rare: &[(usize, &str, Doclist)],
     common: &[(usize, &str, Doclist)],
     rows: i64,
-) -> Result<rustc_hash::FxHashMap<i64, (f64, u32)>, StoreError> {
+) -> Result<Vec<Scoring>, StoreError> {
     let mut stmt =
         conn.prepare_cached("SELECT rowid FROM memories_fts WHERE memories_fts MATCH ?1")?;
-    // Rowids are small integers: a fast non-keyed hash (no input here is
-    // chosen per bucket by a client: rowids are the store's own).
-    let mut scores: rustc_hash::FxHashMap<i64, (f64, u32)> = Default::default();
-    scores.reserve(rare.iter().map(|(df, _, _)| *df).sum());
-    let mut add = |id: i64, w: f64| {
-        let e = scores.entry(id).or_insert((0.0, 0));
-        e.0 += w;
-        e.1 += 1;
+    let mut read = |expr: &str| -> Result<Vec<i64>, StoreError> {
+        let mut ids = stmt
+            .query_map([expr], |r| r.get::<_, i64>(0))?
+            .collect::<Result<Vec<i64>, _>>()?;
+        // FTS5 returns rowids ascending; sorting a sorted list is one pass.
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
     };
+    let mut scores: Vec<Scoring> = Vec::new();
     for (df, op, list) in rare {
         let w = idf(rows, *df);
-        match list {
-            Doclist::Rows(ids) => ids.iter().for_each(|&id| add(id, w)),
+        let long;
+        let ids: &[i64] = match list {
+            Doclist::Rows(ids) => ids,
             Doclist::Long(_) => {
-                for id in stmt.query_map([op], |r| r.get::<_, i64>(0))? {
-                    add(id?, w);
-                }
+                long = read(op)?;
+                &long
             }
-        }
+        };
+        scores = merge_rare(&scores, ids, w);
     }
     if scores.is_empty() || common.is_empty() {
         return Ok(scores);
@@ -428,37 +437,95 @@ fn candidate_scores(
         .join(" OR ");
     for (df, op, list) in common {
         let w = idf(rows, *df);
-        let credit = |e: &mut (f64, u32)| {
-            e.0 += w;
-            e.1 += 1;
-        };
-        match list {
-            // Walk the shorter side.
-            Doclist::Rows(ids) if ids.len() <= scores.len() => {
-                for id in ids.iter() {
-                    if let Some(e) = scores.get_mut(id) {
-                        credit(e);
-                    }
-                }
-            }
-            Doclist::Rows(ids) => {
-                for (id, e) in scores.iter_mut() {
-                    if ids.binary_search(id).is_ok() {
-                        credit(e);
-                    }
-                }
-            }
+        let long;
+        let ids: &[i64] = match list {
+            Doclist::Rows(ids) => ids,
             Doclist::Long(_) => {
-                let expr = format!("({any_rare}) AND {op}");
-                for id in stmt.query_map([expr], |r| r.get::<_, i64>(0))? {
-                    if let Some(e) = scores.get_mut(&id?) {
-                        credit(e);
-                    }
+                long = read(&format!("({any_rare}) AND {op}"))?;
+                &long
+            }
+        };
+        credit_common(&mut scores, ids, w);
+    }
+    Ok(scores)
+}
+
+/// `scores` (ascending by rowid) with every row of `ids` (ascending)
+/// credited `w` and one more matched operand, new rows added.
+fn merge_rare(scores: &[Scoring], ids: &[i64], w: f64) -> Vec<Scoring> {
+    let mut out = Vec::with_capacity(scores.len() + ids.len());
+    let (mut i, mut j) = (0, 0);
+    while i < scores.len() || j < ids.len() {
+        match (scores.get(i), ids.get(j)) {
+            (Some(s), Some(&id)) if s.0 == id => {
+                out.push((id, s.1 + w, s.2 + 1));
+                i += 1;
+                j += 1;
+            }
+            (Some(s), Some(&id)) if s.0 < id => {
+                out.push(*s);
+                i += 1;
+            }
+            (Some(s), None) => {
+                out.push(*s);
+                i += 1;
+            }
+            (_, Some(&id)) => {
+                out.push((id, w, 1));
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    out
+}
+
+/// Credit `w` and one matched operand to each row of `scores` (ascending
+/// by rowid) that `ids` (ascending) holds. The smaller side is walked and
+/// each of its rows sought forward in the larger one by galloping, so a
+/// short list against a long one costs a few probes a row.
+fn credit_common(scores: &mut [Scoring], ids: &[i64], w: f64) {
+    /// Index of the first element of `xs[from..]` not less than `key`
+    /// (`xs` ascending): doubling steps past it, then a binary search.
+    fn seek<T>(xs: &[T], from: usize, key: i64, at: impl Fn(&T) -> i64) -> usize {
+        // Everything in `from..lo` is less than `key`; `xs[hi]`, if any,
+        // is not.
+        let (mut lo, mut hi, mut step) = (from, from, 1);
+        while hi < xs.len() && at(&xs[hi]) < key {
+            lo = hi + 1;
+            hi = from + step;
+            step *= 2;
+        }
+        let hi = hi.min(xs.len());
+        lo + xs[lo..hi].partition_point(|x| at(x) < key)
+    }
+    if ids.len() <= scores.len() {
+        let mut at = 0;
+        for &id in ids {
+            at = seek(&*scores, at, id, |s| s.0);
+            match scores.get_mut(at) {
+                Some(s) if s.0 == id => {
+                    s.1 += w;
+                    s.2 += 1;
                 }
+                Some(_) => {}
+                None => break,
+            }
+        }
+    } else {
+        let mut at = 0;
+        for s in scores.iter_mut() {
+            at = seek(ids, at, s.0, |&x| x);
+            match ids.get(at) {
+                Some(&x) if x == s.0 => {
+                    s.1 += w;
+                    s.2 += 1;
+                }
+                Some(_) => {}
+                None => break,
             }
         }
     }
-    Ok(scores)
 }
 
 /// The best `depth` rows of `scores` (IDF sum, ties newest first) that
@@ -468,21 +535,18 @@ fn candidate_scores(
 fn take_best(
     conn: &Connection,
     postings: &Postings,
-    scores: rustc_hash::FxHashMap<i64, (f64, u32)>,
+    scores: Vec<Scoring>,
     filter: &RecallFilter,
     depth: usize,
     min_matched: u32,
 ) -> Result<Vec<(Hit, f64, u32)>, StoreError> {
-    let mut ranked: Vec<(i64, f64, u32)> = scores
-        .into_iter()
-        .filter(|(_, (_, n))| *n >= min_matched)
-        .map(|(r, (s, n))| (r, s, n))
-        .collect();
+    let mut ranked = scores;
+    ranked.retain(|(_, _, n)| *n >= min_matched);
     // Best first; only the prefix the cut reads is ever sorted (a common
     // word matches thousands of rows, the cut needs a few dozen).
-    let order = |a: &(i64, f64, u32), b: &(i64, f64, u32)| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0));
+    let order = |a: &Scoring, b: &Scoring| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0));
     let mut sorted = 0usize;
-    let mut sort_upto = |ranked: &mut Vec<(i64, f64, u32)>, upto: usize| {
+    let mut sort_upto = |ranked: &mut Vec<Scoring>, upto: usize| {
         let upto = upto.min(ranked.len());
         if upto > sorted {
             let tail = &mut ranked[sorted..];
@@ -512,7 +576,7 @@ fn take_best(
         sort_upto(&mut ranked, end);
         let part = &ranked[next..end];
         let ids: Vec<i64> = part.iter().map(|c| c.0).collect();
-        let mut found: std::collections::HashMap<i64, Hit> =
+        let mut found: rustc_hash::FxHashMap<i64, Hit> =
             hits_by_rowid(conn, &ids, filter, Some(postings))?
                 .into_iter()
                 .map(|h| (h.rowid, h))
@@ -817,7 +881,7 @@ pub fn still_live(
     cache: Option<&Postings>,
 ) -> Result<Vec<Hit>, StoreError> {
     let ids: Vec<i64> = hits.iter().map(|h| h.rowid).collect();
-    let mut now: std::collections::HashMap<i64, Hit> = hits_by_rowid(conn, &ids, filter, cache)?
+    let mut now: rustc_hash::FxHashMap<i64, Hit> = hits_by_rowid(conn, &ids, filter, cache)?
         .into_iter()
         .map(|h| (h.rowid, h))
         .collect();
@@ -893,7 +957,7 @@ pub fn add_neighbours(
     if weight <= 0.0 || candidates.is_empty() {
         return Ok(candidates);
     }
-    let mut by_rowid: std::collections::HashMap<i64, usize> = candidates
+    let mut by_rowid: rustc_hash::FxHashMap<i64, usize> = candidates
         .iter()
         .enumerate()
         .map(|(i, c)| (c.hit.rowid, i))
@@ -1324,6 +1388,40 @@ mod tests {
         let get = |id: &str| fused.iter().find(|c| c.hit.id == id).expect("present");
         assert!((get("k").score - 0.75 * 0.2).abs() < 1e-12);
         assert!((get("v").score - 0.25).abs() < 1e-12);
+    }
+
+    proptest::proptest! {
+        /// The sorted merge of the any-term leg counts each row exactly as
+        /// a map from rowid to (IDF sum, operands matched) does.
+        #[test]
+        fn merged_doclists_score_like_a_map(
+            rare in proptest::collection::vec(proptest::collection::btree_set(0i64..400, 0..120), 1..4),
+            common in proptest::collection::vec(proptest::collection::btree_set(0i64..400, 0..300), 0..3),
+        ) {
+            let mut want: std::collections::BTreeMap<i64, (f64, u32)> = Default::default();
+            let mut got: Vec<Scoring> = Vec::new();
+            for (k, ids) in rare.iter().enumerate() {
+                let w = 1.0 + k as f64;
+                for id in ids {
+                    let e = want.entry(*id).or_insert((0.0, 0));
+                    e.0 += w;
+                    e.1 += 1;
+                }
+                got = merge_rare(&got, &ids.iter().copied().collect::<Vec<_>>(), w);
+            }
+            for (k, ids) in common.iter().enumerate() {
+                let w = 0.25 + k as f64;
+                for id in ids {
+                    if let Some(e) = want.get_mut(id) {
+                        e.0 += w;
+                        e.1 += 1;
+                    }
+                }
+                credit_common(&mut got, &ids.iter().copied().collect::<Vec<_>>(), w);
+            }
+            let want: Vec<Scoring> = want.into_iter().map(|(r, (s, n))| (r, s, n)).collect();
+            proptest::prop_assert_eq!(got, want);
+        }
     }
 
     #[test]
