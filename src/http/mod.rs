@@ -181,13 +181,16 @@ pub fn routes(st: AppState) -> BoxedFilter<(Response,)> {
             .or(memory::forget(st))
             .unify(),
     );
+    // The busiest routes (remember, recall) are tried first; `searches`
+    // must stay before `records`, whose `/api/memory/:id` would take
+    // `/api/memory/search`.
     let routes = boxed(
-        operations
+        searches
+            .or(operations)
+            .unify()
             .or(streams_and_auth)
             .unify()
             .or(hooks_and_sessions)
-            .unify()
-            .or(searches)
             .unify()
             .or(records)
             .unify(),

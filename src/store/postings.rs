@@ -62,6 +62,10 @@ struct Inner {
     rows: FxHashMap<i64, Arc<Row>>,
     /// Rows' neighbours in their projects.
     neighbours: FxHashMap<i64, Arc<Neighbours>>,
+    /// The keyword index's totals (rows, mean tokens) and the largest
+    /// rowid they were read at: only an insert (which moves it) or a
+    /// rewrite changes them.
+    totals: Option<(i64, (i64, f64))>,
 }
 
 /// The live memory stored next to a row in its project.
@@ -97,6 +101,7 @@ impl Inner {
             self.entries.clear();
             self.rows.clear();
             self.neighbours.clear();
+            self.totals = None;
             self.total = 0;
             self.rewrites = rewrites;
         }
@@ -312,6 +317,34 @@ impl Postings {
         }
     }
 
+    /// The keyword index's totals as `read` gives them, kept while the
+    /// largest rowid stays `top` (read `top` first: totals read after it
+    /// may count a row above it, which the next `top` then moves past).
+    pub fn totals(
+        &self,
+        conn: &Connection,
+        top: i64,
+        read: impl FnOnce(&Connection) -> Result<(i64, f64), StoreError>,
+    ) -> Result<(i64, f64), StoreError> {
+        let rewrites = self.generation.rewrites();
+        {
+            let mut inner = self.lock();
+            if inner.follow(rewrites) {
+                if let Some((at, totals)) = inner.totals {
+                    if at == top {
+                        return Ok(totals);
+                    }
+                }
+            }
+        }
+        let totals = read(conn)?;
+        let mut inner = self.lock();
+        if inner.follow(rewrites) {
+            inner.totals = Some((top, totals));
+        }
+        Ok(totals)
+    }
+
     /// The rewrite counter, taken before a read whose result is filed.
     pub fn rewrites(&self) -> u64 {
         self.generation.rewrites()
@@ -403,6 +436,39 @@ mod tests {
             Doclist::Rows(r) => r.to_vec(),
             Doclist::Long(n) => panic!("a long doclist of {n}"),
         }
+    }
+
+    #[test]
+    fn index_totals_are_kept_until_an_insert_or_a_rewrite() {
+        let (_d, c) = store();
+        add(&c, "heron by the river");
+        let g = Arc::new(Generation::default());
+        let p = Postings::new(g.clone());
+        let reads = std::cell::Cell::new(0);
+        let totals = |p: &Postings| {
+            let top = top(&c).expect("top");
+            p.totals(&c, top, |c| {
+                reads.set(reads.get() + 1);
+                crate::store::search::index_totals(c)
+            })
+            .expect("totals")
+        };
+        assert_eq!(totals(&p).0, 1);
+        assert_eq!(totals(&p).0, 1);
+        assert_eq!(reads.get(), 1, "the second answer came from memory");
+        add(&c, "crane at dusk");
+        assert_eq!(totals(&p).0, 2, "an insert moves the top");
+        assert_eq!(reads.get(), 2);
+        // A forget of the newest row leaves the top where it was; the
+        // writer's rewrite bump is what drops the totals.
+        c.execute(
+            "UPDATE memories SET is_deleted = 1 WHERE rowid = (SELECT max(rowid) FROM memories)",
+            [],
+        )
+        .expect("forget");
+        g.bump_rewrites();
+        assert_eq!(totals(&p).0, 1);
+        assert_eq!(reads.get(), 3);
     }
 
     #[test]

@@ -290,9 +290,9 @@ pub fn keyword_any(
     if operands.is_empty() || depth == 0 {
         return Ok((Vec::new(), 0.0));
     }
-    let (rows, avg_len) = index_totals(conn)?;
-    let mut by_df: Vec<(usize, &str, Doclist)> = Vec::with_capacity(operands.len());
     let top = super::postings::top(conn)?;
+    let (rows, avg_len) = postings.totals(conn, top, index_totals)?;
+    let mut by_df: Vec<(usize, &str, Doclist)> = Vec::with_capacity(operands.len());
     for op in operands {
         let list = postings.get_upto(conn, op, top, doc_freq)?;
         by_df.push((list.len(), op.as_str(), list));
