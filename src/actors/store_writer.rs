@@ -6,9 +6,11 @@
 //! was already queued, so one transaction commits all of them (group
 //! commit). The commit runs on the blocking pool; while it does, new writes
 //! queue in the mailbox and form the next batch. Callers get their reply
-//! only after the commit, so a reply means the write is durable
-//! (`synchronous=FULL`). Each op runs inside its own savepoint, so one
-//! failing op never rolls back its neighbours.
+//! only once the commit is on disk (`synchronous: full`: the [`Syncer`]
+//! syncs the WAL beside the writer), so a reply means the write is
+//! durable. Ops run without savepoints; when one fails, the batch is
+//! re-run with a savepoint per op, so one failing op never rolls back its
+//! neighbours.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -242,8 +244,12 @@ pub struct WriterStats {
     pub commit_failures: AtomicU64,
     /// Nanoseconds spent executing and committing batches.
     pub busy_ns: AtomicU64,
-    /// Of which in COMMIT (WAL write, fsync, auto-checkpoints).
+    /// Of which in COMMIT (WAL write; the sync is the sync thread's).
     pub commit_ns: AtomicU64,
+    /// WAL syncs run beside the writer (each covers every batch committed
+    /// before it) and the nanoseconds they took.
+    pub syncs: AtomicU64,
+    pub sync_ns: AtomicU64,
     /// The current medium fault ([`Fault::code`]; 0 none).
     pub fault: std::sync::atomic::AtomicU8,
     /// Fault episodes so far.
@@ -324,6 +330,10 @@ pub struct WriterState {
     /// Folds the WAL back into the database beside the writer; stops when
     /// the state is dropped (also when the writer fails).
     _checkpointer: Checkpointer,
+    /// Syncs commits before their replies (`synchronous: full`); declared
+    /// after the connection so it is dropped, answering what it holds,
+    /// once the writer stopped.
+    syncer: Option<Syncer>,
     buffer: Vec<WriteOp>,
     /// Approximate content bytes in `buffer`.
     buffered_bytes: usize,
@@ -352,13 +362,22 @@ impl Actor for StoreWriter {
     ) -> Result<WriterState, ActorProcessingErr> {
         let path = args.db_path.clone();
         let dims = args.vector_dims;
-        let sync = args.synchronous;
+        // SQLite never syncs a commit itself: with `full` the sync thread
+        // does, before the replies; with `normal` checkpoints do.
         let conn = tokio::task::spawn_blocking(move || {
             let conn = store::open_writer(&path, dims)?;
-            conn.pragma_update(None, "synchronous", sync.pragma())?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
             Ok::<_, StoreError>(conn)
         })
         .await??;
+        let syncer = match args.synchronous {
+            crate::config::Synchronous::Full => Some(Syncer::start(
+                &args.db_path,
+                args.registry.clone(),
+                args.stats.clone(),
+            )?),
+            crate::config::Synchronous::Normal => None,
+        };
         let checkpointer = Checkpointer::start(
             &args.db_path,
             args.checkpoint_every,
@@ -367,6 +386,7 @@ impl Actor for StoreWriter {
         Ok(WriterState {
             conn: Some(conn),
             _checkpointer: checkpointer,
+            syncer,
             buffer: Vec::with_capacity(args.max_batch),
             buffered_bytes: 0,
             flush_scheduled: false,
@@ -502,12 +522,24 @@ async fn commit(state: &mut WriterState) -> Result<(), ActorProcessingErr> {
     // A panic inside the batch drops `conn` (rolling the transaction back)
     // and every reply port; the error below fails this actor and the
     // supervisor opens a fresh connection.
+    let sync = state.syncer.as_ref().and_then(|s| s.tx.clone());
     let conn = tokio::task::spawn_blocking(move || {
         let t = std::time::Instant::now();
-        run_batch(&conn, ops, &stats, &generation, &registry, &ctx);
+        let finished = run_batch(&conn, ops, &stats, &generation, &ctx);
         stats
             .busy_ns
             .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        match (finished, sync) {
+            // Answered once the sync thread has the commit on disk.
+            (Some(f), Some(tx)) if f.committed => {
+                if let Err(gone) = tx.send(f) {
+                    gone.0
+                        .fail(&StoreError::Commit("the WAL sync thread is gone".into()));
+                }
+            }
+            (Some(f), _) => f.deliver(&registry),
+            (None, _) => {}
+        }
         conn
     })
     .await?;
@@ -865,16 +897,15 @@ fn run_batch(
     ops: Vec<WriteOp>,
     stats: &WriterStats,
     generation: &Generation,
-    registry: &Registry,
     ctx: &BatchContext,
-) {
+) -> Option<Finished> {
     if let Err(e) = sql(conn, "BEGIN IMMEDIATE") {
         stats.commit_failures.fetch_add(1, Ordering::Relaxed);
         stats.note_fault(e.fault(), &e);
         for op in ops {
             reply(op, Err(StoreError::commit(&e)));
         }
-        return;
+        return None;
     }
     let moves_data = ops.iter().any(moves_data);
     let rewrites = ops.iter().any(rewrites_index);
@@ -896,7 +927,7 @@ fn run_batch(
             for op in ops {
                 reply(op, Err(StoreError::commit(&e)));
             }
-            return;
+            return None;
         }
         results = ops
             .iter()
@@ -965,6 +996,7 @@ fn run_batch(
             None => {}
         },
     }
+    let mut drafts = Vec::new();
     if commit.is_ok() {
         let wake = results.iter().flatten().any(|r| match r {
             Outcome::Remembered(r) => !r.deduped,
@@ -977,18 +1009,122 @@ fn run_batch(
         if wake {
             ctx.wake.notify_one();
         }
-        // Published only after the commit, before any reply.
-        let drafts: Vec<Draft> = results.iter().flatten().flat_map(events_of).collect();
-        if !drafts.is_empty() {
-            registry.publish_events(drafts);
+        drafts = results.iter().flatten().flat_map(events_of).collect();
+    }
+    let results = match &commit {
+        Ok(()) => results,
+        Err(e) => results
+            .into_iter()
+            .map(|_| Err(StoreError::commit(e)))
+            .collect(),
+    };
+    Some(Finished {
+        ops,
+        results,
+        drafts,
+        committed: commit.is_ok(),
+    })
+}
+
+/// A batch after its COMMIT: the answers and events it owes, delivered
+/// once the commit is on disk.
+struct Finished {
+    ops: Vec<WriteOp>,
+    results: Vec<Result<Outcome, StoreError>>,
+    drafts: Vec<Draft>,
+    /// Whether the batch committed (else every result is the error).
+    committed: bool,
+}
+
+impl Finished {
+    /// Publish the events (only now: a subscriber never sees a write that
+    /// could still be lost), then answer every caller.
+    fn deliver(self, registry: &Registry) {
+        if !self.drafts.is_empty() {
+            registry.publish_events(self.drafts);
+        }
+        for (op, res) in self.ops.into_iter().zip(self.results) {
+            reply(op, res);
         }
     }
-    for (op, res) in ops.into_iter().zip(results) {
-        let res = match &commit {
-            Ok(()) => res,
-            Err(e) => Err(StoreError::commit(e)),
-        };
-        reply(op, res);
+
+    /// The commit could not be put on disk: nothing is published and every
+    /// caller gets the error.
+    fn fail(self, e: &StoreError) {
+        for op in self.ops {
+            reply(op, Err(StoreError::commit(e)));
+        }
+    }
+}
+
+/// Syncs the WAL beside the writer and answers each batch once its commit
+/// is on disk (`server.synchronous: full`). The writer commits with
+/// `synchronous=NORMAL` (frames written, not synced) and goes on with the
+/// next batch while this thread's `fdatasync` runs; one sync covers every
+/// batch committed before it. So a reply still means the write is on
+/// disk, and the writer no longer waits for the disk between batches.
+/// Dropping the [`Syncer`] answers what is queued and stops the thread.
+pub struct Syncer {
+    tx: Option<std::sync::mpsc::Sender<Finished>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Syncer {
+    fn start(
+        db: &std::path::Path,
+        registry: Registry,
+        stats: Arc<WriterStats>,
+    ) -> std::io::Result<Syncer> {
+        let (tx, rx) = std::sync::mpsc::channel::<Finished>();
+        let mut wal = crate::store::checkpoint::WalFile::of(db);
+        let handle = std::thread::Builder::new()
+            .name("signet-wal-sync".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut due = vec![first];
+                    due.extend(rx.try_iter());
+                    let t = std::time::Instant::now();
+                    let synced = wal.sync();
+                    stats
+                        .sync_ns
+                        .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                    stats.syncs.fetch_add(1, Ordering::Relaxed);
+                    match synced {
+                        Ok(()) => due.into_iter().for_each(|f| f.deliver(&registry)),
+                        Err(e) => {
+                            let fault = match e.kind() {
+                                std::io::ErrorKind::StorageFull => Some(Fault::DiskFull),
+                                std::io::ErrorKind::ReadOnlyFilesystem => Some(Fault::ReadOnly),
+                                _ => None,
+                            };
+                            let text = format!("sync of the WAL failed: {e}");
+                            let err = match fault {
+                                Some(f) => StoreError::Fault(f, text),
+                                None => StoreError::Commit(text),
+                            };
+                            stats.commit_failures.fetch_add(1, Ordering::Relaxed);
+                            stats.note_fault(fault, &err);
+                            if fault.is_none() {
+                                tracing::error!(error = %err, "group commit not durable");
+                            }
+                            due.into_iter().for_each(|f| f.fail(&err));
+                        }
+                    }
+                }
+            })?;
+        Ok(Syncer {
+            tx: Some(tx),
+            handle: Some(handle),
+        })
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
     }
 }
 
@@ -1135,5 +1271,66 @@ fn reply(op: WriteOp, res: Result<Outcome, StoreError>) {
                 _ => Err(mismatch()),
             }));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ractor::concurrency::{oneshot, OneshotReceiver};
+
+    /// A batch of one revocation whose answer arrives on the returned
+    /// receiver.
+    fn batch() -> (Finished, OneshotReceiver<Result<(), StoreError>>) {
+        let (tx, rx) = oneshot();
+        let op = WriteOp::Revoke {
+            kind: "jti",
+            value: "t".into(),
+            at: 0,
+            by: "test".into(),
+            reply: RpcReplyPort::from(tx),
+        };
+        let f = Finished {
+            ops: vec![op],
+            results: vec![Ok(Outcome::Nothing)],
+            drafts: Vec::new(),
+            committed: true,
+        };
+        (f, rx)
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_answered_after_its_wal_sync_and_a_failed_sync_is_an_error() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let db = dir.path().join("m.db");
+        let stats = Arc::new(WriterStats::default());
+        let syncer = Syncer::start(&db, Registry::default(), stats.clone()).expect("start");
+        let send = |f: Finished| {
+            if syncer.tx.as_ref().expect("open").send(f).is_err() {
+                panic!("sync thread gone");
+            }
+        };
+        // No WAL file: the sync fails and the caller hears it.
+        let (f, rx) = batch();
+        send(f);
+        let err = rx
+            .await
+            .expect("answered")
+            .expect_err("a failed sync is an error");
+        assert!(err.to_string().contains("sync of the WAL failed"), "{err}");
+        assert_eq!(stats.commit_failures.load(Ordering::Relaxed), 1);
+        // With the file there, the answer is the batch's own result.
+        std::fs::write(crate::store::checkpoint::wal_path(&db), b"frames").expect("wal");
+        let (f, rx) = batch();
+        send(f);
+        rx.await.expect("answered").expect("synced");
+        assert_eq!(stats.syncs.load(Ordering::Relaxed), 2);
+        // Dropping the syncer answers what it still holds.
+        let (f, rx) = batch();
+        send(f);
+        drop(syncer);
+        rx.await
+            .expect("answered before the thread stopped")
+            .expect("synced");
     }
 }

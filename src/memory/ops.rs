@@ -211,6 +211,8 @@ impl Ops {
                 "fault": w.fault().map(|f| f.as_str()),
                 "busyMs": w.busy_ns.load(Ordering::Relaxed) / 1_000_000,
                 "commitMs": w.commit_ns.load(Ordering::Relaxed) / 1_000_000,
+                "syncs": w.syncs.load(Ordering::Relaxed),
+                "syncMs": w.sync_ns.load(Ordering::Relaxed) / 1_000_000,
                 "restarts": self.p.restarts.load(Ordering::Relaxed),
             },
         }))

@@ -65,6 +65,40 @@ pub fn wal_path(db: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
+/// The WAL file of a database, opened to sync it: with
+/// `synchronous=NORMAL` a commit leaves its frames in the page cache, and
+/// `fdatasync` of the file (any descriptor of it) puts them on disk. The
+/// file is opened on the first sync and again if it was replaced (SQLite
+/// only deletes it when the last connection closes; the writer's stays
+/// open).
+pub struct WalFile {
+    path: PathBuf,
+    open: Option<(std::fs::File, u64)>,
+}
+
+impl WalFile {
+    /// The WAL of the database at `db`.
+    pub fn of(db: &Path) -> WalFile {
+        WalFile {
+            path: wal_path(db),
+            open: None,
+        }
+    }
+
+    /// Put every frame written so far on disk.
+    pub fn sync(&mut self) -> std::io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let ino = std::fs::metadata(&self.path)?.ino();
+        let file = match self.open.take() {
+            Some((f, i)) if i == ino => f,
+            _ => std::fs::File::open(&self.path)?,
+        };
+        let res = file.sync_data();
+        self.open = Some((file, ino));
+        res
+    }
+}
+
 /// One RESTART checkpoint, waiting at most [`RESTART_WAIT`] for the writer
 /// and for reads in flight; true when the next write starts the WAL over
 /// (its file is cut back to `journal_size_limit` then).
