@@ -420,7 +420,20 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::{fmt, EnvFilter, Layer};
-    let filter = EnvFilter::try_from_env("SIGNET_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let spec = std::env::var("SIGNET_LOG")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "info".into());
+    let mut filter = EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("info"));
+    // warp reports every client that hangs up mid-request ("server
+    // connection error: IncompleteMessage", a proxy or load tool closing
+    // its connections) at ERROR; that is no fault of the daemon. Shown
+    // when SIGNET_LOG names warp itself.
+    if !spec.contains("warp") {
+        if let Ok(d) = "warp::server::run=off".parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     let writer: Box<dyn Fn() -> Box<dyn std::io::Write> + Send + Sync> = match &config.log_file {
         Some(path) => {
             if let Some(dir) = path.parent() {
