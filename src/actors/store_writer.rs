@@ -856,14 +856,6 @@ fn sql(conn: &Connection, text: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Execute one batch in one transaction, commit, then reply.
-///
-/// Ops run back to back without savepoints: every expected refusal
-/// (duplicate, version conflict, ...) is a result, not an error, so an
-/// error means something unusual. Then the transaction is rolled back and
-/// the batch re-run with a savepoint per op, so only the failing op fails.
-/// Savepoints on the fast path would copy every page an op touches into the
-/// statement journal, a large share of the writer's time.
 /// Whether `op` can change a recall result. Access counts and feedback do
 /// not (usage never bends relevance), nor do job-queue steps (the pipeline
 /// leases on every poll; what a job changes in memories comes as its own
@@ -892,6 +884,16 @@ fn rewrites_index(op: &WriteOp) -> bool {
         )
 }
 
+/// Execute one batch in one transaction and commit it; returns what the
+/// batch owes its callers, or `None` when no transaction could be started
+/// (its callers are then answered at once).
+///
+/// Ops run back to back without savepoints: every expected refusal
+/// (duplicate, version conflict, ...) is a result, not an error, so an
+/// error means something unusual. Then the transaction is rolled back and
+/// the batch re-run with a savepoint per op, so only the failing op fails.
+/// Savepoints on the fast path would copy every page an op touches into the
+/// statement journal, a large share of the writer's time.
 fn run_batch(
     conn: &Connection,
     ops: Vec<WriteOp>,
