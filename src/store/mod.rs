@@ -216,7 +216,7 @@ pub fn open_writer(path: &Path, vector_dims: usize) -> Result<Connection, StoreE
          PRAGMA temp_store = MEMORY;
          PRAGMA cache_size = -2000;
          PRAGMA wal_autocheckpoint = 0;
-         PRAGMA journal_size_limit = 67108864;",
+         PRAGMA journal_size_limit = 134217728;",
     )?;
     conn.set_prepared_statement_cache_capacity(64);
     schema::migrate(&mut conn)?;
