@@ -81,12 +81,12 @@ sleep 2; echo "RSS idle: $(rss)"
 python3 benches/recall_load.py latency "http://127.0.0.1:$PORT" --queries 300
 echo "RSS after the questions: $(rss)"
 printf 'remember at %s: ' "$N"
-wrk -t2 -c32 -d12s -s ../shared/bench/remember.lua "http://127.0.0.1:$PORT" | grep JSON
+wrk -t2 -c32 -d12s -s benches/remember.lua "http://127.0.0.1:$PORT" | grep JSON
 echo "RSS after remember: $(rss)"
 stop
 EMPTY="$DIR/empty"; rm -rf "$EMPTY"; mkdir -p "$EMPTY"; conf none > "$EMPTY/agent.yaml"
 start "$EMPTY"
 printf 'remember, empty store: '
-wrk -t2 -c32 -d12s -s ../shared/bench/remember.lua "http://127.0.0.1:$PORT" | grep JSON
+wrk -t2 -c32 -d12s -s benches/remember.lua "http://127.0.0.1:$PORT" | grep JSON
 stop
 [ "${KEEP:-0}" = 1 ] || rm -rf "$HY" "$KW" "$EMPTY"
