@@ -10,8 +10,11 @@
 # kernel's share); the writer's mean batch and the WAL restarts.
 # Alternating binaries in one sitting is the only fair A/B on a shared
 # host whose speed drifts.
-# usage: [ROUNDS=1] [CONNS=32] [SECS=10] [RUNS=1] benches/write_load.sh [BIN...]
-#   RUNS > 1 runs wrk again on the same daemon (the store grows).
+# usage: [ROUNDS=1] [CONNS=32] [SECS=10] [RUNS=1] [STORE=DB] benches/write_load.sh [BIN...]
+#   RUNS > 1 runs wrk again on the same daemon (the store grows);
+#   STORE=path/to/memories.db starts every daemon on a copy of that store
+#   (e.g. the 1M keyword-only store `KEEP=1 benches/scale_load.sh` leaves
+#   in target/scale/keyword/memory/) instead of an empty one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS="${ROUNDS:-1}"; CONNS="${CONNS:-32}"; SECS="${SECS:-10}"; RUNS="${RUNS:-1}"
@@ -22,6 +25,7 @@ for _ in $(seq "$ROUNDS"); do
   for bin in "$@"; do
     ws=$(mktemp -d)
     printf 'embedding:\n  provider: none\n' > "$ws/agent.yaml"
+    if [ -n "${STORE:-}" ]; then mkdir -p "$ws/memory" && cp "$STORE" "$ws/memory/memories.db"; fi
     SIGNET_PATH="$ws" SIGNET_PORT=$PORT SIGNET_LOG=warn "$bin" serve > "$ws/daemon.log" 2>&1 &
     pid=$!
     until curl -sf "localhost:$PORT/health" >/dev/null; do sleep 0.05; done
