@@ -246,9 +246,15 @@ impl Checkpointer {
                     {
                         continue;
                     }
-                    // Catch up without holding anyone, then restart.
+                    // Catch up without holding anyone, then restart. A
+                    // PASSIVE reports the log as of its own start (so its
+                    // two counts are equal once it copied everything); what
+                    // the writer added meanwhile is in the live count.
                     for _ in 0..3 {
-                        if frames.0 - frames.1 <= CATCH_UP_FRAMES {
+                        let left = index
+                            .frames()
+                            .map_or(frames.0 - frames.1, |live| i64::from(live) - frames.1);
+                        if left <= CATCH_UP_FRAMES {
                             break;
                         }
                         match passive(&conn) {
