@@ -8,10 +8,9 @@
 //! when a look at the wal-index (every [`WATCH`]) finds a burst: without
 //! it the WAL of a write flood after a quiet second grew to 170 MB before
 //! the first checkpoint, and cutting it back stalled a commit 30–60 ms.
-//! PASSIVE never
-//! blocks the writer or readers; it copies what it can. This connection
-//! never changes the database's content, so "one writer" still holds for
-//! every row. Dropping the [`Checkpointer`] stops the thread.
+//! PASSIVE never blocks the writer or readers; it copies what it can. This
+//! connection never changes the database's content, so "one writer" still
+//! holds for every row. Dropping the [`Checkpointer`] stops the thread.
 //!
 //! PASSIVE alone does not bound the WAL: the writer only starts the WAL
 //! over when no reader still uses it, and under steady load some read is
@@ -23,8 +22,8 @@
 //! meanwhile read the database file) while it copies the last frames and
 //! the reads already in flight finish, at most [`RESTART_WAIT`]; the next
 //! write starts the WAL over. `journal_size_limit` (128 MB, twice the
-//! bound) only cuts the file back when the WAL outgrew it: shrinking the
-//! file on every restart cost that commit tens of milliseconds.
+//! bound) only cuts the file back when the WAL outgrew it: the commit that
+//! cuts a large WAL file back stalls for tens of milliseconds.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -53,7 +52,7 @@ pub struct CheckpointStats {
 /// Each RESTART holds new writes for 5–20 ms under a write flood (the
 /// last frames' copy and the database file's sync), so the bound sets how
 /// often that happens: at 32 MB it was 40–50 times in 10 s of remembers
-/// (1% of them past 10 ms), at 64 MB it is 25–29 (0.6%).
+/// (1% of them past 10 ms), at 64 MB 23–29 (0.55–0.84%).
 pub const WAL_RESTART_BYTES: u64 = 64 * 1024 * 1024;
 /// Longest a RESTART checkpoint holds new writes waiting for reads (the
 /// bound of [`super::busy_wait_500ms`]).
@@ -117,8 +116,8 @@ impl WalFile {
 /// 3007000 at offset 0, `isInit` at 12, `mxFrame` at 16, native byte
 /// order). Unlike the WAL file's length, which stays put when the log
 /// starts over, it counts only the live frames. `None` when there is no
-/// initialised index to read; a torn read only delays a checkpoint by
-/// one look.
+/// initialised index to read; a torn read only moves a checkpoint by one
+/// look.
 pub struct WalIndex {
     path: PathBuf,
     open: Option<std::fs::File>,
