@@ -329,7 +329,7 @@ pub struct WriterState {
     conn: Option<Connection>,
     /// Folds the WAL back into the database beside the writer; stops when
     /// the state is dropped (also when the writer fails).
-    _checkpointer: Checkpointer,
+    checkpointer: Checkpointer,
     /// Syncs commits before their replies (`synchronous: full`); declared
     /// after the connection so it is dropped, answering what it holds,
     /// once the writer stopped.
@@ -385,7 +385,7 @@ impl Actor for StoreWriter {
         )?;
         Ok(WriterState {
             conn: Some(conn),
-            _checkpointer: checkpointer,
+            checkpointer,
             syncer,
             buffer: Vec::with_capacity(args.max_batch),
             buffered_bytes: 0,
@@ -544,6 +544,7 @@ async fn commit(state: &mut WriterState) -> Result<(), ActorProcessingErr> {
     })
     .await?;
     state.conn = Some(conn);
+    state.checkpointer.nudge();
     let s = &state.args.stats;
     s.batches.fetch_add(1, Ordering::Relaxed);
     s.ops.fetch_add(n, Ordering::Relaxed);

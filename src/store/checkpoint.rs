@@ -5,7 +5,8 @@
 //! of that batch waits: the writer's tail latency. Instead the writer
 //! connection has auto-checkpoints off and this thread, with a connection of
 //! its own, runs `PRAGMA wal_checkpoint(PASSIVE)` on a timer, and sooner
-//! when a look at the wal-index (every [`WATCH`]) finds a burst: without
+//! when a look at the wal-index finds a burst (the writer nudges the
+//! thread after its commits, at most every [`WATCH`]): without
 //! it the WAL of a write flood after a quiet second grew to 170 MB before
 //! the first checkpoint, and cutting it back stalled a commit 30–60 ms.
 //! PASSIVE never blocks the writer or readers; it copies what it can. This
@@ -61,9 +62,10 @@ pub const RESTART_WAIT: Duration = Duration::from_millis(500);
 const RESTART_BACKOFF: Duration = Duration::from_secs(10);
 /// Checkpoint interval while the WAL holds over a quarter of the bound.
 const FAST_PAUSE: Duration = Duration::from_millis(100);
-/// How often the checkpointer looks at the WAL's length between
-/// checkpoints: a burst after a quiet spell is caught within this, not a
-/// whole `checkpointMs` later.
+/// How often, at most, a writer's nudge wakes the checkpointer to look at
+/// the WAL's length between checkpoints: a burst after a quiet spell is
+/// caught within this, not a whole `checkpointMs` later, and an idle store
+/// wakes the thread only on its timer.
 const WATCH: Duration = Duration::from_millis(50);
 /// Frames a RESTART may be left to copy while it holds the writer.
 const CATCH_UP_FRAMES: i64 = 1024;
@@ -166,6 +168,9 @@ pub fn restart(conn: &Connection) -> Result<bool, StoreError> {
 pub struct Checkpointer {
     stop: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
+    /// When the thread was last nudged, in milliseconds since `born`.
+    nudged: AtomicU64,
+    born: std::time::Instant,
 }
 
 /// One PASSIVE checkpoint; returns (WAL frames, frames checkpointed).
@@ -198,7 +203,8 @@ impl Checkpointer {
                 // logged when it starts failing, not on every tick.
                 let mut failing = false;
                 while !flag.load(Ordering::Acquire) {
-                    std::thread::park_timeout(WATCH.min(pause));
+                    // Woken by the timer, or by a writer's nudge.
+                    std::thread::park_timeout(pause);
                     if flag.load(Ordering::Acquire) {
                         break;
                     }
@@ -280,7 +286,23 @@ impl Checkpointer {
         Ok(Checkpointer {
             stop,
             handle: Some(handle),
+            nudged: AtomicU64::new(0),
+            born: std::time::Instant::now(),
         })
+    }
+
+    /// Called by the writer after a commit: wakes the thread to look at
+    /// the WAL's length, at most once per [`WATCH`] (a relaxed load and a
+    /// clock read otherwise).
+    pub fn nudge(&self) {
+        let now = self.born.elapsed().as_millis() as u64;
+        let last = self.nudged.load(Ordering::Relaxed);
+        if now >= last + WATCH.as_millis() as u64 {
+            self.nudged.store(now, Ordering::Relaxed);
+            if let Some(h) = &self.handle {
+                h.thread().unpark();
+            }
+        }
     }
 }
 
@@ -337,7 +359,7 @@ mod tests {
         let path = dir.path().join("x.db");
         let conn = wal_writer(&path);
         let stats = Arc::new(CheckpointStats::default());
-        let _checkpointer =
+        let checkpointer =
             Checkpointer::start(&path, Duration::from_secs(600), stats.clone()).expect("start");
         // Over a quarter of the restart bound, in one burst.
         let rows = (WAL_RESTART_BYTES / 4 / FRAME_BYTES) as i64 + 500;
@@ -347,6 +369,8 @@ mod tests {
             [rows],
         )
         .expect("burst");
+        // As the store writer does after its commits.
+        checkpointer.nudge();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while stats.frames.load(Ordering::Relaxed) < rows as u64
             && std::time::Instant::now() < deadline
