@@ -203,7 +203,9 @@ impl Checkpointer {
                 // logged when it starts failing, not on every tick.
                 let mut failing = false;
                 while !flag.load(Ordering::Acquire) {
-                    // Woken by the timer, or by a writer's nudge.
+                    // Woken by the timer, or by a writer's nudge (which
+                    // can put the timer's checkpoint off by up to another
+                    // pause; the check below uses the real time since).
                     std::thread::park_timeout(pause);
                     if flag.load(Ordering::Acquire) {
                         break;
