@@ -11,7 +11,8 @@
 # Alternating binaries in one sitting is the only fair A/B on a shared
 # host whose speed drifts.
 # usage: [ROUNDS=1] [CONNS=32] [SECS=10] [RUNS=1] [STORE=DB] benches/write_load.sh [BIN...]
-#   RUNS > 1 runs wrk again on the same daemon (the store grows);
+#   RUNS > 1 runs wrk again on the same daemon (the store grows; the
+#   daemon-side shares, batch and restarts are then since its start);
 #   STORE=path/to/memories.db starts every daemon on a copy of that store
 #   (e.g. the 1M keyword-only store `KEEP=1 benches/scale_load.sh` leaves
 #   in target/scale/keyword/memory/) instead of an empty one.
@@ -28,7 +29,8 @@ for _ in $(seq "$ROUNDS"); do
     if [ -n "${STORE:-}" ]; then mkdir -p "$ws/memory" && cp "$STORE" "$ws/memory/memories.db"; fi
     SIGNET_PATH="$ws" SIGNET_PORT=$PORT SIGNET_LOG=warn "$bin" serve > "$ws/daemon.log" 2>&1 &
     pid=$!
-    until curl -sf "localhost:$PORT/health" >/dev/null; do sleep 0.05; done
+    for _ in $(seq 600); do curl -sf "localhost:$PORT/health" >/dev/null && break; sleep 0.05; done
+    curl -sf "localhost:$PORT/health" >/dev/null || { echo "$bin did not start:"; cat "$ws/daemon.log"; exit 1; }
     for run in $(seq "$RUNS"); do
       read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$pid/stat")
       out=$(wrk -t2 -c"$CONNS" -d"${SECS}s" -s "$LUA" "http://127.0.0.1:$PORT" | grep '^JSON')
