@@ -74,8 +74,13 @@ const FRAME_BYTES: u64 = 4096 + 24;
 
 /// The WAL file of the database at `db`.
 pub fn wal_path(db: &Path) -> PathBuf {
+    beside(db, "-wal")
+}
+
+/// A file SQLite keeps next to the database: its name plus `suffix`.
+fn beside(db: &Path, suffix: &str) -> PathBuf {
     let mut p = db.as_os_str().to_owned();
-    p.push("-wal");
+    p.push(suffix);
     PathBuf::from(p)
 }
 
@@ -128,10 +133,8 @@ pub struct WalIndex {
 impl WalIndex {
     /// The wal-index of the database at `db`.
     pub fn of(db: &Path) -> WalIndex {
-        let mut p = db.as_os_str().to_owned();
-        p.push("-shm");
         WalIndex {
-            path: PathBuf::from(p),
+            path: beside(db, "-shm"),
             open: None,
         }
     }
