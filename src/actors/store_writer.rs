@@ -1079,7 +1079,7 @@ impl Syncer {
         stats: Arc<WriterStats>,
     ) -> std::io::Result<Syncer> {
         let (tx, rx) = std::sync::mpsc::channel::<Finished>();
-        let mut wal = crate::store::checkpoint::WalFile::of(db);
+        let mut wal = crate::store::checkpoint::SyncFile::wal(db);
         let handle = std::thread::Builder::new()
             .name("signet-wal-sync".into())
             .spawn(move || {
