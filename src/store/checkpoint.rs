@@ -18,10 +18,11 @@
 //! always in flight (or, under a write flood, some write), so the file
 //! grows without end (6 GiB in 15 minutes of mixed load was measured;
 //! 1.3 GB in 12 s of remembers). Past [`WAL_RESTART_BYTES`] of WAL content
-//! the checkpointer therefore catches up with PASSIVE checkpoints and then
-//! runs a RESTART: it holds new writes (never reads: readers that start
-//! meanwhile read the database file) while it copies the last frames and
-//! the reads already in flight finish, at most [`RESTART_WAIT`]; the next
+//! the checkpointer therefore syncs the database file and catches up with
+//! PASSIVE checkpoints, holding no one, and then runs a RESTART: it holds
+//! new writes (never reads: readers that start meanwhile read the
+//! database file) while it copies the last frames, syncs them and the
+//! reads already in flight finish, at most [`RESTART_WAIT`]; the next
 //! write starts the WAL over. `journal_size_limit` (128 MB, twice the
 //! bound) only cuts the file back when the WAL outgrew it: the commit that
 //! cuts a large WAL file back stalls for tens of milliseconds.
@@ -50,10 +51,10 @@ pub struct CheckpointStats {
 }
 
 /// WAL content past which the WAL is started over (RESTART checkpoint).
-/// Each RESTART holds new writes for 5–20 ms under a write flood (the
-/// last frames' copy and the database file's sync), so the bound sets how
-/// often that happens: at 32 MB it was 40–50 times in 10 s of remembers
-/// (1% of them past 10 ms), at 64 MB 23–29 (0.55–0.84%).
+/// Each RESTART holds new writes for a few milliseconds under a write
+/// flood (the last frames' copy and their sync; 2–8 ms, where it was 5–20
+/// before the catch-up synced the database file first), so the bound sets
+/// how often that happens: 20–25 times in 10 s of remembers at 64 MB.
 pub const WAL_RESTART_BYTES: u64 = 64 * 1024 * 1024;
 /// Longest a RESTART checkpoint holds new writes waiting for reads (the
 /// bound of [`super::busy_wait_500ms`]).
@@ -68,7 +69,9 @@ const FAST_PAUSE: Duration = Duration::from_millis(100);
 /// wakes the thread only on its timer.
 const WATCH: Duration = Duration::from_millis(50);
 /// Frames a RESTART may be left to copy while it holds the writer.
-const CATCH_UP_FRAMES: i64 = 1024;
+const CATCH_UP_FRAMES: i64 = 256;
+/// Most rounds of sync and copy before a RESTART.
+const CATCH_UP_ROUNDS: u32 = 4;
 /// One WAL frame: a 4 KiB page and its 24-byte header.
 const FRAME_BYTES: u64 = 4096 + 24;
 
@@ -84,14 +87,14 @@ fn beside(db: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(p)
 }
 
-/// A file of the store opened only to sync it: `fdatasync` of any
-/// descriptor of a file puts what every writer of it left in the page
-/// cache on disk. The WAL's ([`SyncFile::wal`]): with `synchronous=NORMAL`
-/// a commit leaves its frames in the page cache. The database file's
-/// ([`SyncFile::database`]): a PASSIVE checkpoint that ends short of the
-/// WAL's end (under writes, nearly all of them) copies its pages without
-/// syncing them, leaving that to the checkpoint that reaches the end.
-/// The file is opened on the first sync and again if it was replaced
+/// A file of the store opened only to put it on disk: `fdatasync` (or
+/// writeback) of any descriptor of a file covers what every writer of it
+/// left in the page cache. The WAL's ([`SyncFile::wal`]): with
+/// `synchronous=NORMAL` a commit leaves its frames in the page cache. The
+/// database file's ([`SyncFile::database`]): a PASSIVE checkpoint that ends
+/// short of the WAL's end (under writes, nearly all of them) copies pages
+/// without syncing them, leaving that to the checkpoint that reaches the
+/// end. The file is opened on first use and again if it was replaced
 /// (SQLite only deletes the WAL when the last connection closes; the
 /// writer's stays open).
 pub struct SyncFile {
@@ -116,17 +119,22 @@ impl SyncFile {
         }
     }
 
-    /// Put everything written to the file so far on disk.
-    pub fn sync(&mut self) -> std::io::Result<()> {
+    /// The open file, reopened if the path now names another one.
+    fn file(&mut self) -> std::io::Result<&std::fs::File> {
         use std::os::unix::fs::MetadataExt;
         let ino = std::fs::metadata(&self.path)?.ino();
-        let file = match self.open.take() {
-            Some((f, i)) if i == ino => f,
-            _ => std::fs::File::open(&self.path)?,
-        };
-        let res = file.sync_data();
-        self.open = Some((file, ino));
-        res
+        if self.open.as_ref().is_none_or(|(_, i)| *i != ino) {
+            self.open = Some((std::fs::File::open(&self.path)?, ino));
+        }
+        match &self.open {
+            Some((f, _)) => Ok(f),
+            None => Err(std::io::Error::other("file not open")),
+        }
+    }
+
+    /// Put everything written to the file so far on disk.
+    pub fn sync(&mut self) -> std::io::Result<()> {
+        self.file()?.sync_data()
     }
 }
 
@@ -195,21 +203,6 @@ pub fn passive(conn: &Connection) -> Result<(i64, i64), StoreError> {
     })?)
 }
 
-/// One PASSIVE checkpoint, then a sync of the database file when it
-/// copied pages, off every lock: the checkpoint that reaches the WAL's end
-/// (the RESTART, which holds the writer) syncs what the earlier ones
-/// copied, and without this it wrote all of them out while holding the
-/// writer, its hold growing with the store (3.5 ms on a fresh store, 18 ms
-/// after 120k remembers, measured). Returns what [`passive`] returns.
-fn passive_synced(conn: &Connection, db: &mut SyncFile) -> Result<(i64, i64), StoreError> {
-    let frames = passive(conn)?;
-    if frames.1 > 0 {
-        db.sync()
-            .map_err(|e| StoreError::Commit(format!("sync of the database file failed: {e}")))?;
-    }
-    Ok(frames)
-}
-
 impl Checkpointer {
     /// Start checkpointing `path` every `every`.
     pub fn start(
@@ -252,7 +245,7 @@ impl Checkpointer {
                         continue;
                     }
                     last = std::time::Instant::now();
-                    let mut frames = match passive_synced(&conn, &mut db) {
+                    let mut frames = match passive(&conn) {
                         Ok((log, copied)) => {
                             if std::mem::take(&mut failing) {
                                 tracing::info!("WAL checkpoints work again");
@@ -284,18 +277,36 @@ impl Checkpointer {
                     {
                         continue;
                     }
-                    // Catch up without holding anyone, then restart. A
-                    // PASSIVE reports the log as of its own start (so its
-                    // two counts are equal once it copied everything); what
-                    // the writer added meanwhile is in the live count.
-                    for _ in 0..3 {
-                        let left = index
+                    // What the writer added since that PASSIVE started (it
+                    // reports the log as of its own start; the live count is
+                    // in the wal-index).
+                    let mut left = |frames: (i64, i64)| {
+                        index
                             .frames()
-                            .map_or(frames.0 - frames.1, |live| i64::from(live) - frames.1);
-                        if left <= CATCH_UP_FRAMES {
+                            .map_or(frames.0 - frames.1, |live| i64::from(live) - frames.1)
+                    };
+                    // All copied and nothing added: the writer's next commit
+                    // starts the log over by itself (also the case just after
+                    // a RESTART, before that commit moved the live count).
+                    if left(frames) <= 0 {
+                        continue;
+                    }
+                    // Catch up without holding anyone, then restart. First
+                    // sync the database file: a PASSIVE that ends short of
+                    // the log's end leaves syncing the pages it copied to
+                    // the checkpoint that reaches it, the RESTART, which
+                    // wrote them all out while holding the writer (a hold of
+                    // 3.5 ms on a fresh store, 18 ms after 120k remembers,
+                    // 100–230 ms at 1M). Then copy what the writer added
+                    // meanwhile, and again, until little is left.
+                    for round in 1..=CATCH_UP_ROUNDS {
+                        if db.sync().is_err()
+                            || left(frames) <= CATCH_UP_FRAMES
+                            || round == CATCH_UP_ROUNDS
+                        {
                             break;
                         }
-                        match passive_synced(&conn, &mut db) {
+                        match passive(&conn) {
                             Ok(f) => frames = f,
                             Err(_) => break,
                         }
@@ -384,6 +395,45 @@ mod tests {
         conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
             .expect("truncate");
         assert_eq!(index.frames(), Some(0), "the log started over");
+    }
+
+    #[test]
+    fn a_fully_copied_wal_starts_over_with_the_next_write_without_a_restart() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("x.db");
+        let conn = wal_writer(&path);
+        let stats = Arc::new(CheckpointStats::default());
+        let checkpointer =
+            Checkpointer::start(&path, Duration::from_secs(600), stats.clone()).expect("start");
+        // Past the restart bound in one burst, then quiet: one PASSIVE
+        // copies all of it, so no RESTART (and no hold of the writer) is
+        // needed for the log to start over.
+        let rows = (WAL_RESTART_BYTES / FRAME_BYTES) as i64 + 500;
+        conn.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+             INSERT INTO t SELECT randomblob(3000) FROM n",
+            [rows],
+        )
+        .expect("burst");
+        checkpointer.nudge();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while stats.frames.load(Ordering::Relaxed) < rows as u64
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            stats.frames.load(Ordering::Relaxed) >= rows as u64,
+            "not copied in 20 s"
+        );
+        // Looks after the copy find nothing left and restart nothing.
+        checkpointer.nudge();
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(stats.restarts.load(Ordering::Relaxed), 0);
+        conn.execute("INSERT INTO t VALUES (randomblob(100))", [])
+            .expect("write");
+        let live = WalIndex::of(&path).frames().expect("index");
+        assert!(live < 10, "the log did not start over: {live} frames");
     }
 
     #[test]
