@@ -87,16 +87,16 @@ fn beside(db: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(p)
 }
 
-/// A file of the store opened only to put it on disk: `fdatasync` (or
-/// writeback) of any descriptor of a file covers what every writer of it
-/// left in the page cache. The WAL's ([`SyncFile::wal`]): with
-/// `synchronous=NORMAL` a commit leaves its frames in the page cache. The
-/// database file's ([`SyncFile::database`]): a PASSIVE checkpoint that ends
-/// short of the WAL's end (under writes, nearly all of them) copies pages
-/// without syncing them, leaving that to the checkpoint that reaches the
-/// end. The file is opened on first use and again if it was replaced
-/// (SQLite only deletes the WAL when the last connection closes; the
-/// writer's stays open).
+/// A file of the store opened only to sync it: `fdatasync` of any
+/// descriptor of a file puts on disk what every writer of it left in the
+/// page cache. The WAL's ([`SyncFile::wal`]): with `synchronous=NORMAL` a
+/// commit leaves its frames in the page cache. The database file's
+/// ([`SyncFile::database`]): a PASSIVE checkpoint that ends short of the
+/// WAL's end (under writes, nearly all of them) copies pages without
+/// syncing them, leaving that to the checkpoint that reaches the end. The
+/// file is opened on first use and again if it was replaced (SQLite only
+/// deletes the WAL when the last connection closes; the writer's stays
+/// open).
 pub struct SyncFile {
     path: PathBuf,
     open: Option<(std::fs::File, u64)>,
@@ -123,13 +123,11 @@ impl SyncFile {
     fn file(&mut self) -> std::io::Result<&std::fs::File> {
         use std::os::unix::fs::MetadataExt;
         let ino = std::fs::metadata(&self.path)?.ino();
-        if self.open.as_ref().is_none_or(|(_, i)| *i != ino) {
-            self.open = Some((std::fs::File::open(&self.path)?, ino));
-        }
-        match &self.open {
-            Some((f, _)) => Ok(f),
-            None => Err(std::io::Error::other("file not open")),
-        }
+        let file = match self.open.take() {
+            Some((f, i)) if i == ino => f,
+            _ => std::fs::File::open(&self.path)?,
+        };
+        Ok(&self.open.insert((file, ino)).0)
     }
 
     /// Put everything written to the file so far on disk.
