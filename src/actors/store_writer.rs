@@ -123,6 +123,27 @@ pub enum WriteOp {
 }
 
 impl WriteOp {
+    /// Rows the op adds to or rewrites in the keyword index, roughly (a
+    /// duplicate adds none, a sweep may purge many).
+    fn rows(&self) -> u64 {
+        match self {
+            WriteOp::Import { batch, .. } => batch.len() as u64,
+            WriteOp::Modify { reqs, .. } => reqs.len() as u64,
+            WriteOp::Forget { reqs, .. } => reqs.len() as u64,
+            WriteOp::Remember { .. }
+            | WriteOp::Recover { .. }
+            | WriteOp::Sweep { .. }
+            | WriteOp::Repair { .. } => 1,
+            WriteOp::Access { .. }
+            | WriteOp::Vacuum { .. }
+            | WriteOp::Embed { .. }
+            | WriteOp::Job { .. }
+            | WriteOp::Feedback { .. }
+            | WriteOp::Session { .. }
+            | WriteOp::Revoke { .. } => 0,
+        }
+    }
+
     /// Roughly what the op writes, for the batch's byte bound: the text
     /// and vectors it carries (other columns are small and bounded).
     fn approx_bytes(&self) -> usize {
@@ -342,6 +363,9 @@ pub struct WriterState {
     last_write: std::time::Instant,
     /// Writes may have left small keyword-index segments to merge.
     index_dirty: bool,
+    /// Rows written since the keyword index was last merged into one
+    /// segment (see [`search::full_merge_due`]).
+    since_full_merge: u64,
     args: WriterArgs,
 }
 
@@ -349,6 +373,9 @@ pub struct WriterState {
 const IDLE_BEFORE_MERGE: Duration = Duration::from_millis(300);
 /// Longest index merge per timer tick, so a merge never holds writes long.
 const MERGE_BUDGET: Duration = Duration::from_millis(25);
+/// Longest index merge when the writer stops (nobody waits for writes
+/// then; a 1M-memory index merges in ~1.2 s).
+const STOP_MERGE_BUDGET: Duration = Duration::from_secs(3);
 
 impl Actor for StoreWriter {
     type Msg = WriterMsg;
@@ -392,6 +419,7 @@ impl Actor for StoreWriter {
             flush_scheduled: false,
             last_write: std::time::Instant::now(),
             index_dirty: true,
+            since_full_merge: 0,
             args,
         })
     }
@@ -416,6 +444,7 @@ impl Actor for StoreWriter {
                 // Access counts never touch the keyword index.
                 state.last_write = std::time::Instant::now();
                 state.index_dirty = true;
+                state.since_full_merge += op.rows();
                 state.buffered_bytes += op.approx_bytes();
                 state.buffer.push(op);
                 if state.buffer.len() >= state.args.max_batch
@@ -438,7 +467,15 @@ impl Actor for StoreWriter {
                     commit(state).await?;
                 }
                 if state.index_dirty && state.last_write.elapsed() >= IDLE_BEFORE_MERGE {
-                    let more = with_conn(state, |c| search::merge_index(c, MERGE_BUDGET)).await??;
+                    let since = state.since_full_merge;
+                    let (full, more) = with_conn(state, move |c| {
+                        let full = search::full_merge_due(c, since)?;
+                        Ok((full, search::merge_index(c, MERGE_BUDGET, full)?))
+                    })
+                    .await??;
+                    if full && !more {
+                        state.since_full_merge = 0;
+                    }
                     state.index_dirty = more;
                 }
             }
@@ -468,7 +505,13 @@ impl Actor for StoreWriter {
         }
         commit(state).await?;
         if state.conn.is_some() {
-            let _ = with_conn(state, |c| {
+            // After many new rows (a `signet import` ends here), leave the
+            // keyword index merged for the next start, within a bound.
+            let since = state.since_full_merge;
+            let _ = with_conn(state, move |c| {
+                if search::full_merge_due(c, since)? {
+                    search::merge_index(c, STOP_MERGE_BUDGET, true)?;
+                }
                 c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
                 Ok(())
             })
