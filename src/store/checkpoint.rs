@@ -374,6 +374,46 @@ mod tests {
         conn
     }
 
+    /// A WAL writer on a fresh database and a checkpointer on it whose
+    /// timer (600 s) never fires within a test.
+    fn watched() -> (
+        tempfile::TempDir,
+        Connection,
+        Arc<CheckpointStats>,
+        Checkpointer,
+    ) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("x.db");
+        let conn = wal_writer(&path);
+        let stats = Arc::new(CheckpointStats::default());
+        let checkpointer =
+            Checkpointer::start(&path, Duration::from_secs(600), stats.clone()).expect("start");
+        (dir, conn, stats, checkpointer)
+    }
+
+    /// Write `rows` rows of 3,000 bytes (about one WAL frame each) in one
+    /// commit.
+    fn burst(conn: &Connection, rows: i64) {
+        conn.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+             INSERT INTO t SELECT randomblob(3000) FROM n",
+            [rows],
+        )
+        .expect("burst");
+    }
+
+    /// Wait up to `within` for the checkpointer to have copied `frames`.
+    fn copied(stats: &CheckpointStats, frames: i64, within: Duration) -> bool {
+        let deadline = std::time::Instant::now() + within;
+        while stats.frames.load(Ordering::Relaxed) < frames as u64 {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
     #[test]
     fn the_wal_index_counts_live_frames() {
         let dir = tempfile::tempdir().expect("tmp");
@@ -382,12 +422,7 @@ mod tests {
         assert_eq!(index.frames(), None, "no database, no index");
         let conn = wal_writer(&path);
         let before = index.frames().expect("an initialised index");
-        conn.execute(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
-             INSERT INTO t SELECT randomblob(3000) FROM n",
-            [],
-        )
-        .expect("insert");
+        burst(&conn, 500);
         let after = index.frames().expect("an initialised index");
         assert!(after >= before + 500, "{before} -> {after} frames");
         conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
@@ -397,31 +432,16 @@ mod tests {
 
     #[test]
     fn a_fully_copied_wal_starts_over_with_the_next_write_without_a_restart() {
-        let dir = tempfile::tempdir().expect("tmp");
+        let (dir, conn, stats, checkpointer) = watched();
         let path = dir.path().join("x.db");
-        let conn = wal_writer(&path);
-        let stats = Arc::new(CheckpointStats::default());
-        let checkpointer =
-            Checkpointer::start(&path, Duration::from_secs(600), stats.clone()).expect("start");
         // Past the restart bound in one burst, then quiet: one PASSIVE
         // copies all of it, so no RESTART (and no hold of the writer) is
         // needed for the log to start over.
         let rows = (WAL_RESTART_BYTES / FRAME_BYTES) as i64 + 500;
-        conn.execute(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
-             INSERT INTO t SELECT randomblob(3000) FROM n",
-            [rows],
-        )
-        .expect("burst");
+        burst(&conn, rows);
         checkpointer.nudge();
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while stats.frames.load(Ordering::Relaxed) < rows as u64
-            && std::time::Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(20));
-        }
         assert!(
-            stats.frames.load(Ordering::Relaxed) >= rows as u64,
+            copied(&stats, rows, Duration::from_secs(20)),
             "not copied in 20 s"
         );
         // Looks after the copy find nothing left and restart nothing.
@@ -436,30 +456,14 @@ mod tests {
 
     #[test]
     fn a_burst_is_checkpointed_long_before_the_interval() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let path = dir.path().join("x.db");
-        let conn = wal_writer(&path);
-        let stats = Arc::new(CheckpointStats::default());
-        let checkpointer =
-            Checkpointer::start(&path, Duration::from_secs(600), stats.clone()).expect("start");
+        let (_dir, conn, stats, checkpointer) = watched();
         // Over a quarter of the restart bound, in one burst.
         let rows = (WAL_RESTART_BYTES / 4 / FRAME_BYTES) as i64 + 500;
-        conn.execute(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
-             INSERT INTO t SELECT randomblob(3000) FROM n",
-            [rows],
-        )
-        .expect("burst");
+        burst(&conn, rows);
         // As the store writer does after its commits.
         checkpointer.nudge();
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while stats.frames.load(Ordering::Relaxed) < rows as u64
-            && std::time::Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(20));
-        }
         assert!(
-            stats.frames.load(Ordering::Relaxed) >= rows as u64,
+            copied(&stats, rows, Duration::from_secs(10)),
             "the burst was not checkpointed within 10 s (the interval is 600 s): {} runs, {} frames",
             stats.runs.load(Ordering::Relaxed),
             stats.frames.load(Ordering::Relaxed)
