@@ -1,16 +1,15 @@
 //! The store writer: the only read-write SQLite connection.
 //!
 //! Every mutation in the process arrives here as a [`WriteOp`]. The actor
-//! buffers ops in its state and sends itself one [`WriterMsg::Flush`];
-//! because the mailbox is FIFO, the flush is handled after every write that
-//! was already queued, so one transaction commits all of them (group
-//! commit). The commit runs on the blocking pool; while it does, new writes
-//! queue in the mailbox and form the next batch. Callers get their reply
-//! only once the commit is on disk (`synchronous: full`: the [`Syncer`]
-//! syncs the WAL beside the writer), so a reply means the write is
-//! durable. Ops run without savepoints; when one fails, the batch is
-//! re-run with a savepoint per op, so one failing op never rolls back its
-//! neighbours.
+//! hands each write to the writer's own thread (its [`Lane`]), which owns
+//! the connection and commits batch after batch: each batch is every write
+//! queued while the previous one ran, in one transaction (group commit).
+//! The thread never waits for the actor to be scheduled between batches,
+//! and never idles while writes are queued. Callers get their reply only
+//! once the commit is on disk (`synchronous: full`: the [`Syncer`] syncs
+//! the WAL beside the writer), so a reply means the write is durable. Ops
+//! run without savepoints; when one fails, the batch is re-run with a
+//! savepoint per op, so one failing op never rolls back its neighbours.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -243,14 +242,15 @@ pub struct JobPolicy {
 // them to shrink the rare control messages would cost an allocation each.
 #[allow(clippy::large_enum_variant)]
 pub enum WriterMsg {
-    /// Buffer a write; it commits with the next flush.
+    /// Hand a write to the writer's thread; it commits with the next batch.
     Write(WriteOp),
-    /// Commit everything buffered so far (self-sent).
-    Flush,
     /// Move batched recall access counts into the buffer (timer).
     FlushAccess,
     /// Checkpoint the WAL into the database file.
     Checkpoint(RpcReplyPort<Result<(), StoreError>>),
+    /// The writer's thread panicked inside a batch (self-sent): the actor
+    /// fails and the supervisor restarts it.
+    LaneFailed,
     /// Fault injection (supervision tests, chaos drills): the handler
     /// panics and the supervisor must restart the writer.
     InjectPanic,
@@ -347,19 +347,15 @@ pub struct StoreWriter;
 
 /// State owned by the writer.
 pub struct WriterState {
-    conn: Option<Connection>,
-    /// Folds the WAL back into the database beside the writer; stops when
-    /// the state is dropped (also when the writer fails).
-    checkpointer: Checkpointer,
-    /// Syncs commits before their replies (`synchronous: full`); declared
-    /// after the connection so it is dropped, answering what it holds,
-    /// once the writer stopped.
-    syncer: Option<Syncer>,
-    buffer: Vec<WriteOp>,
-    /// Approximate content bytes in `buffer`.
-    buffered_bytes: usize,
-    flush_scheduled: bool,
-    /// When the last batch committed.
+    /// The thread that owns the connection and commits the batches.
+    /// Declared first, so on a stop it finishes what it was handed (and
+    /// stops the checkpointer) before the syncer goes.
+    lane: Lane,
+    /// Syncs commits before their replies (`synchronous: full`); held
+    /// only to be dropped after the lane, answering what it holds, once
+    /// the writer stopped.
+    _syncer: Option<Syncer>,
+    /// When the last write arrived.
     last_write: std::time::Instant,
     /// Writes may have left small keyword-index segments to merge.
     index_dirty: bool,
@@ -384,7 +380,7 @@ impl Actor for StoreWriter {
 
     async fn pre_start(
         &self,
-        _me: ActorRef<WriterMsg>,
+        me: ActorRef<WriterMsg>,
         args: WriterArgs,
     ) -> Result<WriterState, ActorProcessingErr> {
         let path = args.db_path.clone();
@@ -410,13 +406,18 @@ impl Actor for StoreWriter {
             args.checkpoint_every,
             args.checkpoints.clone(),
         )?;
+        let lane = Lane::start(
+            conn,
+            LaneContext {
+                args: args.clone(),
+                sync: syncer.as_ref().and_then(|s| s.tx.clone()),
+                checkpointer,
+                me,
+            },
+        )?;
         Ok(WriterState {
-            conn: Some(conn),
-            checkpointer,
-            syncer,
-            buffer: Vec::with_capacity(args.max_batch),
-            buffered_bytes: 0,
-            flush_scheduled: false,
+            lane,
+            _syncer: syncer,
             last_write: std::time::Instant::now(),
             index_dirty: true,
             since_full_merge: 0,
@@ -435,44 +436,32 @@ impl Actor for StoreWriter {
 
     async fn handle(
         &self,
-        me: ActorRef<WriterMsg>,
+        _me: ActorRef<WriterMsg>,
         msg: WriterMsg,
         state: &mut WriterState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             WriterMsg::Write(op) => {
-                // Access counts never touch the keyword index.
                 state.last_write = std::time::Instant::now();
                 state.index_dirty = true;
                 state.since_full_merge += op.rows();
-                state.buffered_bytes += op.approx_bytes();
-                state.buffer.push(op);
-                if state.buffer.len() >= state.args.max_batch
-                    || state.buffered_bytes >= state.args.max_batch_bytes
-                {
-                    commit(state).await?;
-                } else if !state.flush_scheduled {
-                    state.flush_scheduled = true;
-                    me.send_message(WriterMsg::Flush)?;
-                }
-            }
-            WriterMsg::Flush => {
-                state.flush_scheduled = false;
-                commit(state).await?;
+                state.lane.push(op)?;
             }
             WriterMsg::FlushAccess => {
+                // Access counts never touch the keyword index.
                 let hits = state.args.access.drain();
                 if !hits.is_empty() {
-                    state.buffer.push(WriteOp::Access { hits });
-                    commit(state).await?;
+                    state.lane.push(WriteOp::Access { hits })?;
                 }
                 if state.index_dirty && state.last_write.elapsed() >= IDLE_BEFORE_MERGE {
                     let since = state.since_full_merge;
-                    let (full, more) = with_conn(state, move |c| {
-                        let full = search::full_merge_due(c, since)?;
-                        Ok((full, search::merge_index(c, MERGE_BUDGET, full)?))
-                    })
-                    .await??;
+                    let (full, more) = state
+                        .lane
+                        .run(move |c| {
+                            let full = search::full_merge_due(c, since)?;
+                            Ok((full, search::merge_index(c, MERGE_BUDGET, full)?))
+                        })
+                        .await?;
                     if full && !more {
                         state.since_full_merge = 0;
                     }
@@ -480,13 +469,18 @@ impl Actor for StoreWriter {
                 }
             }
             WriterMsg::Checkpoint(reply) => {
-                commit(state).await?;
-                let res = with_conn(state, |c| {
-                    c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
-                    Ok(())
-                })
-                .await?;
+                // Runs after every write handed over before it.
+                let res = state
+                    .lane
+                    .run(|c| {
+                        c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+                        Ok(())
+                    })
+                    .await;
                 let _ = reply.send(res);
+            }
+            WriterMsg::LaneFailed => {
+                return Err("the store writer's thread failed inside a batch".into());
             }
             WriterMsg::InjectPanic => panic!("injected store writer fault"),
         }
@@ -501,16 +495,17 @@ impl Actor for StoreWriter {
         // A clean stop (drain) commits what is left and folds the WAL back.
         let hits = state.args.access.drain();
         if !hits.is_empty() {
-            state.buffer.push(WriteOp::Access { hits });
+            let _ = state.lane.push(WriteOp::Access { hits });
         }
-        commit(state).await?;
-        if state.conn.is_some() {
-            // After many new rows (a `signet import` ends here), leave the
-            // keyword index merged for the next start, within a bound; a
-            // merge left half done is carried on by the next writer. The
-            // checkpoint runs whatever the merge did.
-            let since = state.since_full_merge;
-            let _ = with_conn(state, move |c| {
+        // After many new rows (a `signet import` ends here), leave the
+        // keyword index merged for the next start, within a bound; a merge
+        // left half done is carried on by the next writer. The checkpoint
+        // runs whatever the merge did. A lane that failed has nothing to
+        // fold back.
+        let since = state.since_full_merge;
+        let _ = state
+            .lane
+            .run(move |c| {
                 if search::full_merge_due(c, since).unwrap_or(false) {
                     if let Err(e) = search::merge_index(c, STOP_MERGE_BUDGET, true) {
                         tracing::warn!(error = %e, "keyword index merge at stop failed");
@@ -520,83 +515,233 @@ impl Actor for StoreWriter {
                 Ok(())
             })
             .await;
-        }
         Ok(())
     }
 }
 
-/// Run `f` with the connection on the blocking pool and put it back.
-async fn with_conn<T: Send + 'static>(
-    state: &mut WriterState,
-    f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-) -> Result<Result<T, StoreError>, ActorProcessingErr> {
-    let conn = state
-        .conn
-        .take()
-        .ok_or("store writer lost its connection")?;
-    let (conn, out) = tokio::task::spawn_blocking(move || {
-        let out = f(&conn);
-        (conn, out)
-    })
-    .await?;
-    state.conn = Some(conn);
-    Ok(out)
+/// An item handed to the writer's thread.
+// Like [`WriterMsg`]: ops dominate and are moved once; boxing them would
+// cost an allocation each.
+#[allow(clippy::large_enum_variant)]
+enum Item {
+    Op(WriteOp),
+    /// Run on the connection between batches (merges, checkpoints).
+    Task(Box<dyn FnOnce(&Connection) + Send>),
 }
 
-/// Commit the buffer as one transaction and answer every caller.
-async fn commit(state: &mut WriterState) -> Result<(), ActorProcessingErr> {
-    if state.buffer.is_empty() {
-        return Ok(());
+/// What the writer's thread takes from its queue in one go.
+enum Work {
+    Batch(Vec<WriteOp>),
+    Task(Box<dyn FnOnce(&Connection) + Send>),
+}
+
+/// The queue between the actor and the writer's thread.
+#[derive(Default)]
+struct Queue {
+    items: std::collections::VecDeque<Item>,
+    /// The thread waits for items (a push must wake it).
+    idle: bool,
+    /// No more items are taken (the lane is stopping, or failed).
+    closed: bool,
+}
+
+/// What the writer's thread owns besides the connection.
+struct LaneContext {
+    args: WriterArgs,
+    /// The sync thread's inbox (`synchronous: full`).
+    sync: Option<std::sync::mpsc::Sender<Finished>>,
+    /// Folds the WAL back beside the writer; nudged after commits and
+    /// stopped with the thread.
+    checkpointer: Checkpointer,
+    /// Told when a batch panicked, so the supervisor restarts the writer.
+    me: ActorRef<WriterMsg>,
+}
+
+/// The writer's thread: it owns the connection and commits batch after
+/// batch, each made of every write queued while the previous one ran (up
+/// to `max_batch` ops or `max_batch_bytes`). The actor only hands writes
+/// over, so no batch waits for the actor to be scheduled, and the thread
+/// never idles while writes are queued.
+struct Lane {
+    shared: Arc<(std::sync::Mutex<Queue>, std::sync::Condvar)>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Lane {
+    fn start(conn: Connection, cx: LaneContext) -> std::io::Result<Lane> {
+        let shared = Arc::new((
+            std::sync::Mutex::new(Queue::default()),
+            std::sync::Condvar::new(),
+        ));
+        let queue = shared.clone();
+        let handle = std::thread::Builder::new()
+            .name("signet-writer".into())
+            .spawn(move || lane_loop(&conn, &queue, &cx))?;
+        Ok(Lane {
+            shared,
+            handle: Some(handle),
+        })
     }
-    let ops = std::mem::take(&mut state.buffer);
-    state.buffered_bytes = 0;
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.shared.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queue `item`; false (and the item dropped) once the thread stopped.
+    fn enqueue(&self, item: Item) -> bool {
+        let mut q = self.queue();
+        if q.closed {
+            return false;
+        }
+        q.items.push_back(item);
+        if std::mem::take(&mut q.idle) {
+            self.shared.1.notify_one();
+        }
+        true
+    }
+
+    /// Hand a write to the thread; it fails (dropping the write, whose
+    /// caller then hears the writer failed) once the thread has stopped.
+    fn push(&self, op: WriteOp) -> Result<(), StoreError> {
+        if self.enqueue(Item::Op(op)) {
+            Ok(())
+        } else {
+            Err(lane_gone())
+        }
+    }
+
+    /// Run `f` on the connection after every write handed over before it.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task: Box<dyn FnOnce(&Connection) + Send> = Box::new(move |c| {
+            let _ = tx.send(f(c));
+        });
+        if !self.enqueue(Item::Task(task)) {
+            return Err(lane_gone());
+        }
+        rx.await.map_err(|_| lane_gone())?
+    }
+}
+
+fn lane_gone() -> StoreError {
+    StoreError::Task("the store writer's thread stopped".into())
+}
+
+impl Drop for Lane {
+    /// The thread commits what it was handed, then stops.
+    fn drop(&mut self) {
+        self.queue().closed = true;
+        self.shared.1.notify_one();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// The writer's thread: take what is queued, commit it, again. A panic in
+/// a batch drops the connection (rolling the transaction back) and every
+/// write still queued (their callers hear the writer failed), and tells
+/// the actor, which fails so the supervisor opens a fresh connection.
+fn lane_loop(
+    conn: &Connection,
+    shared: &(std::sync::Mutex<Queue>, std::sync::Condvar),
+    cx: &LaneContext,
+) {
+    let (lock, ready) = shared;
+    let lock_queue = || lock.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let work = {
+            let mut q = lock_queue();
+            while q.items.is_empty() && !q.closed {
+                q.idle = true;
+                q = ready.wait(q).unwrap_or_else(|p| p.into_inner());
+            }
+            q.idle = false;
+            match take(&mut q.items, cx.args.max_batch, cx.args.max_batch_bytes) {
+                Some(w) => w,
+                None => return,
+            }
+        };
+        let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match work {
+            Work::Batch(ops) => commit(conn, ops, cx),
+            Work::Task(f) => f(conn),
+        }));
+        if done.is_err() {
+            let left = {
+                let mut q = lock_queue();
+                q.closed = true;
+                std::mem::take(&mut q.items)
+            };
+            drop(left);
+            let _ = cx.me.send_message(WriterMsg::LaneFailed);
+            return;
+        }
+    }
+}
+
+/// The next work from the queue: a task alone, or the ops before the next
+/// task, up to `max_ops` or `max_bytes` (at least one op).
+fn take(
+    items: &mut std::collections::VecDeque<Item>,
+    max_ops: usize,
+    max_bytes: usize,
+) -> Option<Work> {
+    match items.pop_front()? {
+        Item::Task(f) => Some(Work::Task(f)),
+        Item::Op(first) => {
+            let mut bytes = first.approx_bytes();
+            let mut ops = vec![first];
+            while ops.len() < max_ops && bytes < max_bytes {
+                match items.front() {
+                    Some(Item::Op(op)) => bytes += op.approx_bytes(),
+                    _ => break,
+                }
+                if let Some(Item::Op(op)) = items.pop_front() {
+                    ops.push(op);
+                }
+            }
+            Some(Work::Batch(ops))
+        }
+    }
+}
+
+/// Commit `ops` as one transaction; their callers are answered once it is
+/// on disk (by the sync thread), or at once with `synchronous: normal`.
+fn commit(conn: &Connection, ops: Vec<WriteOp>, cx: &LaneContext) {
+    let args = &cx.args;
     let n = ops.len() as u64;
-    let stats = state.args.stats.clone();
-    let generation = state.args.generation.clone();
-    let registry = state.args.registry.clone();
-    let now = state.args.clock.now();
+    let now = args.clock.now();
     let ctx = BatchContext {
-        index: state.args.index.clone(),
-        jobs: state.args.jobs,
-        wake: state.args.wake.clone(),
+        index: args.index.clone(),
+        jobs: args.jobs,
+        wake: args.wake.clone(),
         now,
         now_iso: store::to_iso(now),
     };
-    let conn = state
-        .conn
-        .take()
-        .ok_or("store writer lost its connection")?;
-    // A panic inside the batch drops `conn` (rolling the transaction back)
-    // and every reply port; the error below fails this actor and the
-    // supervisor opens a fresh connection.
-    let sync = state.syncer.as_ref().and_then(|s| s.tx.clone());
-    let conn = tokio::task::spawn_blocking(move || {
-        let t = std::time::Instant::now();
-        let finished = run_batch(&conn, ops, &stats, &generation, &ctx);
-        stats
-            .busy_ns
-            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        match (finished, sync) {
-            // Answered once the sync thread has the commit on disk.
-            (Some(f), Some(tx)) if f.committed => {
-                if let Err(gone) = tx.send(f) {
-                    gone.0
-                        .fail(&StoreError::Commit("the WAL sync thread is gone".into()));
-                }
+    let stats = &args.stats;
+    let t = std::time::Instant::now();
+    let finished = run_batch(conn, ops, stats, &args.generation, &ctx);
+    stats
+        .busy_ns
+        .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    match (finished, &cx.sync) {
+        // Answered once the sync thread has the commit on disk.
+        (Some(f), Some(tx)) if f.committed => {
+            if let Err(gone) = tx.send(f) {
+                gone.0
+                    .fail(&StoreError::Commit("the WAL sync thread is gone".into()));
             }
-            (Some(f), _) => f.deliver(&registry),
-            (None, _) => {}
         }
-        conn
-    })
-    .await?;
-    state.conn = Some(conn);
-    state.checkpointer.nudge();
-    let s = &state.args.stats;
-    s.batches.fetch_add(1, Ordering::Relaxed);
-    s.ops.fetch_add(n, Ordering::Relaxed);
-    s.max_batch.fetch_max(n, Ordering::Relaxed);
-    Ok(())
+        (Some(f), _) => f.deliver(&args.registry),
+        (None, _) => {}
+    }
+    cx.checkpointer.nudge();
+    stats.batches.fetch_add(1, Ordering::Relaxed);
+    stats.ops.fetch_add(n, Ordering::Relaxed);
+    stats.max_batch.fetch_max(n, Ordering::Relaxed);
 }
 
 /// What a batch needs beyond the connection.
@@ -1347,6 +1492,59 @@ mod tests {
             committed: true,
         };
         (f, rx)
+    }
+
+    /// A revocation, for the batch bounds.
+    fn op() -> Item {
+        let (tx, _rx) = oneshot();
+        Item::Op(WriteOp::Revoke {
+            kind: "jti",
+            value: "t".into(),
+            at: 0,
+            by: "test".into(),
+            reply: RpcReplyPort::from(tx),
+        })
+    }
+
+    fn task() -> Item {
+        Item::Task(Box::new(|_| {}))
+    }
+
+    /// What `take` made of the queue's front: ops in a batch, or a task.
+    fn taken(q: &mut std::collections::VecDeque<Item>, ops: usize, bytes: usize) -> String {
+        match take(q, ops, bytes) {
+            Some(Work::Batch(b)) => format!("batch {}", b.len()),
+            Some(Work::Task(_)) => "task".into(),
+            None => "nothing".into(),
+        }
+    }
+
+    #[test]
+    fn a_batch_takes_the_queued_writes_up_to_its_bounds_and_stops_at_a_task() {
+        let mut q: std::collections::VecDeque<Item> =
+            [op(), op(), op(), task(), op(), task(), task()]
+                .into_iter()
+                .collect();
+        // Every op before the task, none after it; the task alone next.
+        assert_eq!(taken(&mut q, 256, 1 << 20), "batch 3");
+        assert_eq!(taken(&mut q, 256, 1 << 20), "task");
+        assert_eq!(taken(&mut q, 256, 1 << 20), "batch 1");
+        assert_eq!(taken(&mut q, 256, 1 << 20), "task");
+        assert_eq!(taken(&mut q, 256, 1 << 20), "task");
+        assert_eq!(taken(&mut q, 256, 1 << 20), "nothing");
+        // The op bound.
+        let mut q: std::collections::VecDeque<Item> = (0..5).map(|_| op()).collect();
+        assert_eq!(taken(&mut q, 2, 1 << 20), "batch 2");
+        assert_eq!(taken(&mut q, 2, 1 << 20), "batch 2");
+        assert_eq!(taken(&mut q, 2, 1 << 20), "batch 1");
+        // The byte bound (a revocation counts 256 bytes): ops are added
+        // until it is reached, and an op at or past it goes alone.
+        let mut q: std::collections::VecDeque<Item> = (0..5).map(|_| op()).collect();
+        assert_eq!(taken(&mut q, 256, 600), "batch 3");
+        assert_eq!(taken(&mut q, 256, 600), "batch 2");
+        let mut q: std::collections::VecDeque<Item> = (0..2).map(|_| op()).collect();
+        assert_eq!(taken(&mut q, 256, 100), "batch 1");
+        assert_eq!(taken(&mut q, 256, 100), "batch 1");
     }
 
     #[tokio::test]
