@@ -159,6 +159,7 @@ impl Engine {
                 jobs,
                 wake: wake.clone(),
                 clock: config.clock.clone(),
+                inbox: Default::default(),
             },
             sweeper: SweeperArgs {
                 registry: registry.clone(),

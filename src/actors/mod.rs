@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use rate_limit::LedgerMsg;
 use retention::{SweepReport, SweeperMsg};
 use sse::{Draft, SseMsg, Subscription};
-use store_writer::WriterMsg;
+use store_writer::{WriterInbox, WriterMsg};
 
 /// Why an actor call gave no answer; the HTTP layer answers 503.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -31,10 +31,37 @@ pub enum ActorError {
     Timeout(&'static str),
 }
 
+/// The store writer as callers reach it: the actor, and the inbox its
+/// thread takes callers' writes from.
+#[derive(Clone)]
+pub struct WriterRef {
+    pub actor: ActorRef<WriterMsg>,
+    pub inbox: WriterInbox,
+}
+
+impl WriterRef {
+    /// A write goes to the inbox, anything else to the actor; what could
+    /// not be delivered (the writer stopped) comes back, `Err(None)` when
+    /// the actor cannot take messages at all.
+    fn deliver(&self, msg: WriterMsg) -> Result<(), Option<Box<WriterMsg>>> {
+        match msg {
+            WriterMsg::Write(op) => self
+                .inbox
+                .send(op)
+                .map_err(|op| Some(Box::new(WriterMsg::Write(*op)))),
+            msg => match self.actor.send_message(msg) {
+                Ok(()) => Ok(()),
+                Err(MessagingErr::SendErr(back)) => Err(Some(Box::new(back))),
+                Err(_) => Err(None),
+            },
+        }
+    }
+}
+
 /// The current refs of the supervised actors.
 #[derive(Clone)]
 pub struct Registry {
-    writer: watch::Sender<Option<ActorRef<WriterMsg>>>,
+    writer: watch::Sender<Option<WriterRef>>,
     ledger: watch::Sender<Option<ActorRef<LedgerMsg>>>,
     sse: watch::Sender<Option<ActorRef<SseMsg>>>,
     sweeper: watch::Sender<Option<ActorRef<SweeperMsg>>>,
@@ -114,14 +141,14 @@ impl Registry {
         ask(&self.ledger, "rate-limit ledger", timeout, make).await
     }
 
-    /// Publish the store writer's (new) ref.
-    pub fn publish_writer(&self, r: Option<ActorRef<WriterMsg>>) {
+    /// Publish the store writer's (new) ref and inbox.
+    pub fn publish_writer(&self, r: Option<WriterRef>) {
         self.writer.send_replace(r);
     }
 
     /// The store writer's current ref, if it runs.
     pub fn writer(&self) -> Option<ActorRef<WriterMsg>> {
-        self.writer.borrow().clone()
+        self.writer.borrow().as_ref().map(|w| w.actor.clone())
     }
 
     /// Send a message to the store writer and wait for its reply.
@@ -147,11 +174,11 @@ impl Registry {
             let mut msg = make(RpcReplyPort::from(tx));
             let delivered_to = loop {
                 let current = sub.borrow_and_update().clone();
-                if let Some(actor) = current.filter(|a| Some(a.get_id()) != failed) {
-                    match actor.send_message(msg) {
-                        Ok(()) => break actor.get_id(),
-                        Err(MessagingErr::SendErr(back)) => msg = back,
-                        Err(_) => return Err(ActorError::Unavailable(NAME)),
+                if let Some(w) = current.filter(|w| Some(w.actor.get_id()) != failed) {
+                    match w.deliver(msg) {
+                        Ok(()) => break w.actor.get_id(),
+                        Err(Some(back)) => msg = *back,
+                        Err(None) => return Err(ActorError::Unavailable(NAME)),
                     }
                 }
                 // Wait for the supervisor to publish a new ref.

@@ -251,8 +251,9 @@ pub enum WriterMsg {
     /// The writer's thread panicked inside a batch (self-sent): the actor
     /// fails and the supervisor restarts it.
     LaneFailed,
-    /// Fault injection (supervision tests, chaos drills): the handler
-    /// panics and the supervisor must restart the writer.
+    /// Fault injection (supervision tests, chaos drills): the writer's
+    /// thread panics at its next step, as a batch would, and the
+    /// supervisor must restart the writer.
     InjectPanic,
 }
 
@@ -340,6 +341,9 @@ pub struct WriterArgs {
     pub wake: Arc<tokio::sync::Notify>,
     /// What the batch's timestamps read.
     pub clock: crate::clock::Clock,
+    /// Where callers' writes reach the writer's thread; the supervisor
+    /// makes a fresh one for every writer it starts.
+    pub inbox: WriterInbox,
 }
 
 /// The actor (a unit struct; everything lives in [`WriterState`]).
@@ -355,13 +359,6 @@ pub struct WriterState {
     /// only to be dropped after the lane, answering what it holds, once
     /// the writer stopped.
     _syncer: Option<Syncer>,
-    /// When the last write arrived.
-    last_write: std::time::Instant,
-    /// Writes may have left small keyword-index segments to merge.
-    index_dirty: bool,
-    /// Rows written since the keyword index was last merged into one
-    /// segment (see [`search::full_merge_due`]).
-    since_full_merge: u64,
     args: WriterArgs,
 }
 
@@ -408,6 +405,7 @@ impl Actor for StoreWriter {
         )?;
         let lane = Lane::start(
             conn,
+            args.inbox.clone(),
             LaneContext {
                 args: args.clone(),
                 sync: syncer.as_ref().and_then(|s| s.tx.clone()),
@@ -418,9 +416,6 @@ impl Actor for StoreWriter {
         Ok(WriterState {
             lane,
             _syncer: syncer,
-            last_write: std::time::Instant::now(),
-            index_dirty: true,
-            since_full_merge: 0,
             args,
         })
     }
@@ -441,38 +436,20 @@ impl Actor for StoreWriter {
         state: &mut WriterState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            WriterMsg::Write(op) => {
-                state.last_write = std::time::Instant::now();
-                state.index_dirty = true;
-                state.since_full_merge += op.rows();
-                state.lane.push(op)?;
-            }
+            // Writes from callers go straight to the inbox; these are the
+            // actors' own (the sweeper's, the supervisor's).
+            WriterMsg::Write(op) => state.lane.push(op)?,
             WriterMsg::FlushAccess => {
-                // Access counts never touch the keyword index.
                 let hits = state.args.access.drain();
                 if !hits.is_empty() {
                     state.lane.push(WriteOp::Access { hits })?;
-                }
-                if state.index_dirty && state.last_write.elapsed() >= IDLE_BEFORE_MERGE {
-                    let since = state.since_full_merge;
-                    let (full, more) = state
-                        .lane
-                        .run(move |c| {
-                            let full = search::full_merge_due(c, since)?;
-                            Ok((full, search::merge_index(c, MERGE_BUDGET, full)?))
-                        })
-                        .await?;
-                    if full && !more {
-                        state.since_full_merge = 0;
-                    }
-                    state.index_dirty = more;
                 }
             }
             WriterMsg::Checkpoint(reply) => {
                 // Runs after every write handed over before it.
                 let res = state
                     .lane
-                    .run(|c| {
+                    .run(|c, _| {
                         c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
                         Ok(())
                     })
@@ -482,7 +459,12 @@ impl Actor for StoreWriter {
             WriterMsg::LaneFailed => {
                 return Err("the store writer's thread failed inside a batch".into());
             }
-            WriterMsg::InjectPanic => panic!("injected store writer fault"),
+            WriterMsg::InjectPanic => {
+                let fault: Task = Box::new(|_, _| panic!("injected store writer fault"));
+                if state.lane.inbox.enqueue(Item::Task(fault)).is_some() {
+                    panic!("injected store writer fault");
+                }
+            }
         }
         Ok(())
     }
@@ -502,11 +484,10 @@ impl Actor for StoreWriter {
         // left half done is carried on by the next writer. The checkpoint
         // runs whatever the merge did. A lane that failed has nothing to
         // fold back.
-        let since = state.since_full_merge;
         let _ = state
             .lane
-            .run(move |c| {
-                if search::full_merge_due(c, since).unwrap_or(false) {
+            .run(|c, index| {
+                if search::full_merge_due(c, index.since_full).unwrap_or(false) {
                     if let Err(e) = search::merge_index(c, STOP_MERGE_BUDGET, true) {
                         tracing::warn!(error = %e, "keyword index merge at stop failed");
                     }
@@ -525,24 +506,83 @@ impl Actor for StoreWriter {
 #[allow(clippy::large_enum_variant)]
 enum Item {
     Op(WriteOp),
-    /// Run on the connection between batches (merges, checkpoints).
-    Task(Box<dyn FnOnce(&Connection) + Send>),
+    /// Run on the connection between batches (checkpoints, the merge at
+    /// stop).
+    Task(Task),
 }
+
+type Task = Box<dyn FnOnce(&Connection, &mut IndexState) + Send>;
 
 /// What the writer's thread takes from its queue in one go.
 enum Work {
     Batch(Vec<WriteOp>),
-    Task(Box<dyn FnOnce(&Connection) + Send>),
+    Task(Task),
 }
 
-/// The queue between the actor and the writer's thread.
+/// The queue between callers and the writer's thread.
 #[derive(Default)]
 struct Queue {
     items: std::collections::VecDeque<Item>,
     /// The thread waits for items (a push must wake it).
     idle: bool,
-    /// No more items are taken (the lane is stopping, or failed).
+    /// No more items are taken (the writer is stopping, or failed).
     closed: bool,
+}
+
+/// Where writes reach the writer's thread: the queue it takes its batches
+/// from. The supervisor makes one for every writer it starts and publishes
+/// it beside the actor's ref, so a caller's write goes straight to the
+/// thread instead of through the actor's mailbox (one task wake-up and one
+/// message fewer per write; the actor's mailbox carries timers,
+/// checkpoints and the actors' own writes). Once the writer stops or fails
+/// the inbox refuses writes, and callers wait for the next writer.
+#[derive(Clone, Default)]
+pub struct WriterInbox(Arc<(std::sync::Mutex<Queue>, std::sync::Condvar)>);
+
+impl WriterInbox {
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.0 .0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queue `item`, or hand it back once the writer stopped.
+    fn enqueue(&self, item: Item) -> Option<Item> {
+        let mut q = self.queue();
+        if q.closed {
+            return Some(item);
+        }
+        q.items.push_back(item);
+        if std::mem::take(&mut q.idle) {
+            self.0 .1.notify_one();
+        }
+        None
+    }
+
+    /// Hand a write to the writer's thread; it comes back once the writer
+    /// stopped or failed (it never ran).
+    pub fn send(&self, op: WriteOp) -> Result<(), Box<WriteOp>> {
+        match self.enqueue(Item::Op(op)) {
+            None => Ok(()),
+            Some(Item::Op(op)) => Err(Box::new(op)),
+            Some(Item::Task(_)) => unreachable!("an op comes back as an op"),
+        }
+    }
+
+    /// Refuse further items; the thread takes what is queued, then stops.
+    fn close(&self) {
+        self.queue().closed = true;
+        self.0 .1.notify_one();
+    }
+}
+
+/// The keyword index's state, kept by the writer's thread.
+pub struct IndexState {
+    /// Writes may have left small segments to merge.
+    dirty: bool,
+    /// Rows written since the index was last merged into one segment
+    /// (see [`search::full_merge_due`]).
+    since_full: u64,
+    /// When the last write that touched it committed.
+    last_write: std::time::Instant,
 }
 
 /// What the writer's thread owns besides the connection.
@@ -559,70 +599,56 @@ struct LaneContext {
 
 /// The writer's thread: it owns the connection and commits batch after
 /// batch, each made of every write queued while the previous one ran (up
-/// to `max_batch` ops or `max_batch_bytes`). The actor only hands writes
-/// over, so no batch waits for the actor to be scheduled, and the thread
-/// never idles while writes are queued.
+/// to `max_batch` ops or `max_batch_bytes`), so no batch waits for an
+/// actor to be scheduled and the thread never idles while writes are
+/// queued. After [`IDLE_BEFORE_MERGE`] without writes it merges the
+/// keyword index, a bounded step at a time.
 struct Lane {
-    shared: Arc<(std::sync::Mutex<Queue>, std::sync::Condvar)>,
+    inbox: WriterInbox,
     handle: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Lane {
-    fn start(conn: Connection, cx: LaneContext) -> std::io::Result<Lane> {
-        let shared = Arc::new((
-            std::sync::Mutex::new(Queue::default()),
-            std::sync::Condvar::new(),
-        ));
-        let queue = shared.clone();
+    fn start(conn: Connection, inbox: WriterInbox, cx: LaneContext) -> std::io::Result<Lane> {
+        let queue = inbox.clone();
         let handle = std::thread::Builder::new()
             .name("signet-writer".into())
             .spawn(move || lane_loop(&conn, &queue, &cx))?;
         Ok(Lane {
-            shared,
+            inbox,
             handle: Some(handle),
         })
     }
 
-    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
-        self.shared.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Queue `item`; false (and the item dropped) once the thread stopped.
-    fn enqueue(&self, item: Item) -> bool {
-        let mut q = self.queue();
-        if q.closed {
-            return false;
-        }
-        q.items.push_back(item);
-        if std::mem::take(&mut q.idle) {
-            self.shared.1.notify_one();
-        }
-        true
-    }
-
-    /// Hand a write to the thread; it fails (dropping the write, whose
-    /// caller then hears the writer failed) once the thread has stopped.
+    /// Hand a write to the thread; an error (the write dropped, its caller
+    /// told the writer failed) once the thread has stopped.
     fn push(&self, op: WriteOp) -> Result<(), StoreError> {
-        if self.enqueue(Item::Op(op)) {
-            Ok(())
-        } else {
-            Err(lane_gone())
-        }
+        self.inbox.send(op).map_err(|_| lane_gone())
     }
 
     /// Run `f` on the connection after every write handed over before it.
     async fn run<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&Connection, &mut IndexState) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let task: Box<dyn FnOnce(&Connection) + Send> = Box::new(move |c| {
-            let _ = tx.send(f(c));
+        let task: Task = Box::new(move |c, index| {
+            let _ = tx.send(f(c, index));
         });
-        if !self.enqueue(Item::Task(task)) {
+        if self.inbox.enqueue(Item::Task(task)).is_some() {
             return Err(lane_gone());
         }
         rx.await.map_err(|_| lane_gone())?
+    }
+}
+
+impl Drop for Lane {
+    /// The thread commits what it was handed, then stops.
+    fn drop(&mut self) {
+        self.inbox.close();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
     }
 }
 
@@ -630,34 +656,41 @@ fn lane_gone() -> StoreError {
     StoreError::Task("the store writer's thread stopped".into())
 }
 
-impl Drop for Lane {
-    /// The thread commits what it was handed, then stops.
-    fn drop(&mut self) {
-        self.queue().closed = true;
-        self.shared.1.notify_one();
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
-
 /// The writer's thread: take what is queued, commit it, again. A panic in
 /// a batch drops the connection (rolling the transaction back) and every
-/// write still queued (their callers hear the writer failed), and tells
-/// the actor, which fails so the supervisor opens a fresh connection.
-fn lane_loop(
-    conn: &Connection,
-    shared: &(std::sync::Mutex<Queue>, std::sync::Condvar),
-    cx: &LaneContext,
-) {
-    let (lock, ready) = shared;
-    let lock_queue = || lock.lock().unwrap_or_else(|p| p.into_inner());
+/// write still queued (their callers retry with the next writer), and
+/// tells the actor, which fails so the supervisor opens a fresh
+/// connection.
+fn lane_loop(conn: &Connection, inbox: &WriterInbox, cx: &LaneContext) {
+    let ready = &inbox.0 .1;
+    let mut index = IndexState {
+        dirty: true,
+        since_full: 0,
+        last_write: std::time::Instant::now(),
+    };
     loop {
         let work = {
-            let mut q = lock_queue();
-            while q.items.is_empty() && !q.closed {
+            let mut q = inbox.queue();
+            loop {
+                if !q.items.is_empty() || q.closed {
+                    break;
+                }
                 q.idle = true;
-                q = ready.wait(q).unwrap_or_else(|p| p.into_inner());
+                if !index.dirty {
+                    q = ready.wait(q).unwrap_or_else(|p| p.into_inner());
+                    continue;
+                }
+                let quiet = index.last_write.elapsed();
+                if quiet < IDLE_BEFORE_MERGE {
+                    q = ready
+                        .wait_timeout(q, IDLE_BEFORE_MERGE - quiet)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                    continue;
+                }
+                // Quiet long enough: one merge step, as a task (a caller's
+                // write waits at most one step).
+                q.items.push_back(Item::Task(Box::new(merge_step)));
             }
             q.idle = false;
             match take(&mut q.items, cx.args.max_batch, cx.args.max_batch_bytes) {
@@ -666,18 +699,38 @@ fn lane_loop(
             }
         };
         let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match work {
-            Work::Batch(ops) => commit(conn, ops, cx),
-            Work::Task(f) => f(conn),
+            Work::Batch(ops) => commit(conn, ops, cx, &mut index),
+            Work::Task(f) => f(conn, &mut index),
         }));
         if done.is_err() {
             let left = {
-                let mut q = lock_queue();
+                let mut q = inbox.queue();
                 q.closed = true;
                 std::mem::take(&mut q.items)
             };
             drop(left);
             let _ = cx.me.send_message(WriterMsg::LaneFailed);
             return;
+        }
+    }
+}
+
+/// One bounded step of the idle merge of the keyword index: a full merge
+/// once enough rows came since the last one, else a partial one.
+fn merge_step(c: &Connection, index: &mut IndexState) {
+    let step = search::full_merge_due(c, index.since_full)
+        .and_then(|full| Ok((full, search::merge_index(c, MERGE_BUDGET, full)?)));
+    match step {
+        Ok((full, more)) => {
+            if full && !more {
+                index.since_full = 0;
+            }
+            index.dirty = more;
+        }
+        Err(e) => {
+            // Tried again after the next writes.
+            tracing::warn!(error = %e, "keyword index merge failed");
+            index.dirty = false;
         }
     }
 }
@@ -710,9 +763,16 @@ fn take(
 
 /// Commit `ops` as one transaction; their callers are answered once it is
 /// on disk (by the sync thread), or at once with `synchronous: normal`.
-fn commit(conn: &Connection, ops: Vec<WriteOp>, cx: &LaneContext) {
+fn commit(conn: &Connection, ops: Vec<WriteOp>, cx: &LaneContext, index: &mut IndexState) {
     let args = &cx.args;
     let n = ops.len() as u64;
+    // Access counts never touch the keyword index.
+    let rows: u64 = ops.iter().map(WriteOp::rows).sum();
+    if ops.iter().any(|op| !matches!(op, WriteOp::Access { .. })) {
+        index.dirty = true;
+        index.since_full += rows;
+        index.last_write = std::time::Instant::now();
+    }
     let now = args.clock.now();
     let ctx = BatchContext {
         index: args.index.clone(),
@@ -1507,7 +1567,7 @@ mod tests {
     }
 
     fn task() -> Item {
-        Item::Task(Box::new(|_| {}))
+        Item::Task(Box::new(|_, _| {}))
     }
 
     /// What `take` made of the queue's front: ops in a batch, or a task.

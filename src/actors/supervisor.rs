@@ -18,8 +18,10 @@ use ractor::{
 use super::rate_limit::{LedgerArgs, RateLimiter};
 use super::retention::{Sweeper, SweeperArgs};
 use super::sse::{Broadcaster, SseArgs};
-use super::store_writer::{JobOp, JobReply, StoreWriter, WriteOp, WriterArgs, WriterMsg};
-use super::Registry;
+use super::store_writer::{
+    JobOp, JobReply, StoreWriter, WriteOp, WriterArgs, WriterInbox, WriterMsg,
+};
+use super::{Registry, WriterRef};
 
 /// Restarts of one child tolerated within [`RESTART_WINDOW`].
 pub const MAX_RESTARTS: usize = 5;
@@ -123,10 +125,18 @@ async fn spawn_child(
 ) -> Result<(), ActorProcessingErr> {
     let cell = match child {
         Child::StoreWriter => {
-            let (r, _) =
-                Actor::spawn_linked(None, StoreWriter, st.args.writer.clone(), me.get_cell())
-                    .await?;
-            st.args.registry.publish_writer(Some(r.clone()));
+            // A fresh inbox per writer: one a failed writer closed stays
+            // closed, so its callers wait for this one.
+            let inbox = WriterInbox::default();
+            let args = WriterArgs {
+                inbox: inbox.clone(),
+                ..st.args.writer.clone()
+            };
+            let (r, _) = Actor::spawn_linked(None, StoreWriter, args, me.get_cell()).await?;
+            st.args.registry.publish_writer(Some(WriterRef {
+                actor: r.clone(),
+                inbox,
+            }));
             r.get_cell()
         }
         Child::RateLimiter => {
