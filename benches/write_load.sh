@@ -26,7 +26,9 @@ for _ in $(seq "$ROUNDS"); do
   for bin in "$@"; do
     ws=$(mktemp -d)
     printf 'embedding:\n  provider: none\n' > "$ws/agent.yaml"
-    if [ -n "${STORE:-}" ]; then mkdir -p "$ws/memory" && cp "$STORE" "$ws/memory/memories.db"; fi
+    # The copy is written out before the daemon starts: its writeback would
+    # otherwise compete with the WAL syncs of the run.
+    if [ -n "${STORE:-}" ]; then mkdir -p "$ws/memory" && cp "$STORE" "$ws/memory/memories.db" && sync; fi
     SIGNET_PATH="$ws" SIGNET_PORT=$PORT SIGNET_LOG=warn "$bin" serve > "$ws/daemon.log" 2>&1 &
     pid=$!
     for _ in $(seq 600); do curl -sf "localhost:$PORT/health" >/dev/null && break; sleep 0.05; done
