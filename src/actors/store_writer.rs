@@ -352,13 +352,13 @@ pub struct StoreWriter;
 /// State owned by the writer.
 pub struct WriterState {
     /// The thread that owns the connection and commits the batches.
-    /// Declared first, so on a stop it finishes what it was handed (and
-    /// stops the checkpointer) before the syncer goes.
+    /// Declared first, so when the state is dropped (a failed writer) it
+    /// finishes what it was handed (and stops the checkpointer) before the
+    /// syncer goes; a clean stop ends both in `post_stop`.
     lane: Lane,
-    /// Syncs commits before their replies (`synchronous: full`); held
-    /// only to be dropped after the lane, answering what it holds, once
-    /// the writer stopped.
-    _syncer: Option<Syncer>,
+    /// Syncs commits before their replies (`synchronous: full`); stopped
+    /// after the lane, answering what it holds.
+    syncer: Option<Syncer>,
     args: WriterArgs,
 }
 
@@ -413,11 +413,7 @@ impl Actor for StoreWriter {
                 me,
             },
         )?;
-        Ok(WriterState {
-            lane,
-            _syncer: syncer,
-            args,
-        })
+        Ok(WriterState { lane, syncer, args })
     }
 
     async fn post_start(
@@ -483,10 +479,13 @@ impl Actor for StoreWriter {
         // keyword index merged for the next start, within a bound; a merge
         // left half done is carried on by the next writer. The checkpoint
         // runs whatever the merge did. A lane that failed has nothing to
-        // fold back.
-        let _ = state
+        // fold back. The thread then stops: ractor drops this state only
+        // later (with the supervisor), and nothing may write after the
+        // final checkpoint (not a late write, not an idle merge), let
+        // alone once the workspace lock is released.
+        state
             .lane
-            .run(|c, index| {
+            .stop(|c, index| {
                 if search::full_merge_due(c, index.since_full).unwrap_or(false) {
                     if let Err(e) = search::merge_index(c, STOP_MERGE_BUDGET, true) {
                         tracing::warn!(error = %e, "keyword index merge at stop failed");
@@ -496,6 +495,10 @@ impl Actor for StoreWriter {
                 Ok(())
             })
             .await;
+        // Every batch is with the syncer now: it answers them and stops.
+        if let Some(syncer) = state.syncer.take() {
+            let _ = tokio::task::spawn_blocking(move || drop(syncer)).await;
+        }
         Ok(())
     }
 }
@@ -613,7 +616,18 @@ impl Lane {
         let queue = inbox.clone();
         let handle = std::thread::Builder::new()
             .name("signet-writer".into())
-            .spawn(move || lane_loop(&conn, &queue, &cx))?;
+            .spawn(move || {
+                let failed = lane_loop(&conn, &queue, &cx);
+                // The connection (and its open transaction) goes before
+                // the actor hears: the restarted writer must not wait on
+                // its lock.
+                drop(conn);
+                let me = cx.me.clone();
+                drop(cx);
+                if failed {
+                    let _ = me.send_message(WriterMsg::LaneFailed);
+                }
+            })?;
         Ok(Lane {
             inbox,
             handle: Some(handle),
@@ -642,6 +656,39 @@ impl Lane {
     }
 }
 
+impl Lane {
+    /// Run `last` after every write handed over so far, refuse any later
+    /// one (its caller waits for the next writer), and wait for the thread
+    /// to end.
+    async fn stop(
+        &mut self,
+        last: impl FnOnce(&Connection, &mut IndexState) -> Result<(), StoreError> + Send + 'static,
+    ) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task: Task = Box::new(move |c, index| {
+            let _ = tx.send(last(c, index));
+        });
+        let queued = {
+            let mut q = self.inbox.queue();
+            let open = !q.closed;
+            if open {
+                q.items.push_back(Item::Task(task));
+            }
+            q.closed = true;
+            open
+        };
+        self.inbox.0 .1.notify_one();
+        if queued {
+            if let Ok(Err(e)) = rx.await {
+                tracing::warn!(error = %e, "final WAL checkpoint failed");
+            }
+        }
+        if let Some(h) = self.handle.take() {
+            let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        }
+    }
+}
+
 impl Drop for Lane {
     /// The thread commits what it was handed, then stops.
     fn drop(&mut self) {
@@ -656,12 +703,12 @@ fn lane_gone() -> StoreError {
     StoreError::Task("the store writer's thread stopped".into())
 }
 
-/// The writer's thread: take what is queued, commit it, again. A panic in
-/// a batch drops the connection (rolling the transaction back) and every
-/// write still queued (their callers retry with the next writer), and
-/// tells the actor, which fails so the supervisor opens a fresh
-/// connection.
-fn lane_loop(conn: &Connection, inbox: &WriterInbox, cx: &LaneContext) {
+/// The writer's thread: take what is queued, commit it, again, until the
+/// inbox is closed and empty. A panic in a batch drops every write still
+/// queued (their callers retry with the next writer) and returns true: the
+/// thread then drops the connection (rolling the transaction back) and
+/// tells the actor, which fails so the supervisor opens a fresh one.
+fn lane_loop(conn: &Connection, inbox: &WriterInbox, cx: &LaneContext) -> bool {
     let ready = &inbox.0 .1;
     let mut index = IndexState {
         dirty: true,
@@ -695,12 +742,16 @@ fn lane_loop(conn: &Connection, inbox: &WriterInbox, cx: &LaneContext) {
             q.idle = false;
             match take(&mut q.items, cx.args.max_batch, cx.args.max_batch_bytes) {
                 Some(w) => w,
-                None => return,
+                None => return false,
             }
         };
         let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match work {
             Work::Batch(ops) => commit(conn, ops, cx, &mut index),
-            Work::Task(f) => f(conn, &mut index),
+            Work::Task(f) => {
+                f(conn, &mut index);
+                // A merge step writes to the WAL too.
+                cx.checkpointer.nudge();
+            }
         }));
         if done.is_err() {
             let left = {
@@ -709,8 +760,7 @@ fn lane_loop(conn: &Connection, inbox: &WriterInbox, cx: &LaneContext) {
                 std::mem::take(&mut q.items)
             };
             drop(left);
-            let _ = cx.me.send_message(WriterMsg::LaneFailed);
-            return;
+            return true;
         }
     }
 }
@@ -1346,7 +1396,17 @@ impl Syncer {
                         .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
                     stats.syncs.fetch_add(1, Ordering::Relaxed);
                     match synced {
-                        Ok(()) => due.into_iter().for_each(|f| f.deliver(&registry)),
+                        // A panic while answering one batch (its callers then
+                        // time out) must not stop the answers of the next.
+                        Ok(()) => due.into_iter().for_each(|f| {
+                            let answered =
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                    f.deliver(&registry)
+                                }));
+                            if answered.is_err() {
+                                tracing::error!("answering a committed batch panicked");
+                            }
+                        }),
                         Err(e) => {
                             let fault = match e.kind() {
                                 std::io::ErrorKind::StorageFull => Some(Fault::DiskFull),

@@ -155,3 +155,43 @@ async fn a_writer_that_keeps_failing_is_given_up_and_the_server_stops() {
         .ok();
     assert!(app.client.get(app.url("/health")).send().await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_writes_the_store_after_a_clean_stop() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let app = crate::helpers::spawn_in(dir.path().to_path_buf(), |_| {}).await;
+    // One group commit each: many small keyword-index segments, which the
+    // writer merges once it has been idle for a moment.
+    for i in 0..40 {
+        app.remember(&format!("note {i} written one at a time before the stop"))
+            .await;
+    }
+    let registry = app.app.as_ref().expect("app").registry.clone();
+    app.stop().await;
+    let wal = signet::store::db_path(dir.path()).with_extension("db-wal");
+    let len = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(len(), 0, "the final checkpoint truncated the WAL");
+    // A write that reaches the stopped writer (a caller holding its ref) is
+    // refused, not committed after the final checkpoint.
+    let late = registry
+        .call_writer(std::time::Duration::from_millis(500), |reply| {
+            WriterMsg::Write(signet::actors::store_writer::WriteOp::Revoke {
+                kind: "jti",
+                value: "late".into(),
+                at: 0,
+                by: "test".into(),
+                reply,
+            })
+        })
+        .await;
+    assert!(late.is_err(), "a write after the stop was taken");
+    // Past the writer's idle delay: a writer thread still alive would merge
+    // the index now, after the final checkpoint.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(len(), 0, "nothing wrote after the final checkpoint");
+    let conn = rusqlite::Connection::open(signet::store::db_path(dir.path())).expect("open");
+    let n: i64 = conn
+        .query_row("SELECT COUNT(*) FROM memories", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(n, 40);
+}
