@@ -509,8 +509,8 @@ impl Actor for StoreWriter {
 #[allow(clippy::large_enum_variant)]
 enum Item {
     Op(WriteOp),
-    /// Run on the connection between batches (checkpoints, the merge at
-    /// stop).
+    /// Run on the connection between batches (checkpoints, idle merge
+    /// steps, the merge at stop, fault injection).
     Task(Task),
 }
 
@@ -654,9 +654,7 @@ impl Lane {
         }
         rx.await.map_err(|_| lane_gone())?
     }
-}
 
-impl Lane {
     /// Run `last` after every write handed over so far, refuse any later
     /// one (its caller waits for the next writer), and wait for the thread
     /// to end.
