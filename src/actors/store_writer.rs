@@ -645,10 +645,7 @@ impl Lane {
         &self,
         f: impl FnOnce(&Connection, &mut IndexState) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let task: Task = Box::new(move |c, index| {
-            let _ = tx.send(f(c, index));
-        });
+        let (task, rx) = answered(f);
         if self.inbox.enqueue(Item::Task(task)).is_some() {
             return Err(lane_gone());
         }
@@ -662,10 +659,7 @@ impl Lane {
         &mut self,
         last: impl FnOnce(&Connection, &mut IndexState) -> Result<(), StoreError> + Send + 'static,
     ) {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let task: Task = Box::new(move |c, index| {
-            let _ = tx.send(last(c, index));
-        });
+        let (task, rx) = answered(last);
         let queued = {
             let mut q = self.inbox.queue();
             let open = !q.closed;
@@ -695,6 +689,17 @@ impl Drop for Lane {
             let _ = h.join();
         }
     }
+}
+
+/// `f` as a task for the writer's thread, and where its result arrives.
+fn answered<T: Send + 'static>(
+    f: impl FnOnce(&Connection, &mut IndexState) -> Result<T, StoreError> + Send + 'static,
+) -> (Task, tokio::sync::oneshot::Receiver<Result<T, StoreError>>) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task: Task = Box::new(move |c, index| {
+        let _ = tx.send(f(c, index));
+    });
+    (task, rx)
 }
 
 fn lane_gone() -> StoreError {
