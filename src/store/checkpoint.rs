@@ -189,8 +189,9 @@ pub fn restart(conn: &Connection) -> Result<bool, StoreError> {
 pub struct Checkpointer {
     stop: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
-    /// When the thread was last nudged, in milliseconds since `born`.
-    nudged: AtomicU64,
+    /// When the next nudge may wake the thread, in milliseconds since
+    /// `born` (0 at first: the first nudge always wakes it).
+    next_nudge: AtomicU64,
     born: std::time::Instant,
 }
 
@@ -328,7 +329,7 @@ impl Checkpointer {
         Ok(Checkpointer {
             stop,
             handle: Some(handle),
-            nudged: AtomicU64::new(0),
+            next_nudge: AtomicU64::new(0),
             born: std::time::Instant::now(),
         })
     }
@@ -338,9 +339,9 @@ impl Checkpointer {
     /// clock read otherwise).
     pub fn nudge(&self) {
         let now = self.born.elapsed().as_millis() as u64;
-        let last = self.nudged.load(Ordering::Relaxed);
-        if now >= last + WATCH.as_millis() as u64 {
-            self.nudged.store(now, Ordering::Relaxed);
+        if now >= self.next_nudge.load(Ordering::Relaxed) {
+            self.next_nudge
+                .store(now + WATCH.as_millis() as u64, Ordering::Relaxed);
             if let Some(h) = &self.handle {
                 h.thread().unpark();
             }
@@ -452,6 +453,26 @@ mod tests {
             .expect("write");
         let live = WalIndex::of(&path).frames().expect("index");
         assert!(live < 10, "the log did not start over: {live} frames");
+    }
+
+    #[test]
+    fn the_first_nudge_right_after_start_wakes_the_checkpointer() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("x.db");
+        let conn = wal_writer(&path);
+        let rows = (WAL_RESTART_BYTES / 4 / FRAME_BYTES) as i64 + 500;
+        burst(&conn, rows);
+        // The WAL is already long when the checkpointer starts, and the
+        // nudge comes within the first look's spacing ([`WATCH`]).
+        let stats = Arc::new(CheckpointStats::default());
+        let checkpointer =
+            Checkpointer::start(&path, Duration::from_secs(600), stats.clone()).expect("start");
+        checkpointer.nudge();
+        assert!(
+            copied(&stats, rows, Duration::from_secs(10)),
+            "a nudge just after start was dropped: {} runs",
+            stats.runs.load(Ordering::Relaxed)
+        );
     }
 
     #[test]
